@@ -1,0 +1,3 @@
+from minillm_cli.cli.main import main
+
+main()

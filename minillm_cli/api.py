@@ -1,0 +1,33 @@
+"""The public API for plugin authors: base classes and the hook marker."""
+
+from minillm_cli.benchmark import Benchmark, EvalExample
+from minillm_cli.components import Component, PluginParams
+from minillm_cli.divergence import (
+    Divergence,
+    TokenDivergence,
+    TokenDivergenceParams,
+    token_divergence_loss,
+    token_divergence_sum,
+)
+from minillm_cli.hookspecs import hookimpl
+from minillm_cli.model_family import ModelFamily, ScratchParams
+from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext
+
+__all__ = [
+    "Benchmark",
+    "Component",
+    "Divergence",
+    "EvalExample",
+    "ModelFamily",
+    "PluginParams",
+    "PromptBatch",
+    "RolloutBatch",
+    "Sampler",
+    "SamplerContext",
+    "ScratchParams",
+    "TokenDivergence",
+    "TokenDivergenceParams",
+    "hookimpl",
+    "token_divergence_loss",
+    "token_divergence_sum",
+]

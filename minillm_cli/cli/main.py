@@ -1,0 +1,75 @@
+"""``minillm``: the top-level Typer app, and ``main()`` which renders every MinillmError."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from minillm_cli import __version__
+from minillm_cli.cli import distill, pending, plugins_cmd, recipes_cmd
+from minillm_cli.cli.render import render_error
+from minillm_cli.cli.state import state
+from minillm_cli.errors import ExitCode, MinillmError
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"minillm {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="minillm",
+        help="Knowledge distillation of generative language models (MiniLLM and friends).",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode="rich",
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+        debug: bool = typer.Option(False, "--debug", help="Show Python tracebacks for errors."),
+    ) -> None:
+        """Distill a large teacher LM into a small student from a YAML recipe."""
+        if debug:
+            state.debug = True
+
+    distill.register(app)
+    pending.register(app)
+    plugins_cmd.register(app)
+    app.add_typer(recipes_cmd.app, name="recipes")
+    _add_plugin_commands(app)
+    return app
+
+
+def _add_plugin_commands(app: typer.Typer) -> None:
+    from minillm_cli.plugins import add_plugin_commands, get_plugins
+
+    add_plugin_commands(app, get_plugins())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    if argv is not None:
+        sys.argv = ["minillm", *argv]
+    if "--debug" in sys.argv[1:]:
+        state.debug = True
+    try:
+        app = build_app()
+        app()
+    except MinillmError as err:
+        render_error(err, debug=state.debug)
+        sys.exit(int(err.exit_code))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(int(ExitCode.INTERRUPTED))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""``minillm recipes list | show NAME | validate FILE...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from minillm_cli.cli.render import render_error
+from minillm_cli.cli.state import state
+from minillm_cli.errors import ExitCode, RecipeError
+from minillm_cli.recipe.loader import load_recipe
+from minillm_cli.recipe.shipped import recipes_root, shipped_recipe, shipped_recipes
+
+app = typer.Typer(help="List, show and validate recipes.", no_args_is_help=True)
+console = Console()
+
+
+def _header_summary(path: Path) -> str:
+    """First comment line of a recipe (its header says what it reproduces)."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        s = line.strip()
+        if s.startswith("#"):
+            text = s.lstrip("#").strip()
+            if text:
+                return text
+        elif s:
+            break
+    return ""
+
+
+@app.command("list")
+def list_recipes() -> None:
+    """The recipes shipped with minillm."""
+    table = Table(title=f"shipped recipes ({recipes_root()})")
+    table.add_column("name")
+    table.add_column("what it is")
+    for name, path in shipped_recipes().items():
+        table.add_row(name, _header_summary(path))
+    console.print(table)
+
+
+@app.command("show")
+def show(name: str = typer.Argument(..., help="Recipe name from `minillm recipes list`, e.g. tiny/kd.")) -> None:
+    """Print a shipped recipe."""
+    path = shipped_recipe(name)
+    console.print(Syntax(path.read_text(encoding="utf-8"), "yaml", theme="ansi_dark", word_wrap=True))
+
+
+@app.command("validate")
+def validate(
+    files: list[Path] = typer.Argument(..., help="Recipe YAML files."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.lr=1e-5."),
+) -> None:
+    """Check recipes (plugin options included); exit 3 if any is invalid."""
+    bad = 0
+    for f in files:
+        try:
+            recipe = load_recipe(f, overrides)
+        except RecipeError as err:
+            bad += 1
+            render_error(err, debug=state.debug)
+            continue
+        console.print(f"[green]ok[/] {f}: {recipe.name} ({recipe.sampler.name} x {recipe.divergence.name})")
+    if bad:
+        raise typer.Exit(int(ExitCode.RECIPE))

@@ -1,0 +1,12 @@
+"""Process-wide CLI options (set by the top-level callback)."""
+
+from __future__ import annotations
+
+import os
+
+
+class CliState:
+    debug: bool = os.environ.get("MINILLM_DEBUG", "") not in ("", "0")
+
+
+state = CliState()

@@ -1,0 +1,48 @@
+"""The pluggy hook specifications of the ``minillm`` entry-point group.
+
+A plugin is any module (or object) named by an entry point in the ``minillm`` group that implements
+some of these hooks with :data:`hookimpl`. Each ``register_*`` hook receives a ``register`` callback;
+call it once per class you provide. The class must subclass the matching base in
+:mod:`minillm_cli.api` and define ``name`` and ``Params``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+PROJECT = "minillm"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+if TYPE_CHECKING:
+    import typer
+
+Register = Callable[[type[Any]], None]
+
+
+class MinillmHookSpecs:
+    """Hooks a ``minillm`` plugin may implement."""
+
+    @hookspec
+    def register_divergences(self, register: Register) -> None:
+        """Register :class:`minillm_cli.api.Divergence` subclasses (token- or sequence-level)."""
+
+    @hookspec
+    def register_samplers(self, register: Register) -> None:
+        """Register :class:`minillm_cli.api.Sampler` subclasses (where response tokens come from)."""
+
+    @hookspec
+    def register_model_families(self, register: Register) -> None:
+        """Register :class:`minillm_cli.api.ModelFamily` subclasses (loading, templates, quirks)."""
+
+    @hookspec
+    def register_benchmarks(self, register: Register) -> None:
+        """Register :class:`minillm_cli.api.Benchmark` subclasses (evaluation sets and metrics)."""
+
+    @hookspec
+    def register_commands(self, app: typer.Typer) -> None:
+        """Add subcommands to the ``minillm`` Typer app (``@app.command()``)."""

@@ -1,0 +1,149 @@
+"""Loading teacher and student models from recipe ``ModelSpec``s through model-family plugins, and the
+teacher/student vocabulary check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minillm_cli.byte_tokenizer import byte_level_tokenizer
+from minillm_cli.errors import RecipeError, ResourceError
+from minillm_cli.model_family import ModelFamily
+from minillm_cli.plugins import PluginSet, get_plugins
+from minillm_cli.recipe.schema import ModelSpec
+
+OFFLINE_HINT = (
+    "give a local directory (a Hugging Face model folder), or make the hub id available in the local "
+    "Hugging Face cache; with HF_HUB_OFFLINE=1 nothing is downloaded"
+)
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    family: ModelFamily
+
+
+def _looks_local(source: str) -> bool:
+    return source.startswith((".", "/", "~")) or Path(source).exists()
+
+
+def detect_family(
+    source: str, *, revision: str | None = None, plugins: PluginSet | None = None, trust_remote_code: bool = False
+) -> ModelFamily:
+    """The family plugin for a hub id or local path, from ``config.model_type`` (fallback last)."""
+    from transformers import AutoConfig
+
+    plugins = plugins or get_plugins()
+    try:
+        config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _load_error("model config", source, exc) from exc
+    return family_for_model_type(config.model_type, plugins)
+
+
+def family_for_model_type(model_type: str, plugins: PluginSet | None = None) -> ModelFamily:
+    plugins = plugins or get_plugins()
+    entries = plugins.model_families.entries()
+    for entry in sorted(entries, key=lambda e: e.cls.fallback):
+        if entry.cls.matches(model_type):
+            return entry.cls()
+    raise ResourceError(f"no model family handles model_type {model_type!r}", hint="install a family plugin")
+
+
+def _load_error(what: str, source: str, exc: Exception) -> ResourceError:
+    if _looks_local(source) and not Path(source).expanduser().exists():
+        return ResourceError(f"cannot load {what}: path {source!r} does not exist", hint="check the path")
+    return ResourceError(f"cannot load {what} from {source!r}", why=str(exc).splitlines()[0], hint=OFFLINE_HINT)
+
+
+def load_tokenizer(spec: ModelSpec, family: ModelFamily) -> Any:
+    source = spec.tokenizer or spec.path
+    assert source is not None  # the schema guarantees one
+    if source == "byte":
+        return family.prepare_tokenizer(byte_level_tokenizer())
+    try:
+        return family.load_tokenizer(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _load_error("tokenizer", source, exc) from exc
+
+
+def load_model(
+    spec: ModelSpec,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    plugins: PluginSet | None = None,
+) -> LoadedModel:
+    """Load (or build from scratch) the model and tokenizer a ``ModelSpec`` names."""
+    plugins = plugins or get_plugins()
+    if spec.family is not None:
+        family = plugins.model_families.get(spec.family)()
+    else:
+        assert spec.path is not None
+        family = detect_family(
+            spec.path, revision=spec.revision, plugins=plugins, trust_remote_code=spec.trust_remote_code
+        )
+    tokenizer = load_tokenizer(spec, family)
+    if spec.scratch is not None:
+        from transformers import AutoModelForCausalLM
+
+        scratch = family.Params.model_validate(spec.scratch)
+        config = family.build_config(
+            scratch,
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        fork_devices: list[int] = []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seed)
+            model = AutoModelForCausalLM.from_config(config)
+        if dtype is not None:
+            model = model.to(dtype)
+    else:
+        assert spec.path is not None
+        try:
+            model = family.load_model(
+                spec.path, revision=spec.revision, dtype=dtype, trust_remote_code=spec.trust_remote_code
+            )
+        except (OSError, ValueError) as exc:
+            raise _load_error("model", spec.path, exc) from exc
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return LoadedModel(model=model, tokenizer=tokenizer, family=family)
+
+
+def embedding_rows(model: Any) -> int:
+    return int(model.get_input_embeddings().weight.shape[0])
+
+
+def check_vocab(teacher: LoadedModel, student: LoadedModel) -> int:
+    """Teacher and student must share a tokenizer; their embedding matrices may be padded differently
+    (e.g. 151936 vs 152064 rows). Returns the number of shared rows to compare logits on."""
+    t_vocab, s_vocab = teacher.tokenizer.get_vocab(), student.tokenizer.get_vocab()
+    if t_vocab != s_vocab:
+        only_t = len(set(t_vocab.items()) - set(s_vocab.items()))
+        only_s = len(set(s_vocab.items()) - set(t_vocab.items()))
+        raise RecipeError(
+            "teacher and student use different tokenizers",
+            details=[
+                f"teacher: {len(t_vocab)} tokens, student: {len(s_vocab)} tokens; "
+                f"{only_t} teacher and {only_s} student token->id pairs are not shared",
+            ],
+            why="token-level distillation compares the two models' distributions over the same token ids",
+            hint="pick a student of the teacher's family (same tokenizer), or set the same `tokenizer:` for both",
+        )
+    shared = min(embedding_rows(teacher.model), embedding_rows(student.model))
+    needed = len(teacher.tokenizer)
+    if shared < needed:
+        raise RecipeError(
+            f"a model has fewer embedding rows ({shared}) than the tokenizer has tokens ({needed})",
+            hint="resize the model's token embeddings to the tokenizer",
+        )
+    return shared

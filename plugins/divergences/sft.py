@@ -1,0 +1,17 @@
+"""Cross entropy on the target tokens, -log q(y_t): supervised fine-tuning, no teacher."""
+
+from __future__ import annotations
+
+import torch
+
+from minillm_cli.api import TokenDivergence
+
+
+class CrossEntropy(TokenDivergence):
+    name = "sft"
+    description = "cross entropy -log q(y_t) on the targets (no teacher)"
+    needs_teacher = False
+
+    def per_token(self, student_logits, teacher_logits, targets) -> torch.Tensor:
+        logq = torch.log_softmax(student_logits, dim=-1)
+        return -logq.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)

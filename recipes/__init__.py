@@ -1,0 +1,1 @@
+"""Recipes shipped with minillm; see `minillm recipes list`."""
