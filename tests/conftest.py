@@ -1,0 +1,70 @@
+"""Shared test setup: offline Hugging Face, an in-process CLI runner, tiny-model helpers."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run ``minillm ARGS...`` in-process; returns exit code, stdout, stderr."""
+    from minillm_cli.cli.main import main
+    from minillm_cli.cli.state import state
+    from minillm_cli.plugins import reset_plugins
+
+    def run(*args: str, env: dict[str, str] | None = None) -> CliResult:
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        reset_plugins()
+        state.debug = False
+        capsys.readouterr()
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        reset_plugins()
+        return CliResult(code, out, err)
+
+    return run
+
+
+def run_minillm(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+    """Run the installed ``minillm`` console script in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "minillm_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
