@@ -7,9 +7,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, model_validator
 
 from minillm_cli.components import Component, PluginParams
+from minillm_cli.errors import ResourceError
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+# Tokenizer classes that mean "tokenizer.json exactly as saved". For some model types (qwen2, phi3, ...)
+# transformers 5 ignores such a declaration and substitutes its own class, which rebuilds the normalizer and
+# pre-tokenizer (Qwen2Tokenizer adds NFC): a tokenizer saved next to a qwen2 model would then not be the one
+# loaded back. ``ModelFamily.load_tokenizer`` honours the declaration instead.
+GENERIC_TOKENIZER_CLASSES = frozenset({"TokenizersBackend", "PreTrainedTokenizerFast"})
 
 ALPACA_PROMPT = (
     "Below is an instruction that describes a task. "
@@ -69,16 +76,26 @@ class ModelFamily(Component):
         raise NotImplementedError(f"model family {self.name!r} cannot build models from scratch")
 
     def load_tokenizer(self, source: str, *, revision: str | None = None, **kwargs: Any) -> PreTrainedTokenizerBase:
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-        tok = AutoTokenizer.from_pretrained(source, revision=revision, **kwargs)
+        declared = _declared_tokenizer_config(source, revision)
+        if declared.get("tokenizer_class") in GENERIC_TOKENIZER_CLASSES and "auto_map" not in declared:
+            kwargs.pop("trust_remote_code", None)
+            tok = PreTrainedTokenizerFast.from_pretrained(source, revision=revision, **kwargs)
+        else:
+            tok = AutoTokenizer.from_pretrained(source, revision=revision, **kwargs)
         return self.prepare_tokenizer(tok)
 
     def prepare_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
         """Pad/EOS conventions: a missing pad token becomes EOS; padding on the left for generation."""
         if tokenizer.pad_token is None:
             if tokenizer.eos_token is None:
-                raise ValueError("tokenizer has neither a pad nor an EOS token")
+                raise ResourceError(
+                    f"tokenizer {getattr(tokenizer, 'name_or_path', '') or type(tokenizer).__name__!r} has neither "
+                    "a pad nor an EOS token",
+                    why="batches are padded, and generation stops at EOS",
+                    hint="use a tokenizer that defines an EOS token (or a pad token)",
+                )
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
         return tokenizer
@@ -97,3 +114,14 @@ class ModelFamily(Component):
         if input:
             return ALPACA_PROMPT_WITH_INPUT.format(instruction=instruction, input=input)
         return ALPACA_PROMPT.format(instruction=instruction)
+
+
+def _declared_tokenizer_config(source: str, revision: str | None) -> dict[str, Any]:
+    """``tokenizer_config.json`` of a local folder or cached hub id; empty when it cannot be read (the
+    ``AutoTokenizer`` call that follows then reports the problem)."""
+    try:
+        from transformers.models.auto.tokenization_auto import get_tokenizer_config
+
+        return dict(get_tokenizer_config(source, revision=revision))
+    except (ImportError, OSError, ValueError):
+        return {}

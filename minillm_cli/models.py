@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from minillm_cli.byte_tokenizer import byte_level_tokenizer
 from minillm_cli.errors import RecipeError, ResourceError
@@ -19,6 +20,10 @@ OFFLINE_HINT = (
     "give a local directory (a Hugging Face model folder), or make the hub id available in the local "
     "Hugging Face cache; with HF_HUB_OFFLINE=1 nothing is downloaded"
 )
+ONLINE_HINT = (
+    "check the hub id (`name` or `owner/name`, and `revision`), your network and access token, "
+    "or give a local directory (a Hugging Face model folder)"
+)
 
 
 @dataclass
@@ -29,7 +34,25 @@ class LoadedModel:
 
 
 def _looks_local(source: str) -> bool:
-    return source.startswith((".", "/", "~")) or Path(source).exists()
+    """A path rather than a hub id: hub ids are ``name`` or ``owner/name``, so anything with more than one
+    ``/``, a backslash, or a leading ``.``, ``/`` or ``~`` is a path."""
+    return (
+        source.startswith((".", "/", "~"))
+        or source.count("/") > 1
+        or "\\" in source
+        or Path(source).expanduser().exists()
+    )
+
+
+def _offline() -> bool:
+    try:
+        from huggingface_hub import is_offline_mode
+
+        return bool(is_offline_mode())
+    except ImportError:  # older huggingface_hub
+        import os
+
+        return os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def detect_family(
@@ -58,7 +81,14 @@ def family_for_model_type(model_type: str, plugins: PluginSet | None = None) -> 
 def _load_error(what: str, source: str, exc: Exception) -> ResourceError:
     if _looks_local(source) and not Path(source).expanduser().exists():
         return ResourceError(f"cannot load {what}: path {source!r} does not exist", hint="check the path")
-    return ResourceError(f"cannot load {what} from {source!r}", why=str(exc).splitlines()[0], hint=OFFLINE_HINT)
+    first_line = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    if _offline():
+        return ResourceError(
+            f"cannot load {what} from {source!r} (Hugging Face offline mode: HF_HUB_OFFLINE=1)",
+            why=first_line,
+            hint=OFFLINE_HINT,
+        )
+    return ResourceError(f"cannot load {what} from {source!r}", why=first_line, hint=ONLINE_HINT)
 
 
 def load_tokenizer(spec: ModelSpec, family: ModelFamily) -> Any:
@@ -79,7 +109,10 @@ def load_model(
     dtype: torch.dtype | None = None,
     plugins: PluginSet | None = None,
 ) -> LoadedModel:
-    """Load (or build from scratch) the model and tokenizer a ``ModelSpec`` names."""
+    """Load (or build from scratch) the model and tokenizer a ``ModelSpec`` names.
+
+    The model comes back in eval mode either way (as ``from_pretrained`` returns it), with
+    ``config.pad_token_id`` and ``generation_config.pad_token_id`` set from the tokenizer when missing."""
     plugins = plugins or get_plugins()
     if spec.family is not None:
         family = plugins.model_families.get(spec.family)()
@@ -92,20 +125,33 @@ def load_model(
     if spec.scratch is not None:
         from transformers import AutoModelForCausalLM
 
-        scratch = family.Params.model_validate(spec.scratch)
-        config = family.build_config(
-            scratch,
-            vocab_size=len(tokenizer),
-            bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+        try:
+            scratch = family.Params.model_validate(spec.scratch)
+        except ValidationError as exc:
+            raise RecipeError(
+                f"invalid `scratch` options for model family {family.name!r}",
+                details=[f"{'.'.join(['scratch', *map(str, e['loc'])])}: {e['msg']}" for e in exc.errors()],
+                hint=f"see the options of {type(family).__name__}.Params",
+            ) from exc
+        try:
+            config = family.build_config(
+                scratch,
+                vocab_size=len(tokenizer),
+                bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        except NotImplementedError as exc:
+            raise RecipeError(
+                str(exc), hint="name a concrete family (gpt2, opt, llama, qwen2, mistral) for a `scratch` model"
+            ) from exc
         fork_devices: list[int] = []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
             model = AutoModelForCausalLM.from_config(config)
         if dtype is not None:
             model = model.to(dtype)
+        model.eval()  # like from_pretrained: the trainer switches the student to train mode itself
     else:
         assert spec.path is not None
         try:
@@ -114,8 +160,11 @@ def load_model(
             )
         except (OSError, ValueError) as exc:
             raise _load_error("model", spec.path, exc) from exc
-    if model.config.pad_token_id is None:
+    if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    generation_config = getattr(model, "generation_config", None)
+    if generation_config is not None and generation_config.pad_token_id is None:
+        generation_config.pad_token_id = tokenizer.pad_token_id
     return LoadedModel(model=model, tokenizer=tokenizer, family=family)
 
 
