@@ -72,3 +72,13 @@ class ResourceError(MinillmError):
 class NotImplementedYetError(MinillmError):
     exit_code = ExitCode.RUNTIME
     title = "Not implemented yet"
+
+
+class RuntimeFailure(MinillmError):
+    exit_code = ExitCode.RUNTIME
+    title = "Run failed"
+
+
+class InterruptedRun(MinillmError):
+    exit_code = ExitCode.INTERRUPTED
+    title = "Interrupted"

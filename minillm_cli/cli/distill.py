@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
-from minillm_cli.cli.not_implemented import not_implemented
 from minillm_cli.recipe.loader import load_recipe
 from minillm_cli.recipe.shipped import resolve_recipe_path
 
@@ -15,16 +15,28 @@ def distill(
     recipe: str = typer.Argument(..., help="Recipe YAML file, or a shipped recipe name (tiny/kd)."),
     overrides: list[str] = typer.Option([], "--set", help="Override any recipe key: --set train.lr=1e-5."),
     output_dir: Path | None = typer.Option(None, "--output-dir", help="Run directory (default: output.dir)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this step."),
-    nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel processes (torchrun underneath)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", min=1, help="Stop after this step (the LR schedule still follows train.total_steps)."
+    ),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel processes on this machine."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the run dir."),
 ) -> None:
     """Distill a student from a teacher as the recipe says."""
     loaded = load_recipe(resolve_recipe_path(recipe), overrides)
-    del output_dir, max_steps, nproc, resume
-    raise not_implemented(
-        "distill", f"recipe {loaded.name!r} is valid, but the training engine is not in this version yet"
-    )
+    from minillm_cli.train.distributed import launched_externally
+
+    if nproc > 1 and not launched_externally():
+        from minillm_cli.train.launch import launch
+
+        raise typer.Exit(launch(nproc, sys.argv[1:]))
+
+    from minillm_cli.train import distributed as dist_utils
+    from minillm_cli.train.loop import RunOptions, run_distill
+
+    result = run_distill(loaded, RunOptions(output_dir=output_dir, max_steps=max_steps, resume=resume))
+    if dist_utils.is_main():
+        where = result.final_dir or result.run_dir
+        typer.echo(f"done: step {result.last_step}/{loaded.train.total_steps}; outputs in {where}")
 
 
 def register(app: typer.Typer) -> None:

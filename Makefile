@@ -1,0 +1,41 @@
+# Two entry points that work on a fresh machine: `make demo` and `make test`.
+# Both create .venv once (idempotent) with pip; on a machine without an NVIDIA GPU torch's CPU build is used.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.minillm-installed
+TORCH_CPU ?= torch==2.13.0
+
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: venv demo test lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip "setuptools>=68" wheel
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: installing torch with CUDA"; $(BIN)/pip install -q torch; \
+	else \
+		echo "no GPU: installing torch's CPU build ($(TORCH_CPU))"; $(BIN)/pip install -q "$(TORCH_CPU)"; \
+	fi
+	DS_BUILD_OPS=0 $(BIN)/pip install -q -e ".[dev,eval,lora]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/minillm plugins
+	$(BIN)/minillm recipes validate recipes/tiny/*.yaml
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Training data: prompt/response records, tokenisation, batching order."""

@@ -1,0 +1,1 @@
+"""The distillation loop: rollout -> score -> loss -> optimizer step, under DeepSpeed."""

@@ -1,0 +1,84 @@
+"""Process-group setup for one process or many (torchrun / deepspeed launchers set RANK, WORLD_SIZE...)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launched_externally() -> bool:
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+
+
+def init_distributed() -> None:
+    """Initialise DeepSpeed's process group; a plain single process gets a local one-member group."""
+    import deepspeed
+    from deepspeed.accelerator import get_accelerator
+
+    if not launched_externally():
+        os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"})
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
+    if get_accelerator().device_name() == "cpu" and os.environ.get("MINILLM_DS_SHM", "0") != "1":
+        # DeepSpeed's CPU shared-memory all-reduce op is JIT-compiled on first use (~1 min); gloo alone is
+        # correct and fast enough for CPU runs. MINILLM_DS_SHM=1 turns it back on.
+        import importlib
+
+        # (``import deepspeed.comm.torch as m`` would bind the ``torch`` attribute of deepspeed.comm instead)
+        importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
+    if not dist.is_initialized():
+        deepspeed.init_distributed(dist_backend=get_accelerator().communication_backend_name(), verbose=False)
+    if get_accelerator().device_name() != "cpu":
+        get_accelerator().set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if dist.is_initialized() and world_size() > 1:
+        dist.barrier()
+
+
+def all_reduce_sum(values: list[float], device: torch.device | str = "cpu") -> list[float]:
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_initialized() and world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def all_reduce_max(values: list[float], device: torch.device | str = "cpu") -> list[float]:
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_initialized() and world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
+def broadcast_object(obj: object) -> object:
+    if dist.is_initialized() and world_size() > 1:
+        holder = [obj]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+    return obj
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,43 @@
+"""Writing a Hugging Face folder (safetensors + tokenizer + generation config) from a training engine,
+atomically: a temporary folder renamed into place once complete."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from minillm_cli.train import distributed as dist_utils
+
+
+def gathered_state_dict(engine: Any) -> dict[str, Any] | None:
+    """Full weights on rank 0 (collective under ZeRO-3; other ranks get None)."""
+    if getattr(engine, "zero_optimization_stage", lambda: 0)() == 3:
+        return engine._zero3_consolidated_16bit_state_dict()
+    return engine.module.state_dict() if dist_utils.is_main() else None
+
+
+def save_hf_folder(engine: Any, tokenizer: Any, out: Path) -> Path | None:
+    """Collective. Rank 0 writes ``out`` (replacing it) and returns it."""
+    state = gathered_state_dict(engine)
+    if dist_utils.is_main():
+        tmp = out.with_name(f".{out.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model = engine.module
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        model.save_pretrained(tmp, state_dict=state)
+        tokenizer.save_pretrained(tmp)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, out)
+    dist_utils.barrier()
+    return out if dist_utils.is_main() else None

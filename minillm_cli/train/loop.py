@@ -1,0 +1,197 @@
+"""``minillm distill``: load everything, then run steps, log, checkpoint, and write the final model."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minillm_cli.data.encode import encode_records
+from minillm_cli.data.records import load_records
+from minillm_cli.divergence import TokenDivergence
+from minillm_cli.errors import InterruptedRun, MinillmError, ResourceError, RuntimeFailure, UsageError
+from minillm_cli.models import check_vocab, load_model
+from minillm_cli.plugins import get_plugins
+from minillm_cli.recipe.loader import resolved_recipe_dict
+from minillm_cli.recipe.schema import Recipe
+from minillm_cli.recipe.yaml_io import dump_yaml
+from minillm_cli.train import checkpoint as ckpt
+from minillm_cli.train import distributed as dist_utils
+from minillm_cli.train.engine import DTYPES, init_student, init_teacher
+from minillm_cli.train.final import save_hf_folder
+from minillm_cli.train.metrics import MetricsWriter
+from minillm_cli.train.progress import StepProgress
+from minillm_cli.train.step import StepContext, train_step
+
+OOM_HINT = (
+    "lower train.micro_batch_size (raise train.grad_accum to keep the batch), raise engine.zero_stage, "
+    "set engine.offload_optimizer / engine.offload_params, or shorten data.max_prompt_length / "
+    "max_response_length"
+)
+
+
+@dataclass
+class RunOptions:
+    output_dir: Path | None = None
+    max_steps: int | None = None
+    resume: bool = False
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    last_step: int
+    final_dir: Path | None
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError | torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
+    dist_utils.init_distributed()
+    try:
+        return _run(recipe, opts)
+    except (KeyboardInterrupt, MinillmError):
+        raise
+    except Exception as exc:
+        if _is_oom(exc):
+            raise ResourceError("out of memory during training", why=str(exc).splitlines()[0], hint=OOM_HINT) from exc
+        raise
+
+
+def _prepare_run_dir(run_dir: Path, opts: RunOptions) -> Path | None:
+    latest = ckpt.latest_checkpoint(run_dir)
+    if opts.resume and latest is None:
+        raise ResourceError(
+            f"--resume: no complete checkpoint in {run_dir / 'checkpoints'}",
+            hint="start without --resume, or point --output-dir at the run to continue",
+        )
+    if not opts.resume and latest is not None:
+        raise UsageError(
+            f"{run_dir} already holds a run (checkpoint {latest.name})",
+            hint="add --resume to continue it, or choose another --output-dir",
+        )
+    return latest if opts.resume else None
+
+
+def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
+    from deepspeed.accelerator import get_accelerator
+
+    plugins = get_plugins()
+    plugins.check()
+    main = dist_utils.is_main()
+    run_dir = Path(opts.output_dir or recipe.output_dir)
+    resume_from = _prepare_run_dir(run_dir, opts)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    dist_utils.barrier()
+
+    divergence = plugins.divergences.get(recipe.divergence.name).from_options(recipe.divergence.options)
+    sampler = plugins.samplers.get(recipe.sampler.name).from_options(recipe.sampler.options)
+    if not isinstance(divergence, TokenDivergence):
+        raise UsageError(
+            f"divergence {divergence.name!r} is not a token-level divergence; this version's loop "
+            "trains token-level divergences only"
+        )
+
+    student = load_model(recipe.student, seed=recipe.seed)
+    teacher = load_model(recipe.teacher, seed=recipe.seed + 1) if recipe.teacher is not None else None
+    if teacher is not None:
+        check_vocab(teacher, student)
+
+    records = load_records(
+        recipe.data.train, split=recipe.data.split, require_response=getattr(sampler, "needs_responses", True)
+    )
+    data = encode_records(
+        records,
+        student.tokenizer,
+        student.family,
+        max_prompt_length=recipe.data.max_prompt_length,
+        max_response_length=recipe.data.max_response_length,
+    )
+    if len(data) == 0:
+        raise ResourceError(
+            f"every prompt in {recipe.data.train} is longer than data.max_prompt_length "
+            f"({recipe.data.max_prompt_length} tokens)",
+            hint="raise data.max_prompt_length",
+        )
+
+    engine, _, _ = init_student(student.model, recipe)
+    engine.train()  # loaded models come back in eval mode
+    teacher_model = init_teacher(teacher.model, recipe) if teacher is not None else None
+    device = torch.device(get_accelerator().current_device_name())
+    if recipe.engine.dtype != "fp32" and teacher_model is not None and recipe.engine.zero_stage != 3:
+        teacher_model.to(DTYPES[recipe.engine.dtype])
+
+    start = 0
+    if resume_from is not None:
+        state = ckpt.load_checkpoint(engine, resume_from)
+        start = int(state["step"])
+        sampler.load_state_dict(state.get("sampler", {}))
+    total = recipe.train.total_steps
+    end = min(total, opts.max_steps) if opts.max_steps is not None else total
+    if main:
+        (run_dir / "recipe.yaml").write_text(dump_yaml(resolved_recipe_dict(recipe, plugins)), encoding="utf-8")
+    metrics = MetricsWriter(
+        run_dir / "metrics.jsonl", enabled=main, truncate_after=start if resume_from is not None else None
+    )
+    ctx = StepContext(recipe, engine, teacher_model, student.tokenizer, sampler, divergence, data, device)
+
+    def checkpoint_state(step: int) -> dict[str, Any]:
+        return {
+            "sampler": sampler.state_dict(),
+            "data_position": step * recipe.train.micro_batch_size * recipe.train.grad_accum * dist_utils.world_size(),
+            "recipe": recipe.name,
+        }
+
+    step = start
+    bad_in_row = 0
+    progress = StepProgress(
+        enabled=main,
+        total=end,
+        start=start,
+        description=f"{recipe.name} ({recipe.sampler.name} x {recipe.divergence.name})",
+    )
+    if main and data.dropped_long_prompts:
+        progress.log(f"dropped {data.dropped_long_prompts} prompt(s) longer than data.max_prompt_length")
+    try:
+        with progress:
+            while step < end:
+                t0 = time.perf_counter()
+                row = train_step(ctx, step)
+                step += 1
+                dt = time.perf_counter() - t0
+                row = {"step": step, **row, "tokens_per_s": row["response_tokens"] / max(dt, 1e-9), "step_time_s": dt}
+                metrics.write(row)
+                progress.update(step, row)
+                if row["skipped"]:
+                    bad_in_row += 1
+                    progress.log(f"step {step}: non-finite loss, update skipped ({bad_in_row} in a row)")
+                    if bad_in_row >= recipe.train.max_bad_steps:
+                        ckpt.save_checkpoint(engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last)
+                        raise RuntimeFailure(
+                            f"loss was not finite for {bad_in_row} steps in a row (last: step {step})",
+                            why="the model diverged or the data produces inf/nan logits",
+                            hint="lower train.lr, enable train.clip_grad, or use engine.dtype bf16/fp32 "
+                            "instead of fp16",
+                        )
+                else:
+                    bad_in_row = 0
+                if step % recipe.train.save_every == 0 and step < end:
+                    ckpt.save_checkpoint(engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last)
+    except KeyboardInterrupt:
+        ckpt.save_checkpoint(engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last)
+        raise InterruptedRun(
+            f"interrupted at step {step}; checkpoint written", hint=f"continue with --resume --output-dir {run_dir}"
+        ) from None
+    ckpt.save_checkpoint(engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last)
+    final_dir = None
+    if step >= total:
+        final_dir = save_hf_folder(engine, student.tokenizer, run_dir / "final")
+    return RunResult(run_dir, step, final_dir)
