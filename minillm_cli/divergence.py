@@ -82,10 +82,15 @@ def token_divergence_sum(
 
     ``student_logits``/``teacher_logits`` are ``[..., V]`` (any leading shape), ``targets`` and ``mask``
     have the leading shape. Teacher and student may have different vocabulary sizes (padded embedding
-    rows): only the shared rows ``[:min(V_s, V_t)]`` are compared.
+    rows): only the shared rows ``[:min(V_s, V_t)]`` are compared. A divergence without ``needs_teacher``
+    ignores ``teacher_logits``.
     """
     if divergence.needs_teacher and teacher_logits is None:
         raise ValueError(f"divergence {divergence.name!r} needs teacher logits")
+    if not divergence.needs_teacher:
+        # a teacher-free loss (sft) must not depend on teacher logits a caller happens to pass: in particular
+        # they must not cut the student's vocabulary down to the teacher's size
+        teacher_logits = None
     lead = mask.shape
     if student_logits.shape[:-1] != lead or targets.shape != lead:
         raise ValueError(
@@ -101,8 +106,9 @@ def token_divergence_sum(
     count = int(idx.numel())
     total = student_logits.new_zeros((), dtype=torch.float32)
     if count == 0:
-        # keep the graph connected so backward works on an all-masked micro-batch
-        return total + 0.0 * student_logits.sum().float(), 0
+        # keep the graph connected so backward works on an all-masked micro-batch; an empty slice, not
+        # 0 * logits.sum(), which is nan when masked positions hold -inf or values whose sum overflows
+        return total + student_logits.reshape(-1)[:0].float().sum(), 0
     s_rows = student_logits.reshape(-1, student_logits.size(-1))[:, :vocab]
     t_rows = teacher_logits.reshape(-1, teacher_logits.size(-1))[:, :vocab] if teacher_logits is not None else None
     flat_targets = targets.reshape(-1)

@@ -1,12 +1,14 @@
 """Plugin discovery and loading through the ``minillm`` entry-point group.
 
 Loading is safe: a plugin that raises on import or in a hook is recorded (``minillm plugins`` lists it as
-failed) and the rest still load. ``MINILLM_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point name.
-Two plugins registering the same name is a :class:`PluginError` naming both.
+failed, and it registers nothing) and the rest still load. ``MINILLM_DISABLE_PLUGINS=a,b`` blocks plugins by
+entry-point (plugin) name or distribution name. Two plugins registering the same name is a
+:class:`PluginError` naming both (:meth:`PluginSet.check`).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import traceback
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ class PluginInfo:
     status: str = "loaded"  # loaded | failed | disabled
     error: str | None = None
     provides: dict[str, list[str]] = field(default_factory=dict)
+    traceback: str | None = field(default=None, repr=False)  # full traceback of a failure (``--debug``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +58,13 @@ class PluginInfo:
             "error": self.error,
             "provides": self.provides,
         }
+
+    def fail(self, exc: BaseException, where: str | None = None) -> None:
+        """Record a failure: the plugin then provides nothing."""
+        self.status = "failed"
+        self.error = (f"{where}: " if where else "") + _short_error(exc)
+        self.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.provides = {}
 
 
 @dataclass
@@ -85,6 +95,19 @@ class PluginSet:
     def conflicts(self) -> list[str]:
         return [c for reg in self.registries.values() for c in reg.conflicts]
 
+    def info(self, name: str) -> PluginInfo | None:
+        return next((p for p in self.plugins if p.name == name and p.status == "loaded"), None)
+
+    def fail(self, name: str, exc: BaseException, where: str | None = None) -> None:
+        """Mark the loaded plugin ``name`` failed and withdraw everything it registered."""
+        info = self.info(name)
+        if info is not None:
+            info.fail(exc, where)
+        for registry in self.registries.values():
+            registry.discard_plugin(name)
+        if self.manager.get_plugin(name) is not None:
+            self.manager.unregister(name=name)
+
     def check(self) -> None:
         """Raise :class:`PluginError` if two plugins registered the same name."""
         if self.conflicts:
@@ -97,6 +120,7 @@ class PluginSet:
 
 
 def disabled_plugins() -> set[str]:
+    """Plugin (entry-point) or distribution names listed in ``MINILLM_DISABLE_PLUGINS`` (comma-separated)."""
     raw = os.environ.get(DISABLE_ENV, "")
     return {p.strip() for p in raw.split(",") if p.strip()}
 
@@ -121,6 +145,19 @@ def _new_registries() -> dict[str, Registry[Any]]:
     }
 
 
+class _HookFailed(Exception):
+    """A plugin's hook raised; carries the hook name and the original exception."""
+
+    def __init__(self, hook: str, exc: BaseException) -> None:
+        super().__init__(hook)
+        self.hook = hook
+        self.exc = exc
+
+
+# A plugin calling sys.exit() on import must not end the CLI either; KeyboardInterrupt still propagates.
+_PLUGIN_FAILURES = (Exception, SystemExit)
+
+
 def load_plugins(eps: list[EntryPoint] | None = None) -> PluginSet:
     """Discover, import and run the ``register_*`` hooks of every plugin (uncached)."""
     if eps is None:
@@ -133,78 +170,132 @@ def load_plugins(eps: list[EntryPoint] | None = None) -> PluginSet:
     for ep in eps:
         dist, version = _dist_of(ep)
         info = PluginInfo(ep.name, dist, version, ep.value)
-        infos.append(info)
-        if ep.name in blocked:
+        if ep.name in blocked or dist in blocked:
             info.status = "disabled"
+            infos.append(info)
             continue
         try:
+            other = next((i for i in infos if i.name == ep.name and i.status == "loaded"), None)
+            if other is not None:
+                raise PluginError(
+                    f"plugin name {ep.name!r} ({ep.value}, distribution {dist}) is already taken by "
+                    f"{other.target} (distribution {other.distribution}); entry-point names must be unique"
+                )
             obj = ep.load()
-            if pm.is_registered(obj) or pm.get_plugin(ep.name) is not None:
-                raise PluginError(f"plugin {ep.name!r} ({ep.value}) is registered twice")
-            # hook implementations with unknown arguments fail here (pluggy validates them)
+            if isinstance(obj, type):  # an entry point naming a class: pluggy needs an instance
+                obj = obj()
+            if pm.is_registered(obj):
+                raise PluginError(f"{ep.value} is already registered as plugin {pm.get_name(obj)!r}")
+            # hook implementations whose arguments are not in the hookspec fail here (pluggy validates them)
             pm.register(obj, name=ep.name)
-        except Exception as exc:  # a broken plugin must not break the CLI
-            info.status = "failed"
-            info.error = _short_error(exc)
+        except _PLUGIN_FAILURES as exc:  # a broken plugin must not break the CLI
+            info.fail(exc)
+            infos.append(info)
             continue
+        infos.append(info)
         try:
             _check_hookimpls(pm, ep.name)
-            _run_register_hooks(pm, ep.name, info, registries, dist)
-        except Exception as exc:
-            info.status = "failed"
-            info.error = _short_error(exc)
+            staged = _run_register_hooks(pm, ep.name, registries)
+        except _HookFailed as err:
+            info.fail(err.exc, where=f"in {err.hook}")
             pm.unregister(name=ep.name)
+            continue
+        except _PLUGIN_FAILURES as exc:
+            info.fail(exc)
+            pm.unregister(name=ep.name)
+            continue
+        # only a plugin whose hooks all succeeded registers anything
+        for kind, cls in staged:
+            registries[kind].add(cls, plugin=ep.name, distribution=dist)
+            info.provides.setdefault(kind, []).append(cls.name)
     return PluginSet(pm, infos, registries)
 
 
+KNOWN_HOOKS = (*REGISTER_HOOKS, "register_commands")
+
+
 def _check_hookimpls(pm: pluggy.PluginManager, plugin_name: str) -> None:
-    """A misspelled hook name would otherwise be silently ignored."""
-    known = set(REGISTER_HOOKS) | {"register_commands"}
+    """A misspelled hook name would otherwise be silently ignored; hook wrappers make no sense here."""
     plugin = pm.get_plugin(plugin_name)
-    for attr in dir(plugin):
-        fn = getattr(plugin, attr, None)
-        if callable(fn) and hasattr(fn, f"{PROJECT}_impl") and attr not in known:
-            raise PluginError(f"unknown hook {attr!r} (known hooks: {', '.join(sorted(known))})")
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.name not in KNOWN_HOOKS:
+            guess = difflib.get_close_matches(caller.name, KNOWN_HOOKS, n=1)
+            raise PluginError(
+                f"unknown hook {caller.name!r}"
+                + (f"; did you mean {guess[0]!r}?" if guess else "")
+                + f" (known hooks: {', '.join(KNOWN_HOOKS)})"
+            )
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name == plugin_name and (impl.hookwrapper or impl.wrapper):
+                raise PluginError(f"hook {caller.name!r} must be a plain hookimpl, not a wrapper")
+
+
+def _call_impl(impl: pluggy.HookImpl, **kwargs: Any) -> None:
+    """Call one hook implementation with the arguments it asks for (pluggy allows a subset)."""
+    impl.function(**{name: kwargs[name] for name in impl.argnames})
 
 
 def _run_register_hooks(
     pm: pluggy.PluginManager,
     plugin_name: str,
-    info: PluginInfo,
     registries: dict[str, Registry[Any]],
-    dist: str,
-) -> None:
+) -> list[tuple[str, type[Any]]]:
+    """Run the plugin's ``register_*`` hooks; return ``(kind, class)`` pairs to add once all succeeded."""
+    staged: list[tuple[str, type[Any]]] = []
     for hook_name, kind in REGISTER_HOOKS.items():
-        caller = getattr(pm.hook, hook_name)
-        for impl in caller.get_hookimpls():
+        registry = registries[kind]
+
+        def register(cls: type[Any], _registry: Registry[Any] = registry, _kind: str = kind) -> None:
+            _registry.check_class(cls)  # raises TypeError inside the plugin's hook: a clear failure
+            staged.append((_kind, cls))
+
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
             if impl.plugin_name != plugin_name:
                 continue
-            registry = registries[kind]
+            try:
+                _call_impl(impl, register=register)
+            except _PLUGIN_FAILURES as exc:
+                raise _HookFailed(hook_name, exc) from exc
+    return staged
 
-            def register(cls: type[Any], _registry: Registry[Any] = registry, _kind: str = kind) -> None:
-                _registry.add(cls, plugin=plugin_name, distribution=dist)
-                info.provides.setdefault(_kind, []).append(cls.name)
 
-            impl.function(register=register)
+def _command_names(commands: list[Any], groups: list[Any]) -> list[str]:
+    """Build Typer command/group infos into Click commands (catching bad signatures now) and name them."""
+    import typer
+
+    probe = typer.Typer()
+    probe.callback()(lambda: None)
+    probe.registered_commands.extend(commands)
+    probe.registered_groups.extend(groups)
+    return list(typer.main.get_command(probe).commands)  # type: ignore[attr-defined]
 
 
 def add_plugin_commands(app: Any, plugin_set: PluginSet) -> None:
-    """Run every loaded plugin's ``register_commands(app)``; a failing plugin is recorded, not fatal."""
-    by_name = {info.name: info for info in plugin_set.plugins}
+    """Run every loaded plugin's ``register_commands(app)``.
+
+    A plugin that raises, adds a command Typer cannot build, or reuses a taken command name is marked
+    failed (with everything it registered withdrawn); the CLI and the other plugins keep working.
+    """
+    owners = dict.fromkeys(_command_names(app.registered_commands, app.registered_groups), "minillm")
     for impl in plugin_set.manager.hook.register_commands.get_hookimpls():
-        info = by_name.get(impl.plugin_name)
-        before = len(app.registered_commands)
+        name = impl.plugin_name
+        n_commands, n_groups = len(app.registered_commands), len(app.registered_groups)
         try:
-            impl.function(app=app)
-        except Exception as exc:
-            del app.registered_commands[before:]
-            if info is not None:
-                info.status = "failed"
-                info.error = _short_error(exc)
+            _call_impl(impl, app=app)
+            added = _command_names(app.registered_commands[n_commands:], app.registered_groups[n_groups:])
+            for command in added:
+                if command in owners:
+                    raise PluginError(f"command {command!r} is already provided by {owners[command]}")
+        except _PLUGIN_FAILURES as exc:
+            del app.registered_commands[n_commands:]
+            del app.registered_groups[n_groups:]
+            plugin_set.fail(name, exc, where="in register_commands")
             continue
+        owners.update(dict.fromkeys(added, f"plugin {name!r}"))
+        info = plugin_set.info(name)
         if info is not None:
-            added = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands[before:]]
-            info.provides.setdefault("command", []).extend(added)
+            provided = info.provides.setdefault("command", [])
+            provided.extend(c for c in added if c not in provided)
 
 
 @lru_cache(maxsize=1)

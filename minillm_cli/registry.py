@@ -6,6 +6,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from pydantic import BaseModel
+
 from minillm_cli.errors import PluginError
 
 T = TypeVar("T")
@@ -28,12 +30,22 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
         self.conflicts: list[str] = []
 
-    def add(self, cls: type[T], *, plugin: str, distribution: str) -> None:
+    def check_class(self, cls: object) -> str:
+        """Raise ``TypeError`` unless ``cls`` can be registered here; return its ``name``."""
         if not isinstance(cls, type) or not issubclass(cls, self.base):
             raise TypeError(f"{cls!r} is not a subclass of {self.base.__module__}.{self.base.__name__}")
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise TypeError(f"{cls.__qualname__} has no string class attribute 'name'")
+        params = getattr(cls, "Params", None)
+        if not isinstance(params, type) or not issubclass(params, BaseModel):
+            raise TypeError(
+                f"{cls.__qualname__}.Params is not a pydantic model (subclass minillm_cli.api.PluginParams)"
+            )
+        return name
+
+    def add(self, cls: type[T], *, plugin: str, distribution: str) -> None:
+        name = self.check_class(cls)
         if name in self._entries:
             other = self._entries[name]
             self.conflicts.append(
@@ -42,6 +54,10 @@ class Registry(Generic[T]):
             )
             return
         self._entries[name] = Entry(name, cls, plugin, distribution)
+
+    def discard_plugin(self, plugin: str) -> None:
+        """Forget everything ``plugin`` registered (it failed after registering)."""
+        self._entries = {n: e for n, e in self._entries.items() if e.plugin != plugin}
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
+from minillm_cli.cli.state import state
 from minillm_cli.recipe.loader import load_recipe
 from minillm_cli.recipe.shipped import resolve_recipe_path
 
@@ -28,7 +28,7 @@ def distill(
     if nproc > 1 and not launched_externally():
         from minillm_cli.train.launch import launch
 
-        raise typer.Exit(launch(nproc, sys.argv[1:]))
+        raise typer.Exit(launch(nproc, state.argv))
 
     from minillm_cli.train import distributed as dist_utils
     from minillm_cli.train.loop import RunOptions, run_distill

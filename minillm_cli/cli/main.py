@@ -56,13 +56,13 @@ def _add_plugin_commands(app: typer.Typer) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    if argv is not None:
-        sys.argv = ["minillm", *argv]
-    if "--debug" in sys.argv[1:]:
+    args = list(sys.argv[1:] if argv is None else argv)
+    state.argv = args
+    if "--debug" in args:  # before the app exists, so errors while building it show tracebacks too
         state.debug = True
     try:
         app = build_app()
-        app()
+        app(args=args, prog_name="minillm")
     except MinillmError as err:
         render_error(err, debug=state.debug)
         sys.exit(int(err.exit_code))

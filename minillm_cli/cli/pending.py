@@ -21,7 +21,8 @@ def _make(name: str, help_text: str):  # noqa: ANN202 - a Typer callback
         del ctx
         raise not_implemented(name)
 
-    command.__doc__ = f"{help_text} [not implemented yet]"
+    # parentheses, not [brackets]: the help is rendered as Rich markup, which would swallow "[...]"
+    command.__doc__ = f"{help_text} (not implemented yet)"
     return command
 
 

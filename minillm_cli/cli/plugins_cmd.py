@@ -7,9 +7,13 @@ import json
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from minillm_cli.cli.state import state
 from minillm_cli.errors import ExitCode
 from minillm_cli.plugins import get_plugins
+
+STATUS_STYLES = {"loaded": "green", "disabled": "yellow", "failed": "red"}
 
 KIND_LABELS = {
     "divergence": "divergences",
@@ -41,13 +45,19 @@ def plugins(
             provides = "\n".join(
                 f"{KIND_LABELS.get(k, k)}: {', '.join(v) or '-'}" for k, v in sorted(p.provides.items())
             )
-            status = {"loaded": "[green]loaded[/]", "disabled": "[yellow]disabled[/]"}.get(
-                p.status, f"[red]failed[/]\n{p.error}"
-            )
-            table.add_row(p.name, p.distribution, p.version, status, provides or "-")
+            # Text, not markup: an error message may contain [brackets]
+            status = Text(p.status, style=STATUS_STYLES.get(p.status, "red"))
+            if p.error:
+                status.append("\n" + p.error)
+            table.add_row(Text(p.name), Text(p.distribution), Text(p.version), status, Text(provides or "-"))
         console.print(table)
         for c in ps.conflicts:
-            console.print(f"[red]conflict:[/] {c}")
+            console.print(Text.assemble(("conflict: ", "red"), c))
+        if state.debug:
+            for p in ps.plugins:
+                if p.traceback:
+                    console.print(Text(f"plugin {p.name!r} failed:", style="bold red"))
+                    console.print(p.traceback, markup=False, highlight=False)
     if ps.conflicts:
         raise typer.Exit(int(ExitCode.PLUGIN))
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -45,9 +47,13 @@ def list_recipes() -> None:
 
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Recipe name from `minillm recipes list`, e.g. tiny/kd.")) -> None:
-    """Print a shipped recipe."""
-    path = shipped_recipe(name)
-    console.print(Syntax(path.read_text(encoding="utf-8"), "yaml", theme="ansi_dark", word_wrap=True))
+    """Print a shipped recipe (redirect it to a file to start your own: `... show tiny/kd > mine.yaml`)."""
+    text = shipped_recipe(name).read_text(encoding="utf-8")
+    if console.is_terminal:
+        # soft_wrap: the terminal folds long lines, Rich inserts no newlines (a copied comment stays a comment)
+        console.print(Syntax(text, "yaml", theme="ansi_dark"), soft_wrap=True)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")  # verbatim, valid YAML
 
 
 @app.command("validate")
@@ -64,6 +70,7 @@ def validate(
             bad += 1
             render_error(err, debug=state.debug)
             continue
-        console.print(f"[green]ok[/] {f}: {recipe.name} ({recipe.sampler.name} x {recipe.divergence.name})")
+        summary = f"{escape(str(f))}: {recipe.name} ({recipe.sampler.name} x {recipe.divergence.name})"
+        console.print(f"[green]ok[/] {summary}", soft_wrap=True)
     if bad:
         raise typer.Exit(int(ExitCode.RECIPE))

@@ -28,4 +28,5 @@ def render_error(err: MinillmError, *, debug: bool = False) -> None:
         body.append("\n(run with --debug for the Python traceback)", style="dim")
     stderr.print(Panel(body, title=f"{err.title} (exit {int(err.exit_code)})", border_style="red", expand=False))
     if debug:
-        stderr.print("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+        # markup=False: a traceback is full of [brackets] that Rich would otherwise eat or choke on
+        stderr.print("".join(traceback.format_exception(type(err), err, err.__traceback__)), markup=False)

@@ -7,6 +7,7 @@ import os
 
 class CliState:
     debug: bool = os.environ.get("MINILLM_DEBUG", "") not in ("", "0")
+    argv: list[str] = []  # the arguments main() was given (``--nproc`` re-runs them in each worker)
 
 
 state = CliState()

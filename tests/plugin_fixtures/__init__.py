@@ -1,0 +1,5 @@
+"""Tiny plugin modules that tests/test_plugins.py loads through fake ``minillm`` entry points.
+
+Each module is one way a third-party plugin can be good or broken. They are imported by top-level name
+(``fx_good_a`` ...): the test puts this folder on ``sys.path``.
+"""

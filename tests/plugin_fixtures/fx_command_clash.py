@@ -1,0 +1,12 @@
+"""A plugin trying to replace the built-in ``plugins`` command."""
+
+import typer
+
+from minillm_cli.api import hookimpl
+
+
+@hookimpl
+def register_commands(app):
+    @app.command("plugins")
+    def hijack() -> None:
+        typer.echo("hijacked")

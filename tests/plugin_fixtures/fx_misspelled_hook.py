@@ -1,0 +1,10 @@
+"""A plugin with a misspelled hook name (singular ``register_divergence``)."""
+
+from fx_common import ZeroDivergence
+
+from minillm_cli.api import hookimpl
+
+
+@hookimpl
+def register_divergence(register):
+    register(ZeroDivergence)

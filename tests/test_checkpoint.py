@@ -1,0 +1,65 @@
+"""Checkpoint atomicity without DeepSpeed: a fake engine that writes files like DeepSpeed does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from minillm_cli.train import checkpoint as ckpt
+
+
+class FakeEngine:
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at = fail_at
+        self.loaded: str | None = None
+
+    def save_checkpoint(self, save_dir: str, tag: str, save_latest: bool = True) -> None:
+        d = Path(save_dir, tag)
+        d.mkdir(parents=True)
+        (d / "model.pt").write_text("weights")
+        if self.fail_at is not None and Path(save_dir).name.endswith(f"step-{self.fail_at}"):
+            raise KeyboardInterrupt("killed while writing")  # stands in for SIGKILL mid-write
+        (d / "optim.pt").write_text("optimizer")
+
+    def load_checkpoint(self, load_dir: str, tag: str, **kwargs):
+        self.loaded = str(Path(load_dir, tag))
+        return self.loaded, {}
+
+
+def test_interrupted_write_leaves_previous_checkpoint_loadable(tmp_path):
+    ckpt.save_checkpoint(FakeEngine(), tmp_path, 2, {"sampler": {"n": 1}}, keep_last=3)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(FakeEngine(fail_at=4), tmp_path, 4, {"sampler": {"n": 2}}, keep_last=3)
+    assert (tmp_path / "checkpoints" / ".tmp-step-4").exists()  # the partial write
+    latest = ckpt.latest_checkpoint(tmp_path)
+    assert latest is not None and latest.name == "step-2"
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step-2"]
+    engine = FakeEngine()
+    state = ckpt.load_checkpoint(engine, latest)
+    assert state["step"] == 2 and state["sampler"] == {"n": 1}
+    assert engine.loaded.endswith("step-2/engine")
+
+
+def test_pointer_to_incomplete_dir_falls_back_to_newest_complete(tmp_path):
+    ckpt.save_checkpoint(FakeEngine(), tmp_path, 1, {}, keep_last=5)
+    ckpt.save_checkpoint(FakeEngine(), tmp_path, 3, {}, keep_last=5)
+    (tmp_path / "checkpoints" / "step-3" / ckpt.STATE_FILE).unlink()  # as if state.json never landed
+    assert ckpt.latest_checkpoint(tmp_path).name == "step-1"
+
+
+def test_keep_last_prunes_old_checkpoints_and_stale_temporaries(tmp_path):
+    (tmp_path / "checkpoints" / ".tmp-step-99").mkdir(parents=True)
+    for step in (1, 2, 3, 4):
+        ckpt.save_checkpoint(FakeEngine(), tmp_path, step, {"k": step}, keep_last=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["latest", "step-3", "step-4"]
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step-4"
+    assert json.loads((tmp_path / "checkpoints" / "step-4" / "state.json").read_text())["k"] == 4
+
+
+def test_saving_the_same_step_twice_replaces_it(tmp_path):
+    ckpt.save_checkpoint(FakeEngine(), tmp_path, 5, {"v": 1}, keep_last=2)
+    ckpt.save_checkpoint(FakeEngine(), tmp_path, 5, {"v": 2}, keep_last=2)
+    assert json.loads((tmp_path / "checkpoints" / "step-5" / "state.json").read_text())["v"] == 2

@@ -1,0 +1,172 @@
+"""End-to-end `minillm distill` on tiny from-scratch models (CPU, DeepSpeed with gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_minillm
+
+pytestmark = pytest.mark.slow
+
+TIMING_KEYS = {"tokens_per_s", "step_time_s"}
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+
+
+def distill(*args: str, env: dict[str, str] | None = None):
+    res = run_minillm("distill", *args, env={"OMP_NUM_THREADS": "1", **(env or {})})
+    return res
+
+
+def test_tiny_kd_trains_and_writes_outputs(tmp_path):
+    out = tmp_path / "run"
+    res = distill("recipes/tiny/kd.yaml", "--output-dir", out, "--set", "train.total_steps=12")
+    assert res.code == 0, res.output
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    for key in ("loss", "lr", "tokens_per_s"):
+        assert all(isinstance(r[key], float) for r in rows), key
+    first, last = sum(r["loss"] for r in rows[:3]) / 3, sum(r["loss"] for r in rows[-3:]) / 3
+    assert last < 0.8 * first, (first, last)
+    # warmup 2 steps then cosine to 0 over 12 steps
+    assert rows[0]["lr"] == pytest.approx(5e-4) and rows[1]["lr"] == pytest.approx(1e-3)
+    assert rows[-1]["lr"] < 1e-4
+    resolved = (out / "recipe.yaml").read_text()
+    assert "temperature: 1.0" in resolved and "total_steps: 12" in resolved
+    assert (out / "checkpoints" / "step-12" / "state.json").exists()
+    final = out / "final"
+    assert (final / "model.safetensors").exists() and (final / "tokenizer.json").exists()
+
+    # the final folder loads with transformers alone
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(final)
+    tok = AutoTokenizer.from_pretrained(final)
+    ids = torch.tensor([tok("hello")["input_ids"]])
+    assert torch.isfinite(model(ids).logits).all()
+
+
+def test_max_steps_then_resume_equals_unbroken_run(tmp_path):
+    common = ("recipes/tiny/kd.yaml", "--set", "train.total_steps=6", "--set", "train.save_every=2")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert distill(*common, "--output-dir", a).code == 0
+    res = distill(*common, "--output-dir", b, "--max-steps", "3")
+    assert res.code == 0, res.output
+    assert len(metrics(b)) == 3 and not (b / "final").exists()
+    # the LR schedule follows total_steps, not --max-steps
+    assert metrics(b)[2]["lr"] == pytest.approx(metrics(a)[2]["lr"])
+    res = distill(*common, "--output-dir", b, "--resume")
+    assert res.code == 0, res.output
+    assert without_timing(metrics(b)) == without_timing(metrics(a))
+    # a finished run extends with --resume --max-steps beyond... no: total reached, final written
+    assert (b / "final" / "model.safetensors").exists()
+
+
+def test_sigkill_then_resume_is_exact(tmp_path):
+    common = ("recipes/tiny/kd.yaml", "--set", "train.total_steps=8", "--set", "train.save_every=2")
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    assert distill(*common, "--output-dir", ref).code == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "minillm_cli", "distill", *common, "--output-dir", str(run)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if (run / "metrics.jsonl").exists() and len(metrics(run)) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(metrics(run)) < 8, "the run finished before it could be killed"
+    res = distill(*common, "--output-dir", run, "--resume")
+    assert res.code == 0, res.output
+    assert without_timing(metrics(run)) == without_timing(metrics(ref))
+
+
+def test_refuses_existing_run_without_resume_and_resume_without_checkpoint(tmp_path):
+    out = tmp_path / "r"
+    assert distill("recipes/tiny/sft.yaml", "--output-dir", out, "--set", "train.total_steps=2").code == 0
+    res = distill("recipes/tiny/sft.yaml", "--output-dir", out, "--set", "train.total_steps=2")
+    assert res.code == 2 and "--resume" in res.output and "Traceback" not in res.output
+    res = distill("recipes/tiny/sft.yaml", "--output-dir", tmp_path / "empty", "--resume")
+    assert res.code == 5 and "no complete checkpoint" in res.output
+
+
+def test_non_finite_loss_is_skipped_then_aborts(tmp_path):
+    out = tmp_path / "nan"
+    res = distill(
+        "recipes/tiny/sft.yaml",
+        "--output-dir",
+        out,
+        "--set",
+        "train.lr=1e30",
+        "--set",
+        "train.clip_grad=0",
+        "--set",
+        "train.warmup_steps=0",
+        "--set",
+        "train.schedule=constant",
+        "--set",
+        "train.max_bad_steps=2",
+        "--set",
+        "train.total_steps=20",
+    )
+    assert res.code == 1, res.output
+    assert "not finite" in res.output and "Traceback" not in res.output
+    rows = metrics(out)
+    assert rows[-1]["skipped"] and rows[-2]["skipped"] and rows[-1]["loss"] is None
+    assert len(rows) < 20
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_two_processes_zero(tmp_path, stage):
+    out = tmp_path / f"z{stage}"
+    res = distill(
+        "recipes/tiny/kd.yaml",
+        "--nproc",
+        "2",
+        "--output-dir",
+        out,
+        "--set",
+        f"engine.zero_stage={stage}",
+        "--set",
+        "train.total_steps=10",
+        "--set",
+        "train.micro_batch_size=2",
+    )
+    assert res.code == 0, res.output
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == list(range(1, 11))
+    assert rows[0]["response_tokens"] > 0
+    assert sum(r["loss"] for r in rows[-3:]) < sum(r["loss"] for r in rows[:3])
+    assert (out / "final" / "model.safetensors").exists()
+
+
+def test_vocabulary_mismatch_is_caught_before_training(tmp_path):
+    from tiny_models import save_word_level_tokenizer
+
+    tok_dir = tmp_path / "tok"
+    save_word_level_tokenizer(tok_dir, ["a", "b", "c", "hello", "world"])
+    out = tmp_path / "vm"
+    res = distill("recipes/tiny/kd.yaml", "--output-dir", out, "--set", f"teacher.tokenizer={tok_dir}")
+    assert res.code == 3, res.output
+    assert "different tokenizers" in res.output
+    assert not (out / "metrics.jsonl").exists() or not metrics(out)
