@@ -4,6 +4,9 @@ from minillm_cli.benchmark import Benchmark, EvalExample
 from minillm_cli.components import Component, PluginParams
 from minillm_cli.divergence import (
     Divergence,
+    Reducer,
+    SequenceDivergence,
+    StepNorm,
     TokenDivergence,
     TokenDivergenceParams,
     token_divergence_loss,
@@ -25,6 +28,9 @@ __all__ = [
     "Sampler",
     "SamplerContext",
     "ScratchParams",
+    "Reducer",
+    "SequenceDivergence",
+    "StepNorm",
     "TokenDivergence",
     "TokenDivergenceParams",
     "hookimpl",

@@ -10,7 +10,7 @@ valid tokens, so the value does not depend on how a batch is split into micro-ba
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -143,3 +143,81 @@ def token_divergence_loss(
     )
     denom = num_valid_tokens if num_valid_tokens is not None else count
     return total / max(int(denom), 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sequence-level divergences (policy gradient over sampled responses, e.g. MiniLLM)
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Reducer:
+    """Collectives a sequence-level divergence may use in :meth:`SequenceDivergence.prepare` (identity on one
+    process). Each takes and returns a float64/float32 tensor of any shape, reduced elementwise over ranks."""
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    def max(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    def min(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+
+class StepNorm:
+    """Global counts of one optimizer step (all micro-batches, all ranks), for normalising losses so that the
+    micro-batch contributions summed over micro-batches and ranks give the step's loss."""
+
+    def __init__(self, tokens: float, sequences: float) -> None:
+        self.tokens = max(float(tokens), 1.0)
+        self.sequences = max(float(sequences), 1.0)
+
+
+class SequenceDivergence(Divergence):
+    """A divergence defined on whole sampled responses (needs a generating sampler such as ``teacher_mixed``).
+
+    The loop calls :meth:`prepare` once per rollout phase with every micro-batch of the phase's buffer (this
+    rank's share), then, for ``ppo_epochs`` passes over the buffer, :meth:`loss` per micro-batch with the
+    current student's logits. Losses and metrics returned by :meth:`loss` are this micro-batch's contribution:
+    the loop sums them over micro-batches and ranks.
+    """
+
+    level: ClassVar[str] = "sequence"
+    needs_teacher: ClassVar[bool] = True
+
+    @property
+    def ppo_epochs(self) -> int:
+        return int(getattr(self.params, "ppo_epochs", 1))
+
+    @property
+    def rollouts_per_phase(self) -> int | None:
+        """Sequences sampled per phase across all ranks (None: one optimizer step's worth)."""
+        return getattr(self.params, "rollouts_per_phase", None)
+
+    def prepare(self, batches: list[Any], reduce: Reducer) -> tuple[list[dict[str, torch.Tensor]], dict[str, float]]:
+        """Per-token quantities of the buffer (rewards, returns, advantages), one dict per micro-batch, and
+        phase metrics (already global)."""
+        raise NotImplementedError
+
+    def loss(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor | None,
+        batch: Any,
+        prepared: dict[str, torch.Tensor],
+        norm: StepNorm,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def pretrain_loss(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor | None,
+        targets: torch.Tensor,
+        mask: torch.Tensor,
+        norm_tokens: float,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Auxiliary loss on a pretraining-corpus block (``targets[t]`` is predicted by ``student_logits[t]``);
+        zero unless the divergence defines one."""
+        zero = student_logits.reshape(-1)[:0].float().sum()
+        return zero, {}
