@@ -57,6 +57,12 @@ class TokenDivergence(Divergence):
         raise NotImplementedError
 
 
+def cross_entropy_per_token(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-log q(target) per row of ``[N, V]`` logits."""
+    logq = torch.log_softmax(logits, dim=-1)
+    return -logq.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+
+
 def _chunk_sum(
     divergence: TokenDivergence,
     student: torch.Tensor,

@@ -8,6 +8,15 @@ from typing import Any, ClassVar
 import torch
 
 from minillm_cli.components import Component
+from minillm_cli.generation import (
+    ChooseFn,
+    GenerationParams,
+    decode,
+    eos_token_ids,
+    model_device,
+    pad_token_id,
+    shared_vocab_size,
+)
 
 
 @dataclass
@@ -45,23 +54,32 @@ class RolloutBatch:
 
 @dataclass
 class SamplerContext:
-    """Everything a sampler may use for one step."""
+    """Everything a sampler may use for one step.
+
+    ``generator`` is this rank's sampling RNG (token draws). ``seed`` is the recipe seed and ``step`` the
+    optimizer step: a decision that must be the same on every rank (e.g. GKD's on-/off-policy coin) derives
+    its own generator from ``(seed, step)`` instead of using ``generator`` or the global RNG. ``synced``:
+    every rank runs the same number of decoding steps (needed when parameters are sharded with ZeRO-3).
+    Generation settings (max_new_tokens, temperature, top-k, top-p) are options of the sampler's ``Params``.
+    """
 
     student: Any
     teacher: Any | None
     tokenizer: Any
     step: int
     generator: torch.Generator
-    max_new_tokens: int = 256
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
+    seed: int = 0
+    rank: int = 0
+    synced: bool = False
 
 
 class Sampler(Component):
     """Decides where the response tokens of a training batch come from."""
 
     needs_teacher: ClassVar[bool] = False
+    #: whether the training data must have gold responses (off-policy samplers); generating samplers only
+    #: need prompts
+    needs_responses: ClassVar[bool] = True
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
         raise NotImplementedError
@@ -72,3 +90,54 @@ class Sampler(Component):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         del state
+
+
+def generate_rollout(
+    batch: PromptBatch,
+    ctx: SamplerContext,
+    params: GenerationParams,
+    *,
+    source: str,
+    use_student: bool = True,
+    use_teacher: bool = False,
+    choose: ChooseFn | None = None,
+) -> RolloutBatch:
+    """Sample responses to a batch's prompts with :func:`minillm_cli.generation.decode`, using the context's
+    models, tokenizer (EOS / pad ids), sampling generator and rank synchronisation.
+
+    Sampling is over the vocabulary rows the student and the teacher share (when there is a teacher), whichever
+    of them decodes. The rollout (prompts included) lives on the decoding model's device; it carries the
+    student's log-probs as ``behaviour_logprobs`` when the student decodes, the teacher's as
+    ``teacher_logprobs`` when the teacher does, and ``extras["sampling_probs"]``: each token's probability
+    under the distribution it was drawn from.
+    """
+    student = ctx.student if use_student else None
+    teacher = ctx.teacher if use_teacher else None
+    if use_teacher and teacher is None:
+        raise ValueError("this sampler needs a teacher model (add a `teacher:` section to the recipe)")
+    device = model_device(student if student is not None else teacher)
+    prompt_ids, prompt_mask = batch.prompt_ids.to(device), batch.prompt_mask.to(device)
+    eos = eos_token_ids(ctx.tokenizer, ctx.student, ctx.teacher)
+    out = decode(
+        prompt_ids,
+        prompt_mask,
+        student=student,
+        teacher=teacher,
+        params=params,
+        choose=choose,
+        generator=ctx.generator,
+        eos_token_id=eos,
+        pad_token_id=pad_token_id(ctx.tokenizer, eos),
+        vocab_size=shared_vocab_size(ctx.student, ctx.teacher),
+        synced=ctx.synced,
+    )
+    return RolloutBatch(
+        prompt_ids=prompt_ids,
+        prompt_mask=prompt_mask,
+        response_ids=out.response_ids,
+        response_mask=out.response_mask,
+        behaviour_logprobs=out.student_logprobs,
+        teacher_logprobs=out.teacher_logprobs,
+        source=source,
+        extras={"sampling_probs": out.sampling_probs},
+    )

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import math
+import os
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +17,118 @@ from pydantic import BaseModel, ValidationError
 from minillm_cli.errors import RecipeError, UsageError
 from minillm_cli.plugins import PluginSet, get_plugins
 from minillm_cli.recipe.schema import Recipe
-from minillm_cli.recipe.yaml_io import load_yaml
+from minillm_cli.recipe.yaml_io import DuplicateKeyError, load_yaml
 
 Problem = tuple[str, str]  # (dotted location, message)
+
+PLUGIN_SECTIONS = ("sampler", "divergence")
+MAPPING_ERRORS = {"model_type", "model_attributes_type", "dict_type"}
+_VALIDATOR_STEP = re.compile(r"^function-(after|before|wrap|plain)\[")  # pydantic's names for validator steps
 
 
 def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in parts) or "(top level)"
 
 
-def _pydantic_problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
+def _describe(value: Any) -> str:
+    """How a YAML value reads to the user, for "expected X, got Y" messages."""
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``TrainSpec`` or ``ModelSpec | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _known_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys the section at ``loc`` (relative to ``model``) accepts, or None if that is not a model."""
+    for part in loc:
+        field = model.model_fields.get(part) if model is not None and isinstance(part, str) else None
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+    if model is None:
+        return None
+    return list(model.model_fields)
+
+
+def _message(err: Any, loc: tuple[Any, ...], model: type[BaseModel] | None, plugin_options: bool) -> str:
+    kind, value = err["type"], err.get("input")
+    if kind == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        known = _known_keys(model, loc[:-1])
+        if plugin_options and known is not None:
+            known = ["name", *known]
+        if known is not None:
+            msg = f"unknown key {loc[-1]!r}; allowed here: {', '.join(known)}"
+            close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.7)
+            return msg + (f". Did you mean {close[0]!r}?" if close else "")
+        return f"unknown key {loc[-1]!r}"
+    if kind in MAPPING_ERRORS:
+        msg = f"expected a section (a mapping of key: value), got {_describe(value)}"
+        if len(loc) == 1 and isinstance(value, str):
+            if loc[0] in PLUGIN_SECTIONS:
+                msg += f"; write `{loc[0]}: {{name: {value}}}`"
+            elif loc[0] in ("teacher", "student"):
+                msg += f"; write `{loc[0]}: {{path: {value}}}`"
+        return msg
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _pydantic_problems(
+    exc: ValidationError,
+    prefix: tuple[Any, ...] = (),
+    model: type[BaseModel] | None = Recipe,
+    *,
+    plugin_options: bool = False,
+) -> list[Problem]:
+    """``(dotted location, message)`` per error; ``model`` is what was validated (for "allowed keys" lists)."""
     out = []
     for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
-        out.append((_loc(prefix + loc), msg))
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _VALIDATOR_STEP.match(p)))
+        out.append((_loc(prefix + loc), _message(err, loc, model, plugin_options)))
     return out
+
+
+def _yaml_position(exc: yaml.YAMLError, text: str) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+    position = getattr(exc, "position", None)  # ReaderError: a character YAML does not allow
+    if isinstance(position, int):
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        return f"line {line}, column {column}"
+    return "unknown position"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        return f"character {char!r} (#x{ord(char):04x}) is not allowed in YAML"
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    return f"{problem} ({context})" if context else problem
+
+
+def _default_name(path: Path) -> str:
+    """A run name from the file name, made valid (``my kd (v2).yaml`` -> ``my-kd-v2``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-_.") or "recipe"
 
 
 def read_recipe_file(path: str | Path) -> dict[str, Any]:
@@ -44,14 +146,20 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
         raise RecipeError(f"cannot read recipe {p}: {exc}") from exc
     try:
         data = load_yaml(text)
+    except DuplicateKeyError as exc:
+        n = len(exc.duplicates)
+        raise RecipeError(
+            f"{p}: {n} key{'s' if n > 1 else ''} given twice",
+            details=[f"{loc}: {msg}" for loc, msg in exc.duplicates],
+            hint="YAML would silently keep only the last value; delete or merge the repeated key",
+        ) from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc)
+        where = _yaml_position(exc, text)
         raise RecipeError(
             f"{p}: YAML syntax error at {where}",
-            details=[f"{where}: {problem}"],
-            hint="fix the YAML at that position (indentation, a missing colon, an unclosed bracket or quote)",
+            details=[f"{where}: {_yaml_problem(exc)}"],
+            hint="fix the YAML at that position (indentation, a missing colon, an unclosed bracket or quote, "
+            "a tab instead of spaces)",
         ) from exc
     if data is None:
         raise RecipeError(f"{p}: the recipe is empty", hint="see `minillm recipes show tiny/kd` for a full example")
@@ -60,7 +168,7 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
             f"{p}: a recipe must be a YAML mapping of sections, got {type(data).__name__}",
             details=["(top level): expected a mapping with teacher, student, data, divergence, ..."],
         )
-    data.setdefault("name", p.stem)
+    data.setdefault("name", _default_name(p))
     _resolve_data_paths(data, p.parent)
     return data
 
@@ -78,7 +186,10 @@ def _resolve_data_paths(data: dict[str, Any], base: Path) -> None:
         slots.append((section["pretrain"], "path"))
     for holder, key in slots:
         value = holder.get(key)
-        if not isinstance(value, str) or Path(value).is_absolute():
+        if not isinstance(value, str):
+            continue
+        value = holder[key] = os.path.expanduser(value)
+        if Path(value).is_absolute():
             continue
         beside = base / value
         if beside.exists():
@@ -131,10 +242,7 @@ def _plugin_problems(data: dict[str, Any], plugins: PluginSet) -> list[Problem]:
             problems.append((f"{section}.name", registry.unknown_message(name)))
             continue
         options = {k: v for k, v in ref.items() if k != "name"}
-        try:
-            registry.get(name).Params.model_validate(options)
-        except ValidationError as exc:
-            problems.extend(_pydantic_problems(exc, (section,)))
+        problems.extend(_validate_options(registry.get(name).Params, options, (section,), plugin_section=True))
     for role in ("teacher", "student"):
         spec = data.get(role)
         if not isinstance(spec, dict) or not isinstance(spec.get("family"), str):
@@ -144,10 +252,42 @@ def _plugin_problems(data: dict[str, Any], plugins: PluginSet) -> list[Problem]:
             problems.append((f"{role}.family", plugins.model_families.unknown_message(family)))
             continue
         if isinstance(spec.get("scratch"), dict):
-            try:
-                plugins.model_families.get(family).Params.model_validate(spec["scratch"])
-            except ValidationError as exc:
-                problems.extend(_pydantic_problems(exc, (role, "scratch")))
+            params = plugins.model_families.get(family).Params
+            problems.extend(_validate_options(params, spec["scratch"], (role, "scratch")))
+    return problems
+
+
+def _numeric(annotation: Any) -> type | None:
+    """``int`` or ``float`` if the annotation is one (or an Optional/Annotated one)."""
+    if annotation in (int, float):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, typing.Annotated):
+        kinds = {_numeric(a) for a in typing.get_args(annotation)} - {None}
+        return kinds.pop() if len(kinds) == 1 else None
+    return None
+
+
+def _validate_options(
+    params: type[BaseModel], options: dict[str, Any], prefix: tuple[str, ...], *, plugin_section: bool = False
+) -> list[Problem]:
+    """Check plugin options with the plugin's ``Params``, also refusing what pydantic's lax mode lets
+    through for a number: a boolean (``true`` would read as 1) or an infinite / NaN float."""
+    problems: list[Problem] = []
+    for key, value in options.items():
+        field = params.model_fields.get(key) if isinstance(key, str) else None
+        kind = _numeric(field.annotation) if field is not None else None
+        if kind is None:
+            continue
+        if isinstance(value, bool):
+            problems.append((_loc((*prefix, key)), f"Input should be a number, not the boolean {str(value).lower()}"))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append((_loc((*prefix, key)), "Input should be a finite number"))
+    try:
+        params.model_validate(options)
+    except ValidationError as exc:
+        flagged = {loc for loc, _ in problems}
+        found = _pydantic_problems(exc, prefix, params, plugin_options=plugin_section)
+        problems.extend(p for p in found if p[0] not in flagged)
     return problems
 
 

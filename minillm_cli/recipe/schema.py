@@ -6,40 +6,70 @@ loader validates with the plugin's ``Params`` once the name resolves.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-Beta = Annotated[float, Field(ge=0, lt=1)]
+
+def _not_bool(value: Any) -> Any:
+    """YAML ``true``/``false`` are not numbers (pydantic's lax mode would read them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"Input should be a number, not the boolean {str(value).lower()}")
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_not_bool)]
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Beta = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, lt=1)]
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Frozen, unknown keys are errors, and numbers must be finite (no ``.inf``/``.nan``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSpec(Strict):
     """A model: a hub id or local path (``path``), or a from-scratch architecture (``family`` + ``scratch``)."""
 
+    # ``scratch`` comes before ``family`` and ``tokenizer`` so their checks can see it and report the
+    # problem at the key that is missing (``student.tokenizer``), not at the whole section.
     path: str | None = Field(None, description="hub id or local directory of a transformers model")
-    family: str | None = Field(None, description="model-family plugin; detected from the config when omitted")
-    revision: str | None = None
     scratch: dict[str, Any] | None = Field(
         None, description="build a randomly initialised model of this size (options of the family's Params)"
     )
-    tokenizer: str | None = Field(
-        None, description="hub id or path of the tokenizer (defaults to `path`); 'byte' is a built-in byte-level one"
+    family: str | None = Field(
+        None, validate_default=True, description="model-family plugin; detected from the config when omitted"
     )
+    tokenizer: str | None = Field(
+        None,
+        validate_default=True,
+        description="hub id or path of the tokenizer (defaults to `path`); 'byte' is a built-in byte-level one",
+    )
+    revision: str | None = None
     trust_remote_code: bool = False
+
+    @field_validator("family")
+    @classmethod
+    def _scratch_needs_family(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("scratch") is not None:
+            raise ValueError("a `scratch` model needs `family` (e.g. gpt2, llama)")
+        return value
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _scratch_needs_tokenizer(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("scratch") is not None:
+            raise ValueError("a `scratch` model needs `tokenizer` (a hub id, a path, or 'byte')")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
         if (self.path is None) == (self.scratch is None):
             raise ValueError("give exactly one of `path` (hub id or local dir) or `scratch` (architecture)")
-        if self.scratch is not None:
-            if self.family is None:
-                raise ValueError("a `scratch` model needs `family` (e.g. gpt2, llama)")
-            if self.tokenizer is None:
-                raise ValueError("a `scratch` model needs `tokenizer` (a hub id, a path, or 'byte')")
         return self
 
 
@@ -49,15 +79,15 @@ class PretrainSpec(Strict):
     path: str = Field(description="hub id or local .txt/.json/.jsonl file")
     text_field: str = "text"
     split: str = "train"
-    block_size: int = Field(512, ge=8)
+    block_size: Int = Field(512, ge=8)
 
 
 class DataSpec(Strict):
     train: str = Field(description="hub id or local JSON/JSONL file of prompt/response records")
     valid: str | None = None
     split: str = "train"
-    max_prompt_length: int = Field(256, ge=1)
-    max_response_length: int = Field(256, ge=1)
+    max_prompt_length: Int = Field(256, ge=1)
+    max_response_length: Int = Field(256, ge=1)
     pretrain: PretrainSpec | None = None
 
 
@@ -74,31 +104,40 @@ class PluginRef(BaseModel):
 
 
 class TrainSpec(Strict):
-    total_steps: int = Field(1000, ge=1, description="optimizer steps; the LR schedule spans them")
-    lr: float = Field(5e-5, gt=0)
+    total_steps: Int = Field(1000, ge=1, description="optimizer steps; the LR schedule spans them")
+    lr: Float = Field(5e-5, gt=0)
     betas: tuple[Beta, Beta] = (0.9, 0.999)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    eps: Float = Field(1e-8, gt=0)
+    weight_decay: Float = Field(0.0, ge=0)
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
-    warmup_steps: int = Field(0, ge=0)
-    min_lr_ratio: float = Field(0.0, ge=0, le=1)
-    micro_batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    clip_grad: float = Field(1.0, ge=0, description="max gradient norm; 0 disables clipping")
-    log_every: int = Field(1, ge=1)
-    save_every: int = Field(500, ge=1)
-    keep_last: int = Field(2, ge=1)
-    max_bad_steps: int = Field(3, ge=1, description="abort after this many non-finite losses in a row")
+    warmup_steps: Int = Field(0, ge=0)
+    min_lr_ratio: Float = Field(0.0, ge=0, le=1)
+    micro_batch_size: Int = Field(8, ge=1)
+    grad_accum: Int = Field(1, ge=1)
+    clip_grad: Float = Field(1.0, ge=0, description="max gradient norm; 0 disables clipping")
+    log_every: Int = Field(1, ge=1)
+    save_every: Int = Field(500, ge=1)
+    keep_last: Int = Field(2, ge=1)
+    max_bad_steps: Int = Field(3, ge=1, description="abort after this many non-finite losses in a row")
+    kd_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="token-level methods: loss = kd_ratio * divergence + (1 - kd_ratio) * cross entropy on the "
+        "response tokens (word-level KD as the MiniLLM reference mixes it)",
+    )
 
-    @model_validator(mode="after")
-    def _check(self) -> TrainSpec:
-        if self.warmup_steps > self.total_steps:
-            raise ValueError(f"warmup_steps ({self.warmup_steps}) exceeds total_steps ({self.total_steps})")
-        return self
+    @field_validator("warmup_steps")
+    @classmethod
+    def _warmup_within_steps(cls, value: int, info: ValidationInfo) -> int:
+        total = info.data.get("total_steps")
+        if total is not None and value > total:
+            raise ValueError(f"warmup_steps ({value}) exceeds total_steps ({total})")
+        return value
 
 
 class EngineSpec(Strict):
-    zero_stage: int = Field(0, ge=0, le=3)
+    zero_stage: Int = Field(0, ge=0, le=3)
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
     offload_optimizer: bool = False
     offload_params: bool = False
@@ -106,21 +145,29 @@ class EngineSpec(Strict):
         default_factory=dict, description="raw DeepSpeed config keys merged over the generated config"
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> EngineSpec:
-        if self.offload_params and self.zero_stage != 3:
-            raise ValueError("offload_params needs zero_stage 3")
-        if self.offload_optimizer and self.zero_stage == 0:
-            raise ValueError("offload_optimizer needs zero_stage 1, 2 or 3")
-        return self
+    @field_validator("offload_optimizer")
+    @classmethod
+    def _optimizer_offload_needs_zero(cls, value: bool, info: ValidationInfo) -> bool:
+        stage = info.data.get("zero_stage")
+        if value and stage == 0:
+            raise ValueError("offload_optimizer needs zero_stage 1, 2 or 3 (it is 0)")
+        return value
+
+    @field_validator("offload_params")
+    @classmethod
+    def _param_offload_needs_zero3(cls, value: bool, info: ValidationInfo) -> bool:
+        stage = info.data.get("zero_stage")
+        if value and stage is not None and stage != 3:
+            raise ValueError(f"offload_params needs zero_stage 3 (it is {stage})")
+        return value
 
 
 class EvalSpec(Strict):
-    every: int = Field(0, ge=0, description="evaluate every N steps; 0 never")
+    every: Int = Field(0, ge=0, description="evaluate every N steps; 0 never")
     benchmarks: list[str] = Field(default_factory=list)
-    max_new_tokens: int = Field(256, ge=1)
-    limit: int | None = Field(None, ge=1)
-    seeds: list[int] = Field(default_factory=lambda: [10])
+    max_new_tokens: Int = Field(256, ge=1)
+    limit: Int | None = Field(None, ge=1)
+    seeds: list[Int] = Field(default_factory=lambda: [10])
 
 
 class OutputSpec(Strict):
@@ -128,9 +175,9 @@ class OutputSpec(Strict):
 
 
 class Recipe(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(description="run name (names the run directory); defaults to the recipe file's name")
     description: str = ""
-    seed: int = Field(42, ge=0)
+    seed: Int = Field(42, ge=0)
     teacher: ModelSpec | None = None
     student: ModelSpec
     data: DataSpec
@@ -140,6 +187,16 @@ class Recipe(Strict):
     engine: EngineSpec = EngineSpec()
     eval: EvalSpec = EvalSpec()
     output: OutputSpec = OutputSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid run name: start with a letter or digit, then use only letters, "
+                "digits, '_', '.' and '-' (it names the run directory)"
+            )
+        return value
 
     @property
     def output_dir(self) -> str:

@@ -1,5 +1,6 @@
 """YAML reading with two fixes over PyYAML's defaults: ``3e-4`` is a float (PyYAML reads it as a
-string), and a key given twice in one mapping is an error instead of silently keeping the last."""
+string), and a key given twice in one mapping is an error (:class:`DuplicateKeyError`, naming every
+repeated key by its dotted location) instead of silently keeping the last."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ _FLOAT = re.compile(
 
 
 class RecipeLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 style floats and duplicate-key detection."""
+    """SafeLoader with YAML 1.2 style floats (``1e-5`` is a float); duplicates are found by ``load_yaml``."""
 
 
 RecipeLoader.yaml_implicit_resolvers = {
@@ -31,27 +32,65 @@ RecipeLoader.yaml_implicit_resolvers = {
 RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
-def _construct_mapping(loader: RecipeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, yaml.Node] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r} (first given at line {seen[key].start_mark.line + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+class DuplicateKeyError(yaml.YAMLError):
+    """One or more mappings give the same key twice; ``duplicates`` holds ``(dotted location, message)``."""
+
+    def __init__(self, duplicates: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in duplicates))
+        self.duplicates = duplicates
 
 
-RecipeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _find_duplicates(node: yaml.Node, path: tuple[str, ...], seen_nodes: set[int]) -> list[tuple[int, str, str]]:
+    """``(line, dotted location, message)`` for every key given twice in one mapping.
+
+    Keys brought in by a ``<<: *anchor`` merge may be overridden; that is not a duplicate.
+    """
+    if id(node) in seen_nodes:  # anchors/aliases share nodes (and may even be recursive)
+        return []
+    seen_nodes.add(id(node))
+    found: list[tuple[int, str, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                found += _find_duplicates(value_node, path, seen_nodes) if key_node.tag == _MERGE_TAG else []
+                continue
+            ident = (key_node.tag, key_node.value)
+            where = ".".join((*path, key_node.value))
+            if ident in first:
+                found.append(
+                    (
+                        key_node.start_mark.line,
+                        where,
+                        f"key {key_node.value!r} is given twice (lines {first[ident].start_mark.line + 1} and "
+                        f"{key_node.start_mark.line + 1}); keep one",
+                    )
+                )
+            else:
+                first[ident] = key_node
+            found += _find_duplicates(value_node, (*path, key_node.value), seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found += _find_duplicates(item, (*path, str(i)), seen_nodes)
+    return found
 
 
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - RecipeLoader is a SafeLoader
+    """Parse one YAML document; raises ``yaml.YAMLError`` (``DuplicateKeyError`` for repeated keys)."""
+    loader = RecipeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = sorted(_find_duplicates(node, (), set()))
+        if duplicates:
+            raise DuplicateKeyError([(where, msg) for _, where, msg in duplicates])
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def dump_yaml(data: Any) -> str:

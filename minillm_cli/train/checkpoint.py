@@ -38,8 +38,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def save_checkpoint(engine: Any, run_dir: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
-    """Collective: every rank must call it."""
+def save_checkpoint(
+    engine: Any, run_dir: Path, step: int, state: dict[str, Any], keep_last: int, rank_payload: Any = None
+) -> Path:
+    """Collective: every rank must call it. ``rank_payload`` (this rank's, e.g. a rollout buffer) is saved
+    beside the engine state and comes back from :func:`load_rank_payload`."""
     ck_root = run_dir / "checkpoints"
     tmp = ck_root / f".tmp-step-{step}"
     final = ck_root / f"step-{step}"
@@ -51,6 +54,8 @@ def save_checkpoint(engine: Any, run_dir: Path, step: int, state: dict[str, Any]
     dist_utils.barrier()
     engine.save_checkpoint(str(tmp), tag=ENGINE_TAG, save_latest=False)
     torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
+    if rank_payload is not None:
+        torch.save(rank_payload, tmp / f"payload-rank{rank}.pt")
     dist_utils.barrier()
     if rank == 0:
         _write_atomic(tmp / STATE_FILE, json.dumps({"step": step, **state}, indent=2))
@@ -109,3 +114,9 @@ def load_checkpoint(engine: Any, ck: Path) -> dict[str, Any]:
     if rng_file.exists():
         set_rng_state(torch.load(rng_file, weights_only=False))
     return state
+
+
+def load_rank_payload(ck: Path) -> Any:
+    """This rank's payload saved with the checkpoint, or None."""
+    f = ck / f"payload-rank{dist_utils.rank()}.pt"
+    return torch.load(f, weights_only=False) if f.exists() else None

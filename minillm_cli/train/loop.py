@@ -10,8 +10,9 @@ from typing import Any
 import torch
 
 from minillm_cli.data.encode import encode_records
+from minillm_cli.data.pretrain import load_texts, pack_blocks
 from minillm_cli.data.records import load_records
-from minillm_cli.divergence import TokenDivergence
+from minillm_cli.divergence import SequenceDivergence, TokenDivergence
 from minillm_cli.errors import InterruptedRun, MinillmError, ResourceError, RuntimeFailure, UsageError
 from minillm_cli.models import check_vocab, load_model
 from minillm_cli.plugins import get_plugins
@@ -94,11 +95,8 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
 
     divergence = plugins.divergences.get(recipe.divergence.name).from_options(recipe.divergence.options)
     sampler = plugins.samplers.get(recipe.sampler.name).from_options(recipe.sampler.options)
-    if not isinstance(divergence, TokenDivergence):
-        raise UsageError(
-            f"divergence {divergence.name!r} is not a token-level divergence; this version's loop "
-            "trains token-level divergences only"
-        )
+    if not isinstance(divergence, TokenDivergence | SequenceDivergence):
+        raise UsageError(f"divergence {divergence.name!r} is neither token- nor sequence-level")
 
     student = load_model(recipe.student, seed=recipe.seed)
     teacher = load_model(recipe.teacher, seed=recipe.seed + 1) if recipe.teacher is not None else None
@@ -141,7 +139,17 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     metrics = MetricsWriter(
         run_dir / "metrics.jsonl", enabled=main, truncate_after=start if resume_from is not None else None
     )
-    ctx = StepContext(recipe, engine, teacher_model, student.tokenizer, sampler, divergence, data, device)
+    pretrain = None
+    if recipe.data.pretrain is not None and isinstance(divergence, SequenceDivergence):
+        pretrain = pack_blocks(load_texts(recipe.data.pretrain), student.tokenizer, recipe.data.pretrain.block_size)
+    ctx = StepContext(recipe, engine, teacher_model, student.tokenizer, sampler, divergence, data, device, pretrain)
+    if resume_from is not None:
+        ctx.buffer = ckpt.load_rank_payload(resume_from)
+
+    def save(step: int) -> None:
+        ckpt.save_checkpoint(
+            engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last, rank_payload=ctx.buffer
+        )
 
     def checkpoint_state(step: int) -> dict[str, Any]:
         return {
@@ -174,7 +182,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                     bad_in_row += 1
                     progress.log(f"step {step}: non-finite loss, update skipped ({bad_in_row} in a row)")
                     if bad_in_row >= recipe.train.max_bad_steps:
-                        ckpt.save_checkpoint(engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last)
+                        save(step)
                         raise RuntimeFailure(
                             f"loss was not finite for {bad_in_row} steps in a row (last: step {step})",
                             why="the model diverged or the data produces inf/nan logits",
@@ -184,13 +192,13 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 else:
                     bad_in_row = 0
                 if step % recipe.train.save_every == 0 and step < end:
-                    ckpt.save_checkpoint(engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last)
+                    save(step)
     except KeyboardInterrupt:
-        ckpt.save_checkpoint(engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last)
+        save(step)
         raise InterruptedRun(
             f"interrupted at step {step}; checkpoint written", hint=f"continue with --resume --output-dir {run_dir}"
         ) from None
-    ckpt.save_checkpoint(engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last)
+    save(step)
     final_dir = None
     if step >= total:
         final_dir = save_hf_folder(engine, student.tokenizer, run_dir / "final")

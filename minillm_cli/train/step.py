@@ -1,18 +1,32 @@
-"""One optimizer step: rollout (sampler) -> score (forward passes) -> loss -> backward -> step."""
+"""One optimizer step: rollout (sampler) -> score (forward passes) -> loss -> backward -> step.
+
+Token-level divergences sample fresh rollouts every step. Sequence-level divergences (MiniLLM) sample a
+rollout *phase* buffer, let the divergence prepare it (rewards, returns, advantages) once, then train
+``ppo_epochs`` passes over it; the buffer is part of the checkpoint so a resumed run continues mid-phase.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from minillm_cli.data.batches import collate, micro_batch_indices
 from minillm_cli.data.encode import EncodedData
-from minillm_cli.divergence import TokenDivergence, token_divergence_sum
+from minillm_cli.divergence import (
+    Divergence,
+    Reducer,
+    SequenceDivergence,
+    StepNorm,
+    TokenDivergence,
+    cross_entropy_per_token,
+    token_divergence_sum,
+)
+from minillm_cli.errors import RecipeError
 from minillm_cli.recipe.schema import Recipe
-from minillm_cli.sampler import RolloutBatch, Sampler, SamplerContext
+from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext
 from minillm_cli.train import distributed as dist_utils
 from minillm_cli.train.score import response_logits
 
@@ -26,36 +40,73 @@ def derive_seed(*parts: int) -> int:
 
 
 @dataclass
+class PhaseBuffer:
+    """This rank's rollouts of one phase and what the divergence prepared from them."""
+
+    phase: int
+    rollouts: list[RolloutBatch]
+    prepared: list[dict[str, torch.Tensor]]
+    metrics: dict[str, float]
+
+
+@dataclass
 class StepContext:
     recipe: Recipe
     engine: Any
     teacher: Any | None
     tokenizer: Any
     sampler: Sampler
-    divergence: TokenDivergence
+    divergence: Divergence
     data: EncodedData
     device: torch.device
+    pretrain_blocks: torch.Tensor | None = None
+    buffer: PhaseBuffer | None = field(default=None)
 
 
-def _rollouts(ctx: StepContext, step: int) -> list[RolloutBatch]:
+class DistReducer(Reducer):
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def _reduce(self, t: torch.Tensor, op: str) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not dist.is_initialized() or dist.get_world_size() == 1:
+            return t
+        x = t.detach().to(self.device, torch.float64).clone()
+        dist.all_reduce(x, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[op])
+        return x.to(t.device, t.dtype)
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        return self._reduce(t, "sum")
+
+    def max(self, t: torch.Tensor) -> torch.Tensor:
+        return self._reduce(t, "max")
+
+    def min(self, t: torch.Tensor) -> torch.Tensor:
+        return self._reduce(t, "min")
+
+
+def _to(batch: PromptBatch, device: torch.device) -> PromptBatch:
+    return PromptBatch(*(t.to(device) if t is not None else None for t in vars(batch).values()))
+
+
+def _sample(ctx: StepContext, data_index: int, n_micro: int, step: int) -> list[RolloutBatch]:
+    """Rollouts of ``n_micro`` micro-batches drawn from the prompts of data slot ``data_index``."""
     r, w = dist_utils.rank(), dist_utils.world_size()
     train = ctx.recipe.train
-    pad = ctx.tokenizer.pad_token_id
+    indices = micro_batch_indices(
+        len(ctx.data),
+        seed=ctx.recipe.seed,
+        step=data_index,
+        micro=train.micro_batch_size,
+        grad_accum=n_micro,
+        world=w,
+        rank=r,
+    )
     out = []
-    for m, idx in enumerate(
-        micro_batch_indices(
-            len(ctx.data),
-            seed=ctx.recipe.seed,
-            step=step,
-            micro=train.micro_batch_size,
-            grad_accum=train.grad_accum,
-            world=w,
-            rank=r,
-        )
-    ):
-        b = collate(ctx.data, idx, pad)
-        batch = type(b)(*(t.to(ctx.device) if t is not None else None for t in vars(b).values()))
-        gen = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.recipe.seed, step, r, m, 1))
+    for m, idx in enumerate(indices):
+        batch = _to(collate(ctx.data, idx, ctx.tokenizer.pad_token_id), ctx.device)
+        gen = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.recipe.seed, data_index, r, m, 1))
         sctx = SamplerContext(
             student=ctx.engine.module,
             teacher=ctx.teacher,
@@ -64,21 +115,51 @@ def _rollouts(ctx: StepContext, step: int) -> list[RolloutBatch]:
             generator=gen,
             seed=ctx.recipe.seed,
             rank=r,
+            synced=ctx.recipe.engine.zero_stage == 3 and w > 1,
         )
         out.append(ctx.sampler.sample(batch, sctx).to(ctx.device))
     return out
 
 
+def _backward_micro(ctx: StepContext, loss: torch.Tensor, fallback: torch.Tensor, last: bool, bad: bool) -> bool:
+    """Backward one micro-batch; a non-finite loss on any rank turns the rest of the step into exact zeros
+    and the update is skipped (LR 0 for this step). Returns the updated ``bad`` flag."""
+    world, gas = dist_utils.world_size(), ctx.recipe.train.grad_accum
+    (nonfinite,) = dist_utils.all_reduce_max([0.0 if math.isfinite(loss.item()) else 1.0], ctx.device)
+    bad = bad or bool(nonfinite)
+    if bad:
+        loss = fallback
+    # DeepSpeed divides by grad_accum and averages over ranks; undo both so the gradient is that of the
+    # step's loss as normalised by the divergence (global counts)
+    ctx.engine.backward(loss * (world * gas))
+    if last and bad:
+        for group in ctx.engine.optimizer.param_groups:
+            group["lr"] = 0.0  # skip the update; the scheduler sets the next step's LR afterwards
+    ctx.engine.step()
+    return bad
+
+
+def _common_metrics(ctx: StepContext, rollouts: list[RolloutBatch], global_tokens: float) -> dict[str, Any]:
+    lens = [float(r.response_mask.sum(1).float().mean()) for r in rollouts]
+    (mean_len,) = dist_utils.all_reduce_sum([sum(lens) / len(lens)], ctx.device)
+    return {"response_tokens": int(global_tokens), "response_length": mean_len / dist_utils.world_size()}
+
+
 def train_step(ctx: StepContext, step: int) -> dict[str, Any]:
     """Runs optimizer step ``step`` (0-based) and returns its metrics (identical on every rank)."""
-    engine = ctx.engine
-    world, gas = dist_utils.world_size(), ctx.recipe.train.grad_accum
     torch.manual_seed(derive_seed(ctx.recipe.seed, step, dist_utils.rank(), 0))
-    rollouts = _rollouts(ctx, step)
-    local_tokens = float(sum(int(r.response_mask.sum()) for r in rollouts))
-    (global_tokens,) = dist_utils.all_reduce_sum([local_tokens], ctx.device)
+    if isinstance(ctx.divergence, SequenceDivergence):
+        return _sequence_step(ctx, step)
+    return _token_step(ctx, step)
+
+
+def _token_step(ctx: StepContext, step: int) -> dict[str, Any]:
+    engine = ctx.engine
+    rollouts = _sample(ctx, step, ctx.recipe.train.grad_accum, step)
+    (global_tokens,) = dist_utils.all_reduce_sum([float(sum(int(r.response_mask.sum()) for r in rollouts))], ctx.device)
     global_tokens = max(global_tokens, 1.0)
     lr = float(engine.get_lr()[0])
+    kd_ratio = ctx.recipe.train.kd_ratio
     loss_sum, bad = 0.0, False
     for i, r in enumerate(rollouts):
         s_logits = response_logits(engine, r)
@@ -86,31 +167,141 @@ def train_step(ctx: StepContext, step: int) -> dict[str, Any]:
         if ctx.divergence.needs_teacher:
             with torch.no_grad():
                 t_logits = response_logits(ctx.teacher, r)
-        total, _ = token_divergence_sum(ctx.divergence, s_logits, t_logits, r.response_ids, r.response_mask.bool())
+        mask = r.response_mask.bool()
+        total, _ = token_divergence_sum(ctx.divergence, s_logits, t_logits, r.response_ids, mask)
+        if kd_ratio < 1.0:
+            ce, _ = token_divergence_sum(_CROSS_ENTROPY, s_logits, None, r.response_ids, mask)
+            total = kd_ratio * total + (1.0 - kd_ratio) * ce
         loss = total / global_tokens
-        (nonfinite,) = dist_utils.all_reduce_max([0.0 if math.isfinite(loss.item()) else 1.0], ctx.device)
-        if nonfinite:
-            bad = True
-        if bad:
-            loss = s_logits[..., :0].sum().float()  # exactly zero, keeps DeepSpeed's bookkeeping in step
-        else:
+        bad = _backward_micro(ctx, loss, s_logits.reshape(-1)[:0].float().sum(), i == len(rollouts) - 1, bad)
+        if not bad:
             loss_sum += loss.item()
-        # DeepSpeed divides by grad_accum and averages over ranks; undo both so the gradient is that of
-        # sum(token values) / global token count
-        engine.backward(loss * (world * gas))
-        if i == len(rollouts) - 1 and bad:
-            for group in engine.optimizer.param_groups:
-                group["lr"] = 0.0  # skip the update; the scheduler restores the LR at its next step
-        engine.step()
     (loss_global,) = dist_utils.all_reduce_sum([loss_sum], ctx.device)
     grad_norm = engine.get_global_grad_norm() if not bad else None
-    resp_lens = [float(r.response_mask.sum(1).float().mean()) for r in rollouts]
-    (mean_len,) = dist_utils.all_reduce_sum([sum(resp_lens) / len(resp_lens)], ctx.device)
     return {
         "loss": float("nan") if bad else loss_global,
         "lr": lr,
         "grad_norm": float(grad_norm) if grad_norm is not None else None,
-        "response_tokens": int(global_tokens),
-        "response_length": mean_len / world,
+        **_common_metrics(ctx, rollouts, global_tokens),
         "skipped": bad,
     }
+
+
+class _TargetCrossEntropy(TokenDivergence):
+    """Cross entropy on the response tokens, mixed in when ``train.kd_ratio`` < 1."""
+
+    name = "cross_entropy"
+    needs_teacher = False
+
+    def per_token(self, student_logits, teacher_logits, targets):
+        return cross_entropy_per_token(student_logits, targets)
+
+
+_CROSS_ENTROPY = _TargetCrossEntropy()
+
+
+# -- sequence-level (policy gradient) ---------------------------------------------------------------------
+
+
+def phase_layout(ctx: StepContext) -> tuple[int, int]:
+    """(micro-batches per rank per phase, optimizer steps per phase)."""
+    train = ctx.recipe.train
+    div = ctx.divergence
+    assert isinstance(div, SequenceDivergence)
+    per_rank_seqs = None
+    if div.rollouts_per_phase is not None:
+        per_rank_seqs = math.ceil(div.rollouts_per_phase / dist_utils.world_size())
+    n_micro = train.grad_accum if per_rank_seqs is None else math.ceil(per_rank_seqs / train.micro_batch_size)
+    n_micro = max(train.grad_accum, math.ceil(n_micro / train.grad_accum) * train.grad_accum)
+    return n_micro, div.ppo_epochs * n_micro // train.grad_accum
+
+
+def _sequence_step(ctx: StepContext, step: int) -> dict[str, Any]:
+    engine, div = ctx.engine, ctx.divergence
+    assert isinstance(div, SequenceDivergence)
+    gas = ctx.recipe.train.grad_accum
+    n_micro, steps_per_phase = phase_layout(ctx)
+    phase, j = divmod(step, steps_per_phase)
+    new_phase = ctx.buffer is None or ctx.buffer.phase != phase
+    if new_phase:
+        rollouts = _sample(ctx, phase, n_micro, step)
+        if any(r.behaviour_logprobs is None for r in rollouts):
+            raise RecipeError(
+                f"divergence {div.name!r} needs on-policy rollouts with the student's log-probs, which sampler "
+                f"{ctx.sampler.name!r} does not record",
+                details=["sampler.name: use teacher_mixed (MiniLLM) or student"],
+            )
+        prepared, phase_metrics = div.prepare(rollouts, DistReducer(ctx.device))
+        ctx.buffer = PhaseBuffer(phase, rollouts, prepared, dict(phase_metrics))
+    buf = ctx.buffer
+    assert buf is not None
+    groups_per_epoch = n_micro // gas
+    epoch, g = divmod(j, groups_per_epoch)
+    order = torch.randperm(
+        n_micro, generator=torch.Generator().manual_seed(derive_seed(ctx.recipe.seed, phase, epoch, 7))
+    )
+    chosen = order[g * gas : (g + 1) * gas].tolist()
+    batches = [buf.rollouts[i] for i in chosen]
+    tokens = float(sum(int(b.response_mask.sum()) for b in batches))
+    seqs = float(sum(int(b.response_ids.size(0)) for b in batches))
+    g_tokens, g_seqs = dist_utils.all_reduce_sum([tokens, seqs], ctx.device)
+    norm = StepNorm(g_tokens, g_seqs)
+    lr = float(engine.get_lr()[0])
+    sums: dict[str, float] = {}
+    loss_sum, bad = 0.0, False
+    for k, (i, r) in enumerate(zip(chosen, batches, strict=True)):
+        s_logits = response_logits(engine, r)
+        with torch.no_grad():
+            t_logits = response_logits(ctx.teacher, r)
+        loss, metrics = div.loss(s_logits, t_logits, r, buf.prepared[i], norm)
+        pt_loss, pt_metrics = _pretrain_term(ctx, step, k)
+        loss = loss + pt_loss
+        for name, v in {**metrics, **pt_metrics}.items():
+            sums[name] = sums.get(name, 0.0) + float(v)
+        bad = _backward_micro(ctx, loss, s_logits.reshape(-1)[:0].float().sum(), k == len(batches) - 1, bad)
+        if not bad:
+            loss_sum += loss.item()
+    names = sorted(sums)
+    reduced = dist_utils.all_reduce_sum([loss_sum] + [sums[n] for n in names], ctx.device)
+    grad_norm = engine.get_global_grad_norm() if not bad else None
+    row = {
+        "loss": float("nan") if bad else reduced[0],
+        "lr": lr,
+        "grad_norm": float(grad_norm) if grad_norm is not None else None,
+        **_common_metrics(ctx, batches, g_tokens),
+        "phase": phase,
+        "ppo_epoch": epoch,
+        **dict(zip(names, reduced[1:], strict=True)),
+        **{f"rollout/{k}": v for k, v in buf.metrics.items()},
+        "skipped": bad,
+    }
+    return row
+
+
+def _pretrain_term(ctx: StepContext, step: int, micro: int) -> tuple[torch.Tensor, dict[str, float]]:
+    blocks = ctx.pretrain_blocks
+    div = ctx.divergence
+    assert isinstance(div, SequenceDivergence)
+    if blocks is None:
+        return torch.zeros((), device=ctx.device), {}
+    train = ctx.recipe.train
+    w, r = dist_utils.world_size(), dist_utils.rank()
+    idx = micro_batch_indices(
+        blocks.size(0),
+        seed=ctx.recipe.seed + 1,
+        step=step,
+        micro=train.micro_batch_size,
+        grad_accum=train.grad_accum,
+        world=w,
+        rank=r,
+    )[micro]
+    ids = blocks[idx].to(ctx.device)
+    s_logits = ctx.engine(input_ids=ids, use_cache=False).logits[:, :-1]
+    t_logits = None
+    if getattr(div.params, "kd_ratio", 0.0) > 0:
+        with torch.no_grad():
+            t_logits = ctx.teacher(input_ids=ids, use_cache=False).logits[:, :-1]
+    mask = torch.ones_like(ids[:, 1:], dtype=torch.bool)
+    global_tokens = float(mask.numel() * train.grad_accum * w)
+    loss, metrics = div.pretrain_loss(s_logits, t_logits, ids[:, 1:], mask, global_tokens)
+    return loss, {k: float(v) for k, v in metrics.items()}

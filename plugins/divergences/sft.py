@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from minillm_cli.api import TokenDivergence
+from minillm_cli.divergence import cross_entropy_per_token
 
 
 class CrossEntropy(TokenDivergence):
@@ -13,5 +14,4 @@ class CrossEntropy(TokenDivergence):
     needs_teacher = False
 
     def per_token(self, student_logits, teacher_logits, targets) -> torch.Tensor:
-        logq = torch.log_softmax(student_logits, dim=-1)
-        return -logq.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+        return cross_entropy_per_token(student_logits, targets)

@@ -2,8 +2,12 @@
 
 from minillm_cli.hookspecs import hookimpl
 from minillm_plugins.samplers.dataset import DatasetSampler
+from minillm_plugins.samplers.mixed import MixedSampler
+from minillm_plugins.samplers.student import StudentSampler
+from minillm_plugins.samplers.teacher import TeacherSampler
+from minillm_plugins.samplers.teacher_mixed import TeacherMixedSampler
 
-BUILTIN_SAMPLERS = (DatasetSampler,)
+BUILTIN_SAMPLERS = (DatasetSampler, StudentSampler, TeacherSampler, MixedSampler, TeacherMixedSampler)
 
 
 @hookimpl

@@ -1,0 +1,333 @@
+"""Batched sampling from one causal LM, or from a student and a teacher stepping together.
+
+:func:`decode` is the one decoding loop every generating sampler uses. It runs any ``transformers`` causal
+LM (stock, no patches) with a KV cache per model, on **left-padded** prompts:
+
+* the first forward pass takes the whole prompt with its attention mask and explicit
+  ``position_ids = cumsum(mask) - 1``, so a row's positions start at 0 at its first real token whatever its
+  padding; every later step feeds one token per row at the row's next position, with the mask extended by
+  one column;
+* at each step the caller's ``choose(q, p)`` turns the *processed* student and teacher distributions
+  (temperature, then top-k, then top-p; :func:`processed_probs`) into the distribution the next token is
+  drawn from, with ``torch.multinomial(probs, 1, generator=generator)``;
+* a row stops at its first EOS (the EOS itself is part of the response and of its mask) or after
+  ``max_new_tokens``; positions after the end hold ``pad_token_id``, mask 0, log-probs 0 and sampling
+  probability 1; the loop stops as soon as every row has ended.
+
+For each response token it returns the log-probs of the chosen token under the *unprocessed* distributions
+(temperature 1, no filtering) of the student and of the teacher, and the probability of the chosen token
+under the distribution it was actually drawn from. Models are put in eval mode while decoding (no dropout)
+and every submodule's train/eval flag is restored afterwards; everything runs under ``torch.no_grad()``.
+
+Vocabularies: the logits of both models are cut to ``vocab_size`` rows (default: the smaller of the two
+models' logits), so a teacher and a student whose embedding matrices are padded differently (e.g.
+151936 vs 152064 rows) sample and score over the same shared ids; log-probs are normalised over those rows.
+
+Sharded parameters (ZeRO-3) need every rank to run the same number of forward passes: with ``synced=True``
+and ``torch.distributed`` initialised, a rank whose rows have all ended keeps stepping (feeding padding)
+until every rank is done; its outputs are trimmed back to its own longest response.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from minillm_cli.components import PluginParams
+
+ChooseFn = Callable[[torch.Tensor | None, torch.Tensor | None], torch.Tensor]
+"""``choose(q, p) -> probs``: the sampling distribution ``[B, V]`` from the processed student (``q``) and
+teacher (``p``) distributions (either is ``None`` when that model is not decoding)."""
+
+
+class GenerationParams(PluginParams):
+    """Sampling options of a generating sampler."""
+
+    max_new_tokens: int = Field(256, ge=1, description="longest response, in tokens (EOS included)")
+    temperature: float = Field(1.0, gt=0, description="logits are divided by this before sampling")
+    top_k: int = Field(0, ge=0, description="sample only from the k most likely tokens; 0 = off")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: smallest set with this much mass; 1 = off")
+
+
+@dataclass
+class Decoded:
+    """The output of :func:`decode`; every tensor is ``[B, T]`` with ``T`` the longest response."""
+
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    student_logprobs: torch.Tensor | None
+    """log q(y_t) under the unprocessed student distribution (0 at masked positions)."""
+    teacher_logprobs: torch.Tensor | None
+    """log p(y_t) under the unprocessed teacher distribution (0 at masked positions)."""
+    sampling_probs: torch.Tensor
+    """probability of y_t under the distribution it was drawn from (1 at masked positions)."""
+
+
+# -- the sampling distribution -------------------------------------------------------------------------
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Logits with everything below the k-th largest value set to ``-inf`` (ties with it are kept).
+    ``k = 0`` or ``k >= vocab`` leaves the logits unchanged."""
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Logits outside the nucleus set to ``-inf``: the most likely tokens are kept, in order, until the mass
+    already kept reaches ``p`` (so the kept set is the smallest one with mass >= p; the top token is always
+    kept). ``p = 1`` leaves the logits unchanged."""
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    sorted_probs = torch.softmax(sorted_logits, dim=-1)
+    mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+    drop_sorted = mass_before >= p
+    drop_sorted[..., 0] = False
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def processed_probs(logits: torch.Tensor, params: GenerationParams) -> torch.Tensor:
+    """The distribution sampling uses: float32 softmax of logits / temperature, after top-k then top-p."""
+    logits = logits.float()
+    if params.temperature != 1.0:
+        logits = logits / params.temperature
+    logits = top_k_filter(logits, params.top_k)
+    logits = top_p_filter(logits, params.top_p)
+    return torch.softmax(logits, dim=-1)
+
+
+def choose_student(q: torch.Tensor | None, p: torch.Tensor | None) -> torch.Tensor:
+    if q is None:
+        raise ValueError("choose_student needs the student to decode")
+    return q
+
+
+def choose_teacher(q: torch.Tensor | None, p: torch.Tensor | None) -> torch.Tensor:
+    if p is None:
+        raise ValueError("choose_teacher needs the teacher to decode")
+    return p
+
+
+def mixture(alpha: float) -> ChooseFn:
+    """``choose`` for teacher-mixed sampling: ``(1 - alpha) q + alpha p``."""
+
+    def choose(q: torch.Tensor | None, p: torch.Tensor | None) -> torch.Tensor:
+        if q is None or p is None:
+            raise ValueError("teacher-mixed sampling needs both the student and the teacher to decode")
+        return (1.0 - alpha) * q + alpha * p
+
+    return choose
+
+
+# -- helpers about models and tokenizers -----------------------------------------------------------------
+
+
+def unwrap(model: Any) -> Any:
+    """The ``transformers`` model inside a wrapper such as a DeepSpeed engine (which has ``.module``)."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
+
+
+def model_device(model: Any) -> torch.device:
+    for param in unwrap(model).parameters():
+        return param.device
+    return torch.device("cpu")
+
+
+def config_vocab_size(model: Any) -> int | None:
+    config = getattr(unwrap(model), "config", None)
+    if config is not None and hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    size = getattr(config, "vocab_size", None)
+    return int(size) if isinstance(size, int) else None
+
+
+def shared_vocab_size(*models: Any) -> int | None:
+    """The smallest ``config.vocab_size`` of the given models (``None`` entries skipped)."""
+    sizes = [s for s in (config_vocab_size(m) for m in models if m is not None) if s is not None]
+    return min(sizes) if sizes else None
+
+
+def _as_ids(value: Any) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    return [int(v) for v in value]
+
+
+def eos_token_ids(tokenizer: Any, *models: Any) -> list[int]:
+    """EOS ids: the tokenizer's plus those in each model's ``generation_config`` (e.g. an end-of-turn id)."""
+    ids = _as_ids(getattr(tokenizer, "eos_token_id", None))
+    for model in models:
+        if model is None:
+            continue
+        gen_config = getattr(unwrap(model), "generation_config", None)
+        ids += _as_ids(getattr(gen_config, "eos_token_id", None))
+    return sorted(set(ids))
+
+
+def pad_token_id(tokenizer: Any, eos_ids: Sequence[int] = ()) -> int:
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is not None:
+        return int(pad)
+    return int(eos_ids[0]) if eos_ids else 0
+
+
+@contextmanager
+def eval_mode(models: Iterable[Any]):
+    """Put models in eval mode; restore every submodule's own train/eval flag afterwards."""
+    models = list(models)
+    saved = [(module, module.training) for model in models for module in model.modules()]
+    try:
+        for model in models:
+            model.eval()
+        yield
+    finally:
+        for module, training in saved:
+            module.training = training
+
+
+def _forward_parameters(model: Any) -> set[str]:
+    """Named parameters of the model's ``forward`` (to pass ``position_ids`` / ``logits_to_keep`` only where
+    they exist, e.g. ALiBi models such as BLOOM take no ``position_ids``)."""
+    try:
+        return set(inspect.signature(unwrap(model).forward).parameters)
+    except (TypeError, ValueError):
+        return {"position_ids"}
+
+
+def _all_ranks_done(local_done: bool, device: torch.device) -> bool:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return local_done
+    flag = torch.tensor([0.0 if local_done else 1.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.SUM)
+    return flag.item() == 0.0
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    if generator is not None and generator.device.type != probs.device.type:
+        # a CPU generator with GPU models: draw on the CPU (same tokens on every device type)
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+# -- the decoding loop ---------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def decode(
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    *,
+    student: Any | None = None,
+    teacher: Any | None = None,
+    params: GenerationParams | None = None,
+    choose: ChooseFn | None = None,
+    generator: torch.Generator | None = None,
+    eos_token_id: int | Sequence[int] | None = None,
+    pad_token_id: int = 0,
+    vocab_size: int | None = None,
+    synced: bool = False,
+) -> Decoded:
+    """Sample responses to left-padded prompts ``[B, P]`` (see the module docstring).
+
+    ``student`` and ``teacher`` are causal LMs (at least one); both decode the same tokens, each with its
+    own KV cache. ``choose(q, p)`` returns the sampling distribution from the processed distributions
+    (default: the student's if it decodes, else the teacher's). ``eos_token_id`` may be one id or several.
+    """
+    params = params or GenerationParams()
+    named = [(kind, m) for kind, m in (("student", student), ("teacher", teacher)) if m is not None]
+    if not named:
+        raise ValueError("decode needs a student or a teacher model")
+    if choose is None:
+        choose = choose_student if student is not None else choose_teacher
+    device = prompt_ids.device
+    batch_size = prompt_ids.shape[0]
+    eos = torch.tensor(_as_ids(eos_token_id), dtype=torch.long, device=device)
+    mask_dtype = prompt_mask.dtype
+
+    attention = prompt_mask.to(device=device, dtype=torch.long)
+    next_position = attention.sum(-1)
+    input_ids = prompt_ids
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    caches: dict[str, Any] = {kind: None for kind, _ in named}
+    accepted = {kind: _forward_parameters(m) for kind, m in named}
+
+    finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    tokens, alive_steps, logprobs, chosen_probs = [], [], {kind: [] for kind, _ in named}, []
+    local_len = 0
+    with eval_mode([m for _, m in named]):
+        for step in range(params.max_new_tokens):
+            raw: dict[str, torch.Tensor] = {}
+            for kind, model in named:
+                extra: dict[str, Any] = {}
+                if "position_ids" in accepted[kind]:
+                    extra["position_ids"] = position_ids
+                if "logits_to_keep" in accepted[kind]:
+                    extra["logits_to_keep"] = 1
+                out = model(
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    past_key_values=caches[kind],
+                    use_cache=True,
+                    **extra,
+                )
+                caches[kind] = out.past_key_values
+                raw[kind] = out.logits[:, -1, :].float()
+            width = min(x.shape[-1] for x in raw.values())
+            if vocab_size is not None:
+                width = min(width, vocab_size)
+            raw = {kind: x[:, :width] for kind, x in raw.items()}
+
+            probs = choose(
+                processed_probs(raw["student"], params) if "student" in raw else None,
+                processed_probs(raw["teacher"], params) if "teacher" in raw else None,
+            )
+            alive = ~finished
+            drawn = _draw(probs, generator)
+            for kind, x in raw.items():
+                lp = torch.log_softmax(x, dim=-1).gather(-1, drawn[:, None]).squeeze(-1)
+                logprobs[kind].append(torch.where(alive, lp, torch.zeros_like(lp)))
+            m = probs.gather(-1, drawn[:, None]).squeeze(-1)
+            chosen_probs.append(torch.where(alive, m, torch.ones_like(m)))
+            token = torch.where(alive, drawn, torch.full_like(drawn, pad_token_id))
+            tokens.append(token)
+            alive_steps.append(alive)
+            if bool(alive.any()):
+                local_len = step + 1
+            finished = finished | (alive & torch.isin(token, eos))
+
+            if step + 1 == params.max_new_tokens:
+                break
+            done = bool(finished.all())
+            if synced:
+                done = _all_ranks_done(done, device)
+            if done:
+                break
+            input_ids = token[:, None]
+            position_ids = next_position[:, None]
+            next_position = next_position + 1
+            attention = torch.cat([attention, attention.new_ones(batch_size, 1)], dim=-1)
+
+    length = local_len
+    ids = torch.stack(tokens, dim=1)[:, :length]
+    return Decoded(
+        response_ids=ids,
+        response_mask=torch.stack(alive_steps, dim=1)[:, :length].to(mask_dtype),
+        student_logprobs=torch.stack(logprobs["student"], 1)[:, :length] if "student" in logprobs else None,
+        teacher_logprobs=torch.stack(logprobs["teacher"], 1)[:, :length] if "teacher" in logprobs else None,
+        sampling_probs=torch.stack(chosen_probs, dim=1)[:, :length],
+    )
