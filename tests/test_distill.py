@@ -170,3 +170,14 @@ def test_vocabulary_mismatch_is_caught_before_training(tmp_path):
     assert res.code == 3, res.output
     assert "different tokenizers" in res.output
     assert not (out / "metrics.jsonl").exists() or not metrics(out)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "recipes" / "tiny").glob("*.yaml")))
+def test_each_tiny_recipe_runs(tmp_path, name):
+    out = tmp_path / name
+    res = distill(f"recipes/tiny/{name}.yaml", "--output-dir", out, "--set", "train.total_steps=3")
+    assert res.code == 0, res.output
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(r["loss"] is not None and r["loss"] >= 0 for r in rows)
+    assert (out / "final" / "model.safetensors").exists()
