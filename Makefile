@@ -25,9 +25,13 @@ $(STAMP): pyproject.toml Makefile
 	DS_BUILD_OPS=0 $(BIN)/pip install -q -e ".[dev,eval,lora]"
 	@touch $(STAMP)
 
+DEMO_RECIPE ?= recipes/tiny/kd.yaml
+DEMO_DIR    ?= runs/demo
+
 demo: $(STAMP)
-	$(BIN)/minillm plugins
-	$(BIN)/minillm recipes validate recipes/tiny/*.yaml
+	rm -rf $(DEMO_DIR)
+	$(BIN)/minillm distill $(DEMO_RECIPE) --output-dir $(DEMO_DIR)
+	@echo "metrics: $(DEMO_DIR)/metrics.jsonl  model: $(DEMO_DIR)/final"
 
 test: $(STAMP)
 	$(BIN)/ruff check .
