@@ -64,11 +64,32 @@ def main(argv: list[str] | None = None) -> None:
         app = build_app()
         app(args=args, prog_name="minillm")
     except MinillmError as err:
-        render_error(err, debug=state.debug)
-        sys.exit(int(err.exit_code))
+        if _worker_rank() == 0:
+            render_error(err, debug=state.debug)
+        else:  # the same error on every rank: one panel (rank 0's) is enough
+            sys.stderr.write(f"[rank {_worker_rank()}] {err.message}\n")
+        _exit(int(err.exit_code))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(int(ExitCode.INTERRUPTED))
+        _exit(int(ExitCode.INTERRUPTED))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        _exit(code)
+    _exit(0)
+
+
+def _worker_rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0")) if "MINILLM_EXIT_DIR" in os.environ else 0
+
+
+def _exit(code: int) -> None:
+    """Exit, telling a ``--nproc`` launcher (if any) which code this worker chose."""
+    from minillm_cli.train.launch import record_exit_code
+
+    record_exit_code(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
