@@ -181,3 +181,37 @@ def test_each_tiny_recipe_runs(tmp_path, name):
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert all(r["loss"] is not None and r["loss"] >= 0 for r in rows)
     assert (out / "final" / "model.safetensors").exists()
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
+    out = tmp_path / "int"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "minillm_cli",
+            "distill",
+            "recipes/tiny/kd.yaml",
+            "--output-dir",
+            str(out),
+            "--set",
+            "train.total_steps=10000",
+            "--set",
+            "train.save_every=10000",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not ((out / "metrics.jsonl").exists() and len(metrics(out)) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    done = len(metrics(out))
+    assert (out / "checkpoints" / f"step-{done}" / "state.json").exists()

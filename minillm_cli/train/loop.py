@@ -62,7 +62,8 @@ def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
         raise
     except Exception as exc:
         if _is_oom(exc):
-            raise ResourceError("out of memory during training", why=str(exc).splitlines()[0], hint=OOM_HINT) from exc
+            why = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ResourceError("out of memory during training", why=why, hint=OOM_HINT) from exc
         raise
 
 

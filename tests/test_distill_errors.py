@@ -1,0 +1,39 @@
+"""Failure behaviour of the training loop that needs no real training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minillm_cli.errors import ExitCode, ResourceError
+from minillm_cli.train import loop
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes. out of memory"),
+        MemoryError(),
+    ],
+)
+def test_out_of_memory_becomes_exit_5_with_hints(monkeypatch, exc):
+    monkeypatch.setattr(loop.dist_utils, "init_distributed", lambda: None)
+
+    def boom(recipe, opts):
+        raise exc
+
+    monkeypatch.setattr(loop, "_run", boom)
+    with pytest.raises(ResourceError) as info:
+        loop.run_distill(None, loop.RunOptions())
+    err = info.value
+    assert err.exit_code == ExitCode.RESOURCE == 5
+    for hint in ("micro_batch_size", "zero_stage", "offload", "max_response_length"):
+        assert hint in err.hint
+
+
+def test_other_errors_are_not_disguised_as_oom(monkeypatch):
+    monkeypatch.setattr(loop.dist_utils, "init_distributed", lambda: None)
+    monkeypatch.setattr(loop, "_run", lambda r, o: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        loop.run_distill(None, loop.RunOptions())
