@@ -215,3 +215,48 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     assert "Traceback" not in err and "--resume" in err
     done = len(metrics(out))
     assert (out / "checkpoints" / f"step-{done}" / "state.json").exists()
+
+
+def test_lora_student_trains_adapters_only_and_final_is_merged(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from minillm_cli.models import load_model
+    from minillm_cli.recipe import load_recipe
+
+    out = tmp_path / "lora"
+    sets = (
+        "--set",
+        "train.total_steps=4",
+        "--set",
+        "student.lora.r=4",
+        "--set",
+        "student.lora.target_modules=[c_attn]",
+    )
+    res = distill("recipes/tiny/kd.yaml", "--output-dir", out, *sets)
+    assert res.code == 0, res.output
+    final = AutoModelForCausalLM.from_pretrained(out / "final")  # plain folder: no adapter files, no peft needed
+    assert not (out / "final" / "adapter_config.json").exists()
+    recipe = load_recipe(ROOT / "recipes/tiny/kd.yaml")
+    initial = load_model(recipe.student, seed=recipe.seed).model.state_dict()
+    trained = final.state_dict()
+    assert torch.equal(trained["transformer.h.0.mlp.c_fc.weight"], initial["transformer.h.0.mlp.c_fc.weight"])
+    assert not torch.allclose(
+        trained["transformer.h.0.attn.c_attn.weight"], initial["transformer.h.0.attn.c_attn.weight"]
+    )
+
+
+def test_lora_rejected_for_teacher_and_zero3(tmp_path):
+    res = run_minillm(
+        "recipes",
+        "validate",
+        "recipes/tiny/kd.yaml",
+        "--set",
+        "teacher.lora.r=4",
+        "--set",
+        "student.lora.r=4",
+        "--set",
+        "engine.zero_stage=3",
+    )
+    assert res.code == 3
+    assert "teacher.lora" in res.output and "student.lora" in res.output

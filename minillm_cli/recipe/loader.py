@@ -315,6 +315,10 @@ def _cross_problems(recipe: Recipe, plugins: PluginSet) -> list[Problem]:
             ref = getattr(recipe, section)
             if ref.name in registry and getattr(registry.get(ref.name), "needs_teacher", False):
                 problems.append(("teacher", f"{section} {ref.name!r} needs a teacher model; add a `teacher:` section"))
+    if recipe.teacher is not None and recipe.teacher.lora is not None:
+        problems.append(("teacher.lora", "the teacher is frozen; LoRA adapters apply to the student only"))
+    if recipe.student.lora is not None and recipe.engine.zero_stage == 3:
+        problems.append(("student.lora", "LoRA students are supported with ZeRO stages 0-2 in this version"))
     return problems
 
 

@@ -32,6 +32,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+class LoraSpec(Strict):
+    """Train low-rank adapters (peft) instead of the full student."""
+
+    r: Int = Field(8, ge=1, description="adapter rank")
+    alpha: Float = Field(16.0, gt=0, description="scaling numerator (lora_alpha)")
+    dropout: Float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | None = Field(
+        None, description="module names to adapt (default: peft's choice for the architecture)"
+    )
+
+
 class ModelSpec(Strict):
     """A model: a hub id or local path (``path``), or a from-scratch architecture (``family`` + ``scratch``)."""
 
@@ -51,6 +62,7 @@ class ModelSpec(Strict):
     )
     revision: str | None = None
     trust_remote_code: bool = False
+    lora: LoraSpec | None = Field(None, description="student only: train LoRA adapters (needs the peft package)")
 
     @field_validator("family")
     @classmethod

@@ -56,8 +56,9 @@ def init_student(model: torch.nn.Module, recipe: Recipe) -> tuple[Any, Any, Any]
             continue
         (no_decay if p.ndim < 2 or "norm" in n.lower() or n.endswith(".bias") else decay).append(p)
     groups = [
-        {"params": decay, "weight_decay": train.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        g
+        for g in ({"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0})
+        if g["params"]  # DeepSpeed drops empty groups, which would desynchronise the LR scheduler
     ]
     optimizer = torch.optim.AdamW(groups, lr=train.lr, betas=train.betas, eps=train.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, train))

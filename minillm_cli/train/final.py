@@ -24,11 +24,16 @@ def save_hf_folder(engine: Any, tokenizer: Any, out: Path) -> Path | None:
     if dist_utils.is_main():
         tmp = out.with_name(f".{out.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        model = engine.module
-        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         from transformers.utils import logging as hf_logging
 
+        from minillm_cli.lora import is_lora, merged_copy
+
         hf_logging.disable_progress_bar()
+        model = engine.module
+        if is_lora(model):  # a plain folder: adapters merged into the weights
+            model = merged_copy(model).cpu()
+            state = model.state_dict()
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         model.save_pretrained(tmp, state_dict=state)
         tokenizer.save_pretrained(tmp)
         if getattr(model, "generation_config", None) is not None:

@@ -14,6 +14,7 @@ from minillm_cli.data.pretrain import load_texts, pack_blocks
 from minillm_cli.data.records import load_records
 from minillm_cli.divergence import SequenceDivergence, TokenDivergence
 from minillm_cli.errors import InterruptedRun, MinillmError, ResourceError, RuntimeFailure, UsageError
+from minillm_cli.lora import apply_lora
 from minillm_cli.models import check_vocab, load_model
 from minillm_cli.plugins import get_plugins
 from minillm_cli.recipe.loader import resolved_recipe_dict
@@ -100,6 +101,8 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         raise UsageError(f"divergence {divergence.name!r} is neither token- nor sequence-level")
 
     student = load_model(recipe.student, seed=recipe.seed)
+    if recipe.student.lora is not None:
+        student.model = apply_lora(student.model, recipe.student.lora)
     teacher = load_model(recipe.teacher, seed=recipe.seed + 1) if recipe.teacher is not None else None
     if teacher is not None:
         check_vocab(teacher, student)

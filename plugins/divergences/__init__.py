@@ -4,6 +4,7 @@ from minillm_cli.hookspecs import hookimpl
 from minillm_plugins.divergences.akl import AdaptiveKL
 from minillm_plugins.divergences.fkl import ForwardKL
 from minillm_plugins.divergences.jsd import GeneralizedJSD
+from minillm_plugins.divergences.minillm import MiniLLM
 from minillm_plugins.divergences.rkl import ReverseKL
 from minillm_plugins.divergences.sft import CrossEntropy
 from minillm_plugins.divergences.skew import SkewForwardKL, SkewReverseKL
@@ -18,6 +19,7 @@ BUILTIN_DIVERGENCES = (
     SkewReverseKL,
     AdaptiveKL,
     CrossEntropy,
+    MiniLLM,
 )
 
 
