@@ -145,6 +145,10 @@ def load_model(
             raise RecipeError(
                 str(exc), hint="name a concrete family (gpt2, opt, llama, qwen2, mistral) for a `scratch` model"
             ) from exc
+        if getattr(scratch, "init_std", None) is not None:
+            for attr in ("initializer_range", "init_std"):  # OPT calls it init_std
+                if hasattr(config, attr):
+                    setattr(config, attr, scratch.init_std)
         fork_devices: list[int] = []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)

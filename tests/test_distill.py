@@ -260,3 +260,60 @@ def test_lora_rejected_for_teacher_and_zero3(tmp_path):
     )
     assert res.code == 3
     assert "teacher.lora" in res.output and "student.lora" in res.output
+
+
+def test_tiny_minillm_reverse_kl_goes_down(tmp_path):
+    out = tmp_path / "mini"
+    res = distill("recipes/tiny/minillm.yaml", "--output-dir", out)
+    assert res.code == 0, res.output
+    rows = metrics(out)
+    by_phase: dict[int, float] = {}
+    for r in rows:
+        by_phase[r["phase"]] = r["rollout/rev_kl"]
+    phases = sorted(by_phase)
+    assert len(phases) >= 5
+    first = sum(by_phase[p] for p in phases[:2]) / 2
+    last = sum(by_phase[p] for p in phases[-2:]) / 2
+    assert last < 0.9 * first, (first, last)
+    for key in (
+        "pg_loss",
+        "single_step_loss",
+        "pt_loss",
+        "clip_fraction",
+        "rollout/reward",
+        "rollout/iw_mean",
+        "rollout/iw_min",
+        "rollout/iw_max",
+        "response_length",
+    ):
+        assert all(r[key] is not None for r in rows), key
+
+
+def test_minillm_resume_mid_phase_is_exact(tmp_path):
+    common = ("recipes/tiny/minillm.yaml", "--set", "train.total_steps=6", "--set", "train.save_every=100")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert distill(*common, "--output-dir", a).code == 0
+    assert distill(*common, "--output-dir", b, "--max-steps", "3").code == 0  # 4 steps per phase: stops mid-phase
+    res = distill(*common, "--output-dir", b, "--resume")
+    assert res.code == 0, res.output
+    assert without_timing(metrics(b)) == without_timing(metrics(a))
+
+
+def test_minillm_two_process_zero3(tmp_path):
+    out = tmp_path / "z3"
+    res = distill(
+        "recipes/tiny/minillm.yaml",
+        "--nproc",
+        "2",
+        "--output-dir",
+        out,
+        "--set",
+        "engine.zero_stage=3",
+        "--set",
+        "train.total_steps=4",
+    )
+    assert res.code == 0, res.output
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert rows[0]["rollout/rollout_sequences"] == 8  # rollouts_per_phase across both ranks
+    assert (out / "final" / "model.safetensors").exists()
