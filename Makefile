@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	DS_BUILD_OPS=0 $(BIN)/pip install -q -e ".[dev,eval,lora]"
 	@touch $(STAMP)
 
-DEMO_RECIPE ?= recipes/tiny/kd.yaml
+DEMO_RECIPE ?= recipes/tiny/minillm.yaml
 DEMO_DIR    ?= runs/demo
 
 demo: $(STAMP)
