@@ -298,3 +298,14 @@ def test_plugin_options_reject_booleans_and_infinities():
     details = "\n".join(info.value.details)
     assert "divergence.temperature: Input should be a number, not the boolean true" in details
     assert "student.scratch.layers:" in details
+
+
+@pytest.mark.parametrize("name", sorted(shipped_recipes()))
+def test_shipped_recipe_has_a_complete_header(name):
+    """Every shipped recipe says what it reproduces, its prerequisites, the hardware and the exact command."""
+    text = shipped_recipes()[name].read_text()
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    for field in ("What it reproduces:", "Prerequisites:", "Hardware", "Command: minillm distill"):
+        assert field in header, f"{name}: header lacks {field!r}"
+    command = next(line for line in header.splitlines() if "Command: minillm distill" in line)
+    assert f"recipes/{name}.yaml" in command, command
