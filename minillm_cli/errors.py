@@ -69,11 +69,6 @@ class ResourceError(MinillmError):
     title = "Resource error"
 
 
-class NotImplementedYetError(MinillmError):
-    exit_code = ExitCode.RUNTIME
-    title = "Not implemented yet"
-
-
 class RuntimeFailure(MinillmError):
     exit_code = ExitCode.RUNTIME
     title = "Run failed"

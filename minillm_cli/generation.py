@@ -10,6 +10,11 @@ LM (stock, no patches) with a KV cache per model, on **left-padded** prompts:
 * at each step the caller's ``choose(q, p)`` turns the *processed* student and teacher distributions
   (temperature, then top-k, then top-p; :func:`processed_probs`) into the distribution the next token is
   drawn from, with ``torch.multinomial(probs, 1, generator=generator)``;
+* with ``no_repeat_ngram_size = n > 0`` a token that would complete an n-gram already present in the row
+  (its prompt's real tokens plus what it generated so far; padding is not part of it) is banned at that step:
+  its logit is set to ``-inf`` before temperature and filtering, for both models' processed distributions (as
+  ``transformers``' ``NoRepeatNGramLogitsProcessor`` does, minus the padding); a row whose every token would be
+  banned keeps its distribution unchanged. ``0`` (the default) changes nothing;
 * a row stops at its first EOS (the EOS itself is part of the response and of its mask) or after
   ``max_new_tokens``; positions after the end hold ``pad_token_id``, mask 0, log-probs 0 and sampling
   probability 1; the loop stops as soon as every row has ended.
@@ -53,6 +58,9 @@ class GenerationParams(PluginParams):
     temperature: float = Field(1.0, gt=0, description="logits are divided by this before sampling")
     top_k: int = Field(0, ge=0, description="sample only from the k most likely tokens; 0 = off")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: smallest set with this much mass; 1 = off")
+    no_repeat_ngram_size: int = Field(
+        0, ge=0, description="never repeat an n-gram of this size within a row (prompt included); 0 = off"
+    )
 
 
 @dataclass
@@ -224,6 +232,56 @@ def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+class NgramBlocker:
+    """Which tokens would repeat an n-gram of a row (prompt + generated tokens so far), for
+    ``no_repeat_ngram_size``. Keeps, per row, every (n-1)-gram prefix seen and the tokens that followed it."""
+
+    def __init__(self, n: int, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> None:
+        if n < 1:
+            raise ValueError("no_repeat_ngram_size must be >= 1 for an NgramBlocker")
+        self.n = n
+        ids, mask = prompt_ids.tolist(), prompt_mask.tolist()
+        self.history: list[list[int]] = [
+            [t for t, m in zip(row, keep, strict=True) if m] for row, keep in zip(ids, mask, strict=True)
+        ]
+        self.seen: list[dict[tuple[int, ...], set[int]]] = [{} for _ in self.history]
+        for row, tokens in enumerate(self.history):
+            for end in range(n, len(tokens) + 1):
+                self._add(row, tokens[end - n : end])
+
+    def _add(self, row: int, ngram: list[int]) -> None:
+        self.seen[row].setdefault(tuple(ngram[:-1]), set()).add(ngram[-1])
+
+    def banned(self, width: int, device: torch.device) -> torch.Tensor:
+        """``[B, width]`` bool: True where the token would complete an n-gram the row already contains."""
+        mask = torch.zeros(len(self.history), width, dtype=torch.bool)
+        k = self.n - 1
+        for row, tokens in enumerate(self.history):
+            if len(tokens) < k:
+                continue
+            followers = self.seen[row].get(tuple(tokens[len(tokens) - k :]) if k else ())
+            ids = [t for t in followers or () if 0 <= t < width]
+            if ids and len(ids) < width:  # never ban every token of a row
+                mask[row, ids] = True
+        return mask.to(device)
+
+    def append(self, tokens: torch.Tensor, alive: torch.Tensor) -> None:
+        """Extend each alive row by its new token (finished rows are left as they are)."""
+        for row, (token, live) in enumerate(zip(tokens.tolist(), alive.tolist(), strict=True)):
+            if not live:
+                continue
+            history = self.history[row]
+            history.append(int(token))
+            if len(history) >= self.n:
+                self._add(row, history[-self.n :])
+
+
+def _processed(logits: torch.Tensor, params: GenerationParams, banned: torch.Tensor | None) -> torch.Tensor:
+    if banned is not None:
+        logits = logits.masked_fill(banned, float("-inf"))
+    return processed_probs(logits, params)
+
+
 # -- the decoding loop ---------------------------------------------------------------------------------
 
 
@@ -266,6 +324,8 @@ def decode(
     caches: dict[str, Any] = {kind: None for kind, _ in named}
     accepted = {kind: _forward_parameters(m) for kind, m in named}
 
+    ngram = params.no_repeat_ngram_size
+    blocker = NgramBlocker(ngram, prompt_ids, prompt_mask) if ngram else None
     finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
     tokens, alive_steps, logprobs, chosen_probs = [], [], {kind: [] for kind, _ in named}, []
     local_len = 0
@@ -292,9 +352,10 @@ def decode(
                 width = min(width, vocab_size)
             raw = {kind: x[:, :width] for kind, x in raw.items()}
 
+            banned = blocker.banned(width, device) if blocker is not None else None
             probs = choose(
-                processed_probs(raw["student"], params) if "student" in raw else None,
-                processed_probs(raw["teacher"], params) if "teacher" in raw else None,
+                _processed(raw["student"], params, banned) if "student" in raw else None,
+                _processed(raw["teacher"], params, banned) if "teacher" in raw else None,
             )
             alive = ~finished
             drawn = _draw(probs, generator)
@@ -309,6 +370,8 @@ def decode(
             if bool(alive.any()):
                 local_len = step + 1
             finished = finished | (alive & torch.isin(token, eos))
+            if blocker is not None:
+                blocker.append(token, alive)
 
             if step + 1 == params.max_new_tokens:
                 break

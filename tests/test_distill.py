@@ -317,3 +317,32 @@ def test_minillm_two_process_zero3(tmp_path):
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert rows[0]["rollout/rollout_sequences"] == 8  # rollouts_per_phase across both ranks
     assert (out / "final" / "model.safetensors").exists()
+
+
+def test_periodic_evaluation_during_training(tmp_path):
+    out = tmp_path / "pe"
+    bench = ROOT / "tests" / "fixtures" / "bench" / "dolly.jsonl"
+    res = distill(
+        "recipes/tiny/kd.yaml",
+        "--output-dir",
+        out,
+        "--set",
+        "train.total_steps=3",
+        "--set",
+        "eval.every=2",
+        "--set",
+        "eval.benchmarks=[dolly]",
+        "--set",
+        f"eval.data.dolly={bench}",
+        "--set",
+        "eval.max_new_tokens=8",
+        "--set",
+        "eval.limit=3",
+    )
+    assert res.code == 0, res.output
+    rows = metrics(out)
+    evaluated = [r["step"] for r in rows if "eval/dolly/rougeL" in r]
+    assert evaluated == [2, 3]  # every 2 steps and at the end
+    scores = json.loads((out / "eval" / "step-2" / "dolly" / "scores.json").read_text())
+    assert scores["n"] == 3 and scores["rougeL"] == rows[1]["eval/dolly/rougeL"]
+    assert len((out / "eval" / "step-3" / "dolly" / "predictions.jsonl").read_text().splitlines()) == 3

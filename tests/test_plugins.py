@@ -2,7 +2,7 @@
 
 (a) the separately installable example plugin (examples/minillm-plugin-example), pip-installed into a temp dir;
 (b) ``load_plugins`` on fake entry points naming the modules in tests/plugin_fixtures/;
-(c) the CLI: ``minillm plugins``, ``--version``, ``--help``, pending commands, error rendering, broken plugins.
+(c) the CLI: ``minillm plugins``, ``--version``, ``--help``, error rendering, broken plugins.
 """
 
 from __future__ import annotations
@@ -411,22 +411,6 @@ def test_help_lists_every_command(cli):
         assert command in result.stdout
     bare = cli()  # no arguments: the help
     assert bare.code in (0, 2) and "Usage" in bare.output and "distill" in bare.output
-
-
-@pytest.mark.parametrize("command", ["eval", "generate", "export"])
-def test_pending_command_help_says_not_implemented(cli, command):
-    result = cli(command, "--help")
-    assert result.code == 0
-    assert "(not implemented yet)" in " ".join(result.stdout.split())  # not swallowed as Rich markup
-
-
-@pytest.mark.parametrize("command", ["eval", "generate", "export"])
-def test_pending_commands_say_not_implemented(cli, command):
-    result = cli(command, "--model", "runs/x/final", "extra-arg")
-    assert result.code == 1
-    assert "not implemented yet" in result.stderr and f"minillm {command}" in result.stderr
-    assert result.stdout == ""
-    assert "Traceback" not in result.output
 
 
 def test_error_renders_a_panel_without_traceback_and_debug_shows_it(cli, tmp_path):

@@ -175,11 +175,17 @@ class EngineSpec(Strict):
 
 
 class EvalSpec(Strict):
-    every: Int = Field(0, ge=0, description="evaluate every N steps; 0 never")
-    benchmarks: list[str] = Field(default_factory=list)
+    """Evaluation during training (rank 0, on the student; written to ``DIR/eval/step-N/`` and metrics.jsonl)."""
+
+    every: Int = Field(0, ge=0, description="evaluate every N steps and at the end; 0 never")
+    benchmarks: list[str] = Field(default_factory=list, description="benchmark plugins, e.g. [dolly]")
+    data: dict[str, str] = Field(
+        default_factory=dict, description="benchmark -> local file/folder (default: the benchmark's hub source)"
+    )
     max_new_tokens: Int = Field(256, ge=1)
-    limit: Int | None = Field(None, ge=1)
+    limit: Int | None = Field(None, ge=1, description="first N examples of each benchmark")
     seeds: list[Int] = Field(default_factory=lambda: [10])
+    batch_size: Int = Field(8, ge=1)
 
 
 class OutputSpec(Strict):

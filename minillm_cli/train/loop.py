@@ -25,6 +25,7 @@ from minillm_cli.train import distributed as dist_utils
 from minillm_cli.train.engine import DTYPES, init_student, init_teacher
 from minillm_cli.train.final import save_hf_folder
 from minillm_cli.train.metrics import MetricsWriter
+from minillm_cli.train.periodic_eval import PeriodicEval
 from minillm_cli.train.progress import StepProgress
 from minillm_cli.train.step import StepContext, train_step
 
@@ -170,6 +171,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         start=start,
         description=f"{recipe.name} ({recipe.sampler.name} x {recipe.divergence.name})",
     )
+    periodic = PeriodicEval(recipe, plugins, student.tokenizer, student.family, run_dir)
+    if main and periodic.skip_reason:
+        progress.log(periodic.skip_reason)
     if main and data.dropped_long_prompts:
         progress.log(f"dropped {data.dropped_long_prompts} prompt(s) longer than data.max_prompt_length")
     try:
@@ -180,6 +184,8 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 step += 1
                 dt = time.perf_counter() - t0
                 row = {"step": step, **row, "tokens_per_s": row["response_tokens"] / max(dt, 1e-9), "step_time_s": dt}
+                if periodic.due(step, end):
+                    row.update(periodic.run(engine, step))
                 metrics.write(row)
                 progress.update(step, row)
                 if row["skipped"]:
