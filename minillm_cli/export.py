@@ -318,9 +318,9 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> No
     unexpected = list(result.unexpected_keys)
     if any("lora_" in k for k in unexpected):
         raise RuntimeFailure(
-            "this checkpoint holds LoRA adapter weights, which `minillm export` cannot merge yet",
+            "this checkpoint holds LoRA adapter weights but the recipe has no `student.lora` section",
             details=[f"e.g. {next(k for k in unexpected if 'lora_' in k)}"],
-            hint="merge the adapters with peft (`merge_and_unload`) from the run's final/ folder",
+            hint="export with the recipe the run used (--recipe RUN/recipe.yaml), which names the adapters",
         )
     missing = [n for n, p in model.named_parameters() if p.device.type == "meta"]
     if missing or unexpected:
@@ -505,9 +505,16 @@ def export_checkpoint(
 
     weights, source = checkpoint_weights(ck, torch_dtype)
     loaded = build_student(run.student)
-    load_weights(loaded.model, weights)
+    model = loaded.model
+    if run.student.lora is not None:  # a LoRA run: rebuild the adapters, load, merge into a plain model
+        from minillm_cli.lora import apply_lora
+
+        model = apply_lora(model, run.student.lora)
+    load_weights(model, weights)
     del weights
-    model = loaded.model.to(torch_dtype)
+    if run.student.lora is not None:
+        model = model.merge_and_unload()
+    model = model.to(torch_dtype)
     model.eval()
     total = run.recipe.get("train", {}).get("total_steps") if isinstance(run.recipe.get("train"), dict) else None
     try:

@@ -18,8 +18,8 @@ def gathered_state_dict(engine: Any) -> dict[str, Any] | None:
     return engine.module.state_dict() if dist_utils.is_main() else None
 
 
-def save_hf_folder(engine: Any, tokenizer: Any, out: Path) -> Path | None:
-    """Collective. Rank 0 writes ``out`` (replacing it) and returns it."""
+def save_hf_folder(engine: Any, tokenizer: Any, out: Path, card: str | None = None) -> Path | None:
+    """Collective. Rank 0 writes ``out`` (replacing it; with ``card`` as its README.md) and returns it."""
     state = gathered_state_dict(engine)
     if dist_utils.is_main():
         tmp = out.with_name(f".{out.name}.tmp")
@@ -38,6 +38,8 @@ def save_hf_folder(engine: Any, tokenizer: Any, out: Path) -> Path | None:
         tokenizer.save_pretrained(tmp)
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(tmp)
+        if card is not None:
+            (tmp / "README.md").write_text(card, encoding="utf-8")
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -211,5 +211,17 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     save(step)
     final_dir = None
     if step >= total:
-        final_dir = save_hf_folder(engine, student.tokenizer, run_dir / "final")
+        card = None
+        if main:
+            from minillm_cli.export import metrics_at, model_card, read_run
+
+            card = model_card(
+                read_run(run_dir / "recipe.yaml"),
+                step=step,
+                total_steps=total,
+                dtype=recipe.engine.dtype,
+                metrics=metrics_at(run_dir, step),
+                prompt_example=student.family.format_prompt("{instruction}"),
+            )
+        final_dir = save_hf_folder(engine, student.tokenizer, run_dir / "final", card)
     return RunResult(run_dir, step, final_dir)
