@@ -39,6 +39,9 @@ class ScratchParams(PluginParams):
     kv_heads: int | None = Field(None, ge=1, description="key/value heads (grouped-query attention)")
     intermediate: int | None = Field(None, ge=1, description="MLP size (default 4 * hidden)")
     max_positions: int = Field(512, ge=8, description="longest sequence the model accepts")
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="every dropout probability of the config (default: the family's own)"
+    )
     init_std: float | None = Field(
         None, gt=0, description="std of the random weight init (config initializer_range); larger gives a peakier model"
     )

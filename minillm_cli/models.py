@@ -26,6 +26,10 @@ ONLINE_HINT = (
 )
 
 
+# config attributes that hold a dropout probability, across the built-in families
+DROPOUT_ATTRS = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout", "attention_dropout", "activation_dropout")
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -149,6 +153,10 @@ def load_model(
             for attr in ("initializer_range", "init_std"):  # OPT calls it init_std
                 if hasattr(config, attr):
                     setattr(config, attr, scratch.init_std)
+        if getattr(scratch, "dropout", None) is not None:
+            for attr in DROPOUT_ATTRS:
+                if hasattr(config, attr):
+                    setattr(config, attr, scratch.dropout)
         fork_devices: list[int] = []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)

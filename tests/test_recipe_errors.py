@@ -305,3 +305,11 @@ def test_debug_shows_the_traceback(cli, tmp_path):
     res = cli("--debug", "distill", path)
     assert res.code == 3
     assert "Traceback" in res.output
+
+
+def test_pretraining_corpus_with_a_divergence_that_ignores_it_is_an_error(cli):
+    res = cli("recipes", "validate", "recipes/tiny/kd.yaml", "--set", "data.pretrain.path=recipes/tiny/data/corpus.txt")
+    assert res.code == 3
+    assert "data.pretrain" in res.output and "no pretraining term" in " ".join(res.output.split())
+    ok = cli("recipes", "validate", "recipes/tiny/minillm.yaml")
+    assert ok.code == 0

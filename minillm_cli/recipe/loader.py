@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from minillm_cli.divergence import SequenceDivergence
 from minillm_cli.errors import RecipeError, UsageError
 from minillm_cli.plugins import PluginSet, get_plugins
 from minillm_cli.recipe.schema import Recipe
@@ -319,6 +320,17 @@ def _cross_problems(recipe: Recipe, plugins: PluginSet) -> list[Problem]:
         problems.append(("teacher.lora", "the teacher is frozen; LoRA adapters apply to the student only"))
     if recipe.student.lora is not None and recipe.engine.zero_stage == 3:
         problems.append(("student.lora", "LoRA students are supported with ZeRO stages 0-2 in this version"))
+    div = recipe.divergence.name
+    if recipe.data.pretrain is not None and div in plugins.divergences:
+        cls = plugins.divergences.get(div)
+        if not issubclass(cls, SequenceDivergence) or cls.pretrain_loss is SequenceDivergence.pretrain_loss:
+            problems.append(
+                (
+                    "data.pretrain",
+                    f"divergence {div!r} has no pretraining term, so the corpus would be ignored; remove "
+                    "data.pretrain or use a divergence with one (minillm: lm_coef, kd_ratio)",
+                )
+            )
     return problems
 
 
