@@ -164,3 +164,38 @@ def label_word_calibration(
         correct.append(options[best].strip().lower() == label.strip().lower())
     accuracy = 100.0 * sum(correct) / len(correct) if correct else float("nan")
     return CalibrationResult(accuracy, expected_calibration_error(confidences, correct, n_bins), confidences, correct)
+
+
+@torch.no_grad()
+def token_calibration(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    references: Sequence[str],
+    *,
+    max_prompt_tokens: int = 256,
+    max_reference_tokens: int = 256,
+    n_bins: int = 10,
+) -> CalibrationResult:
+    """Next-token calibration on the references, for generative benchmarks without label words: the model
+    reads prompt + reference (teacher forcing); at every reference position its most probable token is the
+    prediction, that probability the confidence, correct when it is the reference token. Accuracy (x100) and
+    ECE are over all reference tokens."""
+    device = model_device(model)
+    budget = prompt_budget(model, max_prompt_tokens, max_reference_tokens)
+    confidences: list[float] = []
+    correct: list[bool] = []
+    for prompt, reference in zip(prompts, references, strict=True):
+        prompt_ids = encode_prompt(tokenizer, prompt, budget)
+        ref_ids = list(tokenizer(reference, add_special_tokens=False)["input_ids"])[:max_reference_tokens]
+        if not ref_ids:
+            continue
+        ids = torch.tensor([prompt_ids + ref_ids], device=device)
+        logits = _forward_logits(model, ids, torch.ones_like(ids))[0, len(prompt_ids) - 1 : -1].float()
+        probs = torch.softmax(logits, dim=-1)
+        conf, pred = probs.max(dim=-1)
+        target = torch.tensor(ref_ids, device=device)
+        confidences.extend(conf.tolist())
+        correct.extend((pred == target).tolist())
+    accuracy = 100.0 * sum(correct) / len(correct) if correct else float("nan")
+    return CalibrationResult(accuracy, expected_calibration_error(confidences, correct, n_bins), confidences, correct)

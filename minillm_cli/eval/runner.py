@@ -321,6 +321,18 @@ def evaluate_model(
             max_prompt_tokens=settings.max_prompt_tokens,
         )
         scores.extra["calibration"] = calibration.as_dict()
+    elif examples:
+        from minillm_cli.eval.analysis import token_calibration
+
+        calibration = token_calibration(
+            model,
+            tokenizer,
+            prompts,
+            [example.references[0] for example in examples],
+            max_prompt_tokens=settings.max_prompt_tokens,
+            max_reference_tokens=settings.max_new_tokens,
+        )
+        scores.extra["calibration"] = {"kind": "next-token on references", **calibration.as_dict()}
     if teacher is not None:
         from minillm_cli.eval.analysis import measure_exposure_bias
 
