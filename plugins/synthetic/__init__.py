@@ -1,0 +1,49 @@
+"""A synthetic instruction task with a known answer distribution (the offline demo's benchmark).
+
+``task`` builds a seeded world and samples prompt/response pairs, ``checker`` decides validity exactly,
+``metrics`` measures validity, coverage and true probabilities and writes Dolly-format data, ``tokenizer``
+is the task's word-level tokenizer.
+"""
+
+from minillm_plugins.synthetic.checker import Checker, Verdict, check, is_valid, mode_of
+from minillm_plugins.synthetic.metrics import (
+    Coverage,
+    coverage,
+    evaluate,
+    reference_metrics,
+    true_log_probability,
+    true_probability,
+    validity_rate,
+    write_dolly_jsonl,
+    write_splits,
+)
+from minillm_plugins.synthetic.task import EOS, PAD, UNK, Prompt, Response, Sample, TaskConfig, World, make_world
+from minillm_plugins.synthetic.tokenizer import build_tokenizer, save_tokenizer
+
+__all__ = [
+    "EOS",
+    "PAD",
+    "UNK",
+    "Checker",
+    "Coverage",
+    "Prompt",
+    "Response",
+    "Sample",
+    "TaskConfig",
+    "Verdict",
+    "World",
+    "build_tokenizer",
+    "check",
+    "coverage",
+    "evaluate",
+    "is_valid",
+    "make_world",
+    "mode_of",
+    "reference_metrics",
+    "save_tokenizer",
+    "true_log_probability",
+    "true_probability",
+    "validity_rate",
+    "write_dolly_jsonl",
+    "write_splits",
+]
