@@ -137,10 +137,11 @@ def test_set_switches_the_divergence_and_its_options():
 
 
 def test_set_creates_new_nested_sections():
-    recipe = load_recipe(SFT, ["eval.limit=5", "data.pretrain.path=wikitext", "data.pretrain.block_size=64"])
+    recipe = load_recipe(SFT, ["eval.limit=5", "student.lora.r=4", "student.lora.alpha=8", "eval.data.dolly=d.jsonl"])
     assert recipe.eval.limit == 5
-    assert recipe.data.pretrain is not None
-    assert (recipe.data.pretrain.path, recipe.data.pretrain.block_size) == ("wikitext", 64)
+    assert recipe.student.lora is not None
+    assert (recipe.student.lora.r, recipe.student.lora.alpha) == (4, 8.0)
+    assert recipe.eval.data == {"dolly": "d.jsonl"}
 
 
 def test_set_adds_a_teacher_section():
