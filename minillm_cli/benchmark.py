@@ -170,6 +170,17 @@ class Benchmark(Component):
             raise self.format_error(f"{where}: field {name!r} should be {wanted}, found {type(value).__name__}")
         return value
 
+    def instances(self, record: Mapping[str, Any], where: str, *, empty_hint: str = "") -> list[Any]:
+        """The non-empty ``instances`` list of a record (Self-Instruct / Unnatural Instructions style); a
+        ``datasets`` Sequence feature (a dict of lists) is turned back into a list of dicts."""
+        instances = self.require(record, "instances", where, types=(list, dict))
+        if isinstance(instances, dict):
+            keys = list(instances)
+            instances = [dict(zip(keys, values, strict=True)) for values in zip(*instances.values(), strict=True)]
+        if not instances:
+            raise self.format_error(f"{where}: field 'instances' is empty{empty_hint}")
+        return instances
+
     def references(self, record: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]:
         """A reference field that is one string or a non-empty list of strings."""
         value = self.require(record, name, where, types=(str, list, tuple))

@@ -30,12 +30,7 @@ class SelfInstBenchmark(Benchmark):
 
     def parse_record(self, record: Mapping[str, Any], where: str, *, index: int) -> list[EvalExample]:
         instruction = self.require(record, "instruction", where)
-        instances = self.require(record, "instances", where, types=(list, dict))
-        if isinstance(instances, dict):  # a `datasets` Sequence feature: a dict of lists
-            keys = list(instances)
-            instances = [dict(zip(keys, values, strict=True)) for values in zip(*instances.values(), strict=True)]
-        if not instances:
-            raise self.format_error(f"{where}: field 'instances' is empty (it needs one {{input, output}} object)")
+        instances = self.instances(record, where, empty_hint=" (it needs one {input, output} object)")
         first = instances[0]
         if not isinstance(first, Mapping):
             raise self.format_error(f"{where}: instances[0] should be an object with 'input' and 'output'")

@@ -31,12 +31,7 @@ class UnNIBenchmark(Benchmark):
 
     def parse_record(self, record: Mapping[str, Any], where: str, *, index: int) -> list[EvalExample]:
         instruction = self.require(record, "instruction", where)
-        instances = self.require(record, "instances", where, types=(list, dict))
-        if isinstance(instances, dict):  # a `datasets` Sequence feature: a dict of lists
-            keys = list(instances)
-            instances = [dict(zip(keys, values, strict=True)) for values in zip(*instances.values(), strict=True)]
-        if not instances:
-            raise self.format_error(f"{where}: field 'instances' is empty")
+        instances = self.instances(record, where)
         examples = []
         for i, instance in enumerate(instances):
             at = f"{where}, instances[{i}]"
