@@ -284,6 +284,9 @@ def test_tiny_minillm_reverse_kl_goes_down(tmp_path):
         "rollout/iw_mean",
         "rollout/iw_min",
         "rollout/iw_max",
+        "rollout/rev_kl",
+        "rollout/rollout_length",
+        "rollout/student_length",
         "response_length",
     ):
         assert all(r[key] is not None for r in rows), key

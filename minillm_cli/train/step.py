@@ -232,7 +232,14 @@ def _sequence_step(ctx: StepContext, step: int) -> dict[str, Any]:
                 details=["sampler.name: use teacher_mixed (MiniLLM) or student"],
             )
         prepared, phase_metrics = div.prepare(rollouts, DistReducer(ctx.device))
-        ctx.buffer = PhaseBuffer(phase, rollouts, prepared, dict(phase_metrics))
+        phase_metrics = dict(phase_metrics)
+        probes = [r.extras["student_lengths"] for r in rollouts if "student_lengths" in r.extras]
+        if probes:  # the student's own response length, beside the mixed rollouts' (rollout_length)
+            total, count = dist_utils.all_reduce_sum(
+                [float(sum(p.sum() for p in probes)), float(sum(p.numel() for p in probes))], ctx.device
+            )
+            phase_metrics["student_length"] = total / max(count, 1.0)
+        ctx.buffer = PhaseBuffer(phase, rollouts, prepared, phase_metrics)
     buf = ctx.buffer
     assert buf is not None
     groups_per_epoch = n_micro // gas

@@ -20,10 +20,15 @@ top-k, then top-p, as in :func:`minillm_cli.generation.processed_probs`). Per re
 
 Masked positions (after EOS) hold log-probs 0 and weight 1. ``alpha = 0`` draws exactly the ``student``
 sampler's tokens for the same generator state (weights 1), ``alpha = 1`` exactly the ``teacher`` sampler's.
-``extras["sampling_probs"]`` holds m(y_t).
+``extras["sampling_probs"]`` holds m(y_t). With ``probe_student_length`` (on by default, as the reference logs
+both) the student also answers the same prompts alone, and ``extras["student_lengths"]`` holds those response
+lengths, so training can report the student's own length beside the mixed rollouts'. The probe draws from its
+own generator, so the mixed rollout is the same with the probe on or off.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 from pydantic import Field
@@ -35,6 +40,9 @@ from minillm_cli.sampler import generate_rollout
 
 class TeacherMixedParams(GenerationParams):
     alpha: float = Field(0.2, ge=0, le=1, description="weight of the teacher in the sampling mixture")
+    probe_student_length: bool = Field(
+        True, description="also sample the student alone on the same prompts to report its own response length"
+    )
 
 
 class TeacherMixedSampler(Sampler):
@@ -57,4 +65,10 @@ class TeacherMixedSampler(Sampler):
         assert rollout.behaviour_logprobs is not None
         weights = torch.exp(rollout.behaviour_logprobs) / rollout.extras["sampling_probs"]
         rollout.importance_weights = torch.where(rollout.response_mask.bool(), weights, torch.ones_like(weights))
+        if self.params.probe_student_length:
+            seed = ctx.generator.initial_seed() ^ 0x5EED  # its own stream: the mixed draws stay unchanged
+            probe_gen = torch.Generator(device=ctx.generator.device).manual_seed(seed)
+            probe_ctx = replace(ctx, generator=probe_gen)
+            alone = generate_rollout(batch, probe_ctx, self.params, source="student", use_student=True)
+            rollout.extras["student_lengths"] = alone.response_mask.sum(dim=1).float()
         return rollout
