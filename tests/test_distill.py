@@ -406,3 +406,37 @@ def test_runs_under_an_outer_torchrun_launcher(tmp_path):
     rows = metrics(out)
     assert [r["step"] for r in rows] == [1, 2]
     assert rows[0]["response_tokens"] > 0 and (out / "final" / "model.safetensors").exists()
+
+
+def test_runs_under_the_deepspeed_launcher(tmp_path):
+    """The deepspeed launcher passes --local_rank=N before the command; minillm takes it from LOCAL_RANK."""
+    from minillm_cli.train.distributed import free_port
+
+    out = tmp_path / "ds"
+    launcher = str(Path(sys.executable).with_name("deepspeed"))
+    proc = subprocess.run(
+        [
+            launcher,
+            "--num_gpus",
+            "2",
+            "--master_port",
+            str(free_port()),
+            "--module",
+            "minillm_cli",
+            "distill",
+            "recipes/tiny/sft.yaml",
+            "--output-dir",
+            str(out),
+            "--set",
+            "train.total_steps=2",
+            "--set",
+            "train.micro_batch_size=2",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert [r["step"] for r in metrics(out)] == [1, 2]

@@ -58,7 +58,7 @@ def _add_plugin_commands(app: typer.Typer) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _strip_local_rank(list(sys.argv[1:] if argv is None else argv))
     state.argv = args
     if "--debug" in args:  # before the app exists, so errors while building it show tracebacks too
         state.debug = True
@@ -78,6 +78,24 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         _exit(code)
     _exit(0)
+
+
+def _strip_local_rank(args: list[str]) -> list[str]:
+    """The ``deepspeed`` launcher passes ``--local_rank=N`` before the command; it is also in LOCAL_RANK."""
+    import os
+
+    out, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--local_rank=") or a.startswith("--local-rank="):
+            os.environ.setdefault("LOCAL_RANK", a.split("=", 1)[1])
+        elif a in ("--local_rank", "--local-rank") and i + 1 < len(args):
+            os.environ.setdefault("LOCAL_RANK", args[i + 1])
+            i += 1
+        else:
+            out.append(a)
+        i += 1
+    return out
 
 
 def _worker_rank() -> int:
