@@ -25,13 +25,11 @@ $(STAMP): pyproject.toml Makefile
 	DS_BUILD_OPS=0 $(BIN)/pip install -q -e ".[dev,eval,lora]"
 	@touch $(STAMP)
 
-DEMO_RECIPE ?= recipes/tiny/minillm.yaml
-DEMO_DIR    ?= runs/demo
+DEMO_DIR ?= runs/demo
 
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
-	$(BIN)/minillm distill $(DEMO_RECIPE) --output-dir $(DEMO_DIR)
-	@echo "metrics: $(DEMO_DIR)/metrics.jsonl  model: $(DEMO_DIR)/final"
+	$(BIN)/minillm demo --output-dir $(DEMO_DIR)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

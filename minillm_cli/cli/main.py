@@ -7,7 +7,7 @@ import sys
 import typer
 
 from minillm_cli import __version__
-from minillm_cli.cli import distill, eval_cmd, export_cmd, generate, plugins_cmd, recipes_cmd
+from minillm_cli.cli import demo_cmd, distill, eval_cmd, export_cmd, generate, plugins_cmd, recipes_cmd
 from minillm_cli.cli.render import render_error
 from minillm_cli.cli.state import state
 from minillm_cli.errors import ExitCode, MinillmError
@@ -45,6 +45,7 @@ def build_app() -> typer.Typer:
     generate.register(app)
     export_cmd.register(app)
     plugins_cmd.register(app)
+    demo_cmd.register(app)
     app.add_typer(recipes_cmd.app, name="recipes")
     _add_plugin_commands(app)
     return app

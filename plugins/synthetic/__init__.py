@@ -3,9 +3,16 @@
 ``task`` builds a seeded world and samples prompt/response pairs, ``checker`` decides validity exactly,
 ``metrics`` measures validity, coverage and true probabilities and writes Dolly-format data, ``tokenizer``
 is the task's word-level tokenizer.
+
+As a plugin (entry point ``synthetic``) it registers the ``synthetic`` model family (GPT-2, bare instruction as
+the prompt: ``family``) and the ``synthetic`` benchmark (held-out prompts scored against the true distribution:
+``benchmark``), which ``minillm demo`` uses.
 """
 
+from minillm_cli.hookspecs import hookimpl
+from minillm_plugins.synthetic.benchmark import SyntheticBenchmark, load_world, save_world
 from minillm_plugins.synthetic.checker import Checker, Verdict, check, is_valid, mode_of
+from minillm_plugins.synthetic.family import SyntheticFamily
 from minillm_plugins.synthetic.metrics import (
     Coverage,
     coverage,
@@ -29,6 +36,8 @@ __all__ = [
     "Prompt",
     "Response",
     "Sample",
+    "SyntheticBenchmark",
+    "SyntheticFamily",
     "TaskConfig",
     "Verdict",
     "World",
@@ -37,13 +46,27 @@ __all__ = [
     "coverage",
     "evaluate",
     "is_valid",
+    "load_world",
     "make_world",
     "mode_of",
     "reference_metrics",
+    "register_benchmarks",
+    "register_model_families",
     "save_tokenizer",
+    "save_world",
     "true_log_probability",
     "true_probability",
     "validity_rate",
     "write_dolly_jsonl",
     "write_splits",
 ]
+
+
+@hookimpl
+def register_model_families(register) -> None:
+    register(SyntheticFamily)
+
+
+@hookimpl
+def register_benchmarks(register) -> None:
+    register(SyntheticBenchmark)

@@ -1,0 +1,251 @@
+"""Evaluation of one demo model on the synthetic task's held-out prompts, per sampling seed.
+
+For every seed each test prompt gets one response sampled at temperature 1 (top-k 0, top-p 1, no n-gram
+blocking) with the eval's per-example generators (:func:`minillm_cli.eval.runner.generate_predictions`, so a
+response depends only on the model, the prompt, the seed and the prompt's position). Per seed:
+
+* ``validity``, ``coverage``, ``mode_coverage``, ``true_nll``, ``finished``, ``error_*``: the exact checker
+  (:meth:`SyntheticBenchmark.task_metrics`);
+* ``rouge_l``: Rouge-L F (x100) against ``references`` responses of the true distribution (maximum);
+* ``mean_length``: words before EOS;
+* ``ece`` and ``token_accuracy``: next-token calibration under teacher forcing
+  (:func:`minillm_cli.eval.analysis.token_calibration`) on one fresh reference of the true distribution per
+  prompt and seed, EOS included (so the seeds differ in the references, not only in the samples);
+* ``exposure_bias``: ExAccErr(l) in % against the teacher (:func:`minillm_cli.eval.analysis.measure_exposure_bias`)
+  with that seed's generator, at ``l = exposure_length``; the teacher itself has none (``None``).
+
+``python -m minillm_cli.demo.evaluate JOB.json`` runs one evaluation as its own process (the demo runs two at
+once); it writes the result JSON and appends one progress line per finished unit to the job's progress file.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from minillm_cli.demo.config import EvalConfig
+
+METRICS = (
+    "validity",
+    "coverage",
+    "mode_coverage",
+    "rouge_l",
+    "mean_length",
+    "true_nll",
+    "exposure_bias",
+    "ece",
+    "token_accuracy",
+    "finished",
+    "error_hybrid",
+)
+"""Every metric of results.json, per seed."""
+
+
+@dataclass
+class EvalJob:
+    name: str
+    model: str
+    data: str
+    out: str
+    teacher: str | None = None
+    """None when ``model`` is the teacher (no exposure bias)."""
+    progress: str | None = None
+    threads: int = 1
+    eval: dict[str, Any] | None = None
+
+    def config(self) -> EvalConfig:
+        cfg = dict(self.eval or {})
+        if "seeds" in cfg:
+            cfg["seeds"] = tuple(cfg["seeds"])
+        return EvalConfig(**cfg)
+
+
+def units(cfg: EvalConfig, with_teacher: bool) -> int:
+    """Progress units of one evaluation: generation, calibration (and exposure bias) per seed."""
+    return len(cfg.seeds) * (3 if with_teacher else 2)
+
+
+def load(path: str) -> Any:
+    """A saved demo model (``synthetic`` family: the bare instruction is the prompt), in eval mode."""
+    from minillm_cli.models import load_model
+    from minillm_cli.recipe.schema import ModelSpec
+
+    return load_model(ModelSpec(path=str(path), family="synthetic"))
+
+
+def held_out_examples(data_dir: str | Path, cfg: EvalConfig) -> tuple[Any, list[Any]]:
+    """(benchmark, the first ``cfg.prompts`` test examples) from the demo's data folder."""
+    from minillm_cli.errors import ResourceError
+    from minillm_plugins.synthetic.benchmark import SyntheticBenchmark
+
+    bench = SyntheticBenchmark(n_references=cfg.references, max_new_tokens=cfg.max_new_tokens)
+    examples = bench.load_examples(str(Path(data_dir) / "test.jsonl"))
+    if len(examples) < cfg.prompts:
+        raise ResourceError(f"{data_dir}/test.jsonl has {len(examples)} prompts, the evaluation needs {cfg.prompts}")
+    return bench, examples[: cfg.prompts]
+
+
+def evaluate_model(
+    model_dir: str | Path,
+    data_dir: str | Path,
+    cfg: EvalConfig,
+    *,
+    teacher_dir: str | Path | None = None,
+    tick: Callable[[str], None] | None = None,
+) -> dict[str, list[float | None]]:
+    """Per-seed values of every metric in :data:`METRICS` (lists in the order of ``cfg.seeds``)."""
+    from minillm_cli.eval import metrics as eval_metrics
+    from minillm_cli.eval.analysis import measure_exposure_bias, token_calibration
+    from minillm_cli.eval.runner import EvalSettings, generate_predictions
+    from minillm_plugins.synthetic.task import EOS
+
+    tick = tick or (lambda _: None)
+    bench, examples = held_out_examples(data_dir, cfg)
+    world = bench.world
+    loaded = load(str(model_dir))
+    teacher = load(str(teacher_dir)).model if teacher_dir is not None else None
+    model, tokenizer, family = loaded.model, loaded.tokenizer, loaded.family
+    prompts = [bench.format_prompt(example, family) for example in examples]
+    out: dict[str, list[float | None]] = {name: [] for name in METRICS}
+    for seed in cfg.seeds:
+        settings = EvalSettings(
+            seeds=(seed,),
+            max_new_tokens=cfg.max_new_tokens,
+            max_prompt_tokens=64,
+            batch_size=cfg.batch_size,
+            no_repeat_ngram_size=0,
+        )
+        predictions = generate_predictions(model, tokenizer, prompts, examples, settings)
+        task = bench.task_metrics(
+            [p.example.instruction for p in predictions],
+            [p.prediction for p in predictions],
+            [p.length < cfg.max_new_tokens for p in predictions],
+        )
+        rouge = eval_metrics.mean(eval_metrics.rouge_l(p.prediction, p.example.references) for p in predictions)
+        for name in ("validity", "coverage", "mode_coverage", "mean_length", "true_nll", "finished", "error_hybrid"):
+            out[name].append(task[name])
+        out["rouge_l"].append(rouge)
+        tick(f"seed {seed}: generated")
+
+        n_cal = min(cfg.calibration_prompts, len(examples))
+        references = [
+            f"{world.references(e.instruction, 1, seed=seed)[0]} {EOS}" for e in examples[:n_cal]
+        ]  # one fresh sample of the true distribution per prompt and seed, EOS included
+        calibration = token_calibration(
+            model, tokenizer, prompts[:n_cal], references, max_prompt_tokens=64, max_reference_tokens=16
+        )
+        out["ece"].append(calibration.ece)
+        out["token_accuracy"].append(calibration.accuracy)
+        tick(f"seed {seed}: calibration")
+
+        if teacher is None:
+            out["exposure_bias"].append(None)
+        else:
+            curve = measure_exposure_bias(
+                model,
+                teacher,
+                tokenizer,
+                prompts[: cfg.exposure_prompts],
+                samples_per_prompt=cfg.exposure_samples,
+                max_new_tokens=cfg.max_new_tokens,
+                max_prompt_tokens=64,
+                batch_size=cfg.batch_size,
+                seed=seed,
+            )
+            out["exposure_bias"].append(curve.at(cfg.exposure_length))
+            tick(f"seed {seed}: exposure bias")
+    return out
+
+
+def true_distribution(data_dir: str | Path, cfg: EvalConfig) -> dict[str, list[float | None]]:
+    """The task metrics of responses drawn from the true distribution for the same prompts and seeds (a
+    perfect model): what coverage and Rouge-L can reach with this many samples."""
+    from minillm_cli.eval import metrics as eval_metrics
+    from minillm_plugins.synthetic.metrics import evaluate
+
+    bench, examples = held_out_examples(data_dir, cfg)
+    world = bench.world
+    out: dict[str, list[float | None]] = {name: [] for name in METRICS}
+    for seed in cfg.seeds:
+        rng = random.Random(f"demo-true-distribution|{seed}")
+        parsed = [world.parse_prompt(e.instruction) for e in examples]
+        responses = [world.response_text(world.sample_response(p, rng)) for p in parsed]
+        task = evaluate(world, parsed, responses, eos=True)
+        for name in ("validity", "coverage", "mode_coverage", "mean_length", "true_nll", "finished", "error_hybrid"):
+            out[name].append(task[name])
+        out["rouge_l"].append(
+            eval_metrics.mean(eval_metrics.rouge_l(r, e.references) for r, e in zip(responses, examples, strict=True))
+        )
+        for name in ("exposure_bias", "ece", "token_accuracy"):
+            out[name].append(None)
+    return out
+
+
+def teacher_gate(teacher_dir: str | Path, data_dir: str | Path, prompts: int, *, seed: int = 1) -> float:
+    """Validity of the teacher on ``prompts`` validation prompts (one sample each, temperature 1)."""
+    from minillm_cli.eval.runner import EvalSettings, generate_predictions
+    from minillm_plugins.synthetic.benchmark import SyntheticBenchmark
+
+    bench = SyntheticBenchmark(n_references=1, max_new_tokens=12)
+    examples = bench.load_examples(str(Path(data_dir) / "valid.jsonl"))[:prompts]
+    loaded = load(str(teacher_dir))
+    texts = [bench.format_prompt(e, loaded.family) for e in examples]
+    settings = EvalSettings(
+        seeds=(seed,), max_new_tokens=12, max_prompt_tokens=64, batch_size=250, no_repeat_ngram_size=0
+    )
+    predictions = generate_predictions(loaded.model, loaded.tokenizer, texts, examples, settings)
+    task = bench.task_metrics(
+        [p.example.instruction for p in predictions],
+        [p.prediction for p in predictions],
+        [p.length < settings.max_new_tokens for p in predictions],
+    )
+    return float(task["validity"])
+
+
+# -- running as a job ----------------------------------------------------------------------------------------
+def run_job(job: EvalJob) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(max(1, job.threads))
+    progress = Path(job.progress) if job.progress else None
+    start = time.perf_counter()
+
+    def tick(what: str) -> None:
+        if progress is not None:
+            with progress.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"done": what, "elapsed_s": time.perf_counter() - start}) + "\n")
+
+    values = evaluate_model(job.model, job.data, job.config(), teacher_dir=job.teacher, tick=tick)
+    result = {"name": job.name, "model": job.model, "per_seed": values, "wall_s": time.perf_counter() - start}
+    out = Path(job.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    return result
+
+
+def write_job(job: EvalJob, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(job), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m minillm_cli.demo.evaluate JOB.json\n")
+        return 2
+    job = EvalJob(**json.loads(Path(args[0]).read_text(encoding="utf-8")))
+    run_job(job)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
