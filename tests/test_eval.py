@@ -444,7 +444,8 @@ def test_eval_failure_cases(cli, tiny_model_dir, tmp_path):
 
     code, err = run("eval", "--bench", "doly", "--model", tiny_model_dir)
     assert code == ExitCode.USAGE
-    assert "unknown benchmark 'doly'; available: dolly, self_inst, sni, unni, vicuna" in err
+    assert "unknown benchmark 'doly'; available: dolly, self_inst, sni," in err
+    assert all(name in err for name in ("unni", "vicuna", "synthetic"))
     assert "Did you mean 'dolly'?" in err
 
     bad = _write(tmp_path / "bad.jsonl", [json.dumps({"instruction": "a", "context": "", "answer": "b"})])
