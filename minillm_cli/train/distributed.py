@@ -69,16 +69,3 @@ def all_reduce_max(values: list[float], device: torch.device | str = "cpu") -> l
     if dist.is_initialized() and world_size() > 1:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.tolist()
-
-
-def broadcast_object(obj: object) -> object:
-    if dist.is_initialized() and world_size() > 1:
-        holder = [obj]
-        dist.broadcast_object_list(holder, src=0)
-        return holder[0]
-    return obj
-
-
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()

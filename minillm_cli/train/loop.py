@@ -159,7 +159,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     def checkpoint_state(step: int) -> dict[str, Any]:
         return {
             "sampler": sampler.state_dict(),
-            "data_position": step * recipe.train.micro_batch_size * recipe.train.grad_accum * dist_utils.world_size(),
+            # which examples a step (or rollout phase) reads is a pure function of (seed, step), so the step
+            # is the data position; the batch order is rebuilt from it on resume
+            "data_position": {"seed": recipe.seed, "next_step": step},
             "recipe": recipe.name,
         }
 
