@@ -89,3 +89,50 @@ def test_collate_pads_prompts_left_and_responses_right():
     assert b.response_ids.tolist() == [[5, 0], [6, 7]]
     assert b.response_mask.tolist() == [[1, 0], [1, 1]]
     assert b.prompt_ids.dtype == torch.long
+
+
+def _bos_tokenizer():
+    """A fast word-level tokenizer whose post-processor adds BOS (as Llama's does)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>", "### Instruction:", "hello", "world", "ok", "again"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def _slow_gpt2_tokenizer(tmp_path):
+    from transformers import GPT2Tokenizer
+
+    vocab = {c: i for i, c in enumerate(["h", "e", "l", "o", "w", "r", "d", "k", "Ġ", "he", "ll", "<|endoftext|>"])}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\nh e\nl l\n")
+    return GPT2Tokenizer(vocab_file=str(tmp_path / "vocab.json"), merges_file=str(tmp_path / "merges.txt"))
+
+
+@pytest.mark.parametrize("kind", ["byte", "bos", "slow"])
+def test_batched_encoding_equals_one_call_per_text(kind, tmp_path, monkeypatch):
+    import minillm_cli.data.encode as encode_mod
+
+    tok = {"byte": byte_level_tokenizer, "bos": _bos_tokenizer, "slow": lambda: _slow_gpt2_tokenizer(tmp_path)}[kind]()
+    from minillm_plugins.synthetic.family import SyntheticFamily
+
+    fam = SyntheticFamily()  # the bare instruction: short prompts, some over the limit
+    texts = ["hello world", "ok", "hello again world", "", "world hello ok", "again"]
+    recs = [Record(t, "", texts[(i + 1) % len(texts)]) for i, t in enumerate(texts)]
+    monkeypatch.setattr(encode_mod, "BATCH", 4)  # two chunks, the second partial
+    data = encode_records(recs, tok, fam, max_prompt_length=10, max_response_length=5)
+    expect_p, expect_r, dropped = [], [], 0
+    for r in recs:
+        p = tok(fam.format_prompt(r.instruction, r.input), add_special_tokens=True)["input_ids"]
+        if len(p) > 10:
+            dropped += 1
+            continue
+        expect_p.append(p)
+        expect_r.append((tok(r.response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:5])
+    assert (data.prompts, data.responses, data.dropped_long_prompts) == (expect_p, expect_r, dropped)
+    assert len(data.prompts) >= 3
+    assert kind != "bos" or all(p[0] == 1 for p in data.prompts)  # the post-processor's BOS is kept
+    assert dropped > 0 or kind != "byte"  # some prompts are over 10 byte tokens: the drop path runs

@@ -31,12 +31,27 @@ def encode_records(
     appended and are cut to ``max_response_length`` tokens."""
     eos = tokenizer.eos_token_id
     prompts, responses, dropped = [], [], 0
-    for rec in records:
-        p = tokenizer(family.format_prompt(rec.instruction, rec.input), add_special_tokens=True)["input_ids"]
-        if len(p) > max_prompt_length:
-            dropped += 1
-            continue
-        r = tokenizer(rec.response or "", add_special_tokens=False)["input_ids"] + [eos]
-        prompts.append(p)
-        responses.append(r[:max_response_length])
+    for start in range(0, len(records), BATCH):
+        chunk = records[start : start + BATCH]
+        # one tokenizer call per chunk: a fast tokenizer encodes the batch natively (~10x a call per text)
+        prompt_ids = _ids(tokenizer, [family.format_prompt(r.instruction, r.input) for r in chunk], True)
+        response_ids = _ids(tokenizer, [r.response or "" for r in chunk], False)
+        for p, r in zip(prompt_ids, response_ids, strict=True):
+            if len(p) > max_prompt_length:
+                dropped += 1
+                continue
+            prompts.append(p)
+            responses.append((r + [eos])[:max_response_length])
     return EncodedData(prompts, responses, dropped)
+
+
+BATCH = 4096
+
+
+def _ids(tokenizer: Any, texts: list[str], add_special_tokens: bool) -> list[list[int]]:
+    """Token ids of ``texts``, as ``tokenizer(text, add_special_tokens=...)["input_ids"]`` gives them one by one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if backend is not None:
+        # the Rust tokenizer directly: transformers' per-encoding conversion costs as much as the encoding
+        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=add_special_tokens)]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]]

@@ -50,8 +50,11 @@ def load_records(source: str, *, split: str = "train", require_response: bool = 
             hint="give a local .json/.jsonl file with instruction/response fields, or a hub dataset id that is "
             "available offline",
         ) from exc
+    # column-wise: iterating a Dataset row by row costs ~40 us a row in Python
+    columns = ds.to_dict()
     records: list[Record] = []
-    for i, row in enumerate(ds):
+    for i in range(ds.num_rows):
+        row = {name: values[i] for name, values in columns.items()}
         where = f"{source}, record {i + 1}" + (f" (line {i + 1})" if path.suffix == ".jsonl" else "")
         instruction = _first(row, ("instruction", "prompt"))
         if instruction is None:
