@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -139,30 +140,96 @@ def test_benchmark_extra_scores_use_the_checker(data_dir, world):
 # -- the demo's pieces --------------------------------------------------------------------------------------
 def test_recipes_validate_and_share_the_distillation_budget(tmp_path):
     from minillm_cli.demo.config import DISTILLED, default_settings, quick_settings
-    from minillm_cli.demo.recipes import build_recipes
+    from minillm_cli.demo.recipes import build_recipes, stage
     from minillm_cli.recipe.loader import validate_recipe_dict
 
     (tmp_path / "train.jsonl").write_text('{"instruction": "a", "response": "b"}\n')
     for settings in (default_settings(), quick_settings(3)):
         recipes = build_recipes(settings, tmp_path, tmp_path / "tok", tmp_path / "runs")
-        assert set(recipes) == {"teacher", "sft", *DISTILLED}
+        runs = range(settings.train_runs)
+        assert set(recipes) == {"teacher", *(stage(n, r) for r in runs for n in ("sft", *DISTILLED))}
         parsed = {name: validate_recipe_dict(r) for name, r in recipes.items()}
-        for name in DISTILLED:
-            r = parsed[name]
-            assert r.student.path == str(tmp_path / "runs" / "sft" / "final") and r.student.family == "synthetic"
-            assert r.teacher.path == str(tmp_path / "runs" / "teacher" / "final")
-            assert (r.train.total_steps, r.train.micro_batch_size, r.train.lr) == (
-                settings.distill.steps,
-                settings.distill.batch,
-                settings.distill.lr,
-            )
-        assert (parsed["kd"].sampler.name, parsed["kd"].divergence.name) == ("dataset", "fkl")
-        assert parsed["kd"].train.kd_ratio == settings.kd_ratio
-        assert (parsed["seqkd"].sampler.name, parsed["seqkd"].divergence.name) == ("teacher", "sft")
-        assert (parsed["gkd"].sampler.name, parsed["gkd"].divergence.name) == ("mixed", "jsd")
-        assert (parsed["minillm"].sampler.name, parsed["minillm"].divergence.name) == ("teacher_mixed", "minillm")
-        assert parsed["minillm"].data.pretrain is None
-        assert len({r.seed for r in parsed.values()}) == 6
+        for run in runs:
+            for name in DISTILLED:
+                r = parsed[stage(name, run)]
+                assert r.student.path == str(tmp_path / "runs" / f"run{run + 1}" / "sft" / "final")
+                assert r.student.family == "synthetic"
+                assert r.teacher.path == str(tmp_path / "runs" / "teacher" / "final")
+                assert (r.train.total_steps, r.train.micro_batch_size, r.train.lr) == (
+                    settings.distill.steps,
+                    settings.distill.batch,
+                    settings.distill.lr,
+                )
+            p = {name: parsed[stage(name, run)] for name in DISTILLED}
+            assert (p["kd"].sampler.name, p["kd"].divergence.name) == ("dataset", "fkl")
+            assert p["kd"].train.kd_ratio == settings.kd_ratio
+            assert (p["seqkd"].sampler.name, p["seqkd"].divergence.name) == ("teacher", "sft")
+            assert (p["gkd"].sampler.name, p["gkd"].divergence.name) == ("mixed", "jsd")
+            assert (p["minillm"].sampler.name, p["minillm"].divergence.name) == ("teacher_mixed", "minillm")
+            assert p["minillm"].data.pretrain is None and p["minillm"].divergence.options["lm_coef"] == 0.0
+        # every stage of every run has its own seed; run 1 keeps the seeds of a one-run demo
+        assert len({r.seed for r in parsed.values()}) == 1 + 5 * settings.train_runs
+        assert parsed[stage("kd", 0)].seed == settings.seed * 1000 + 3
+    assert default_settings().train_runs == 3 and default_settings().run_seeds(1) == (20,)
+    assert quick_settings().run_seeds(1) == (30, 40)
+
+
+def test_recipes_with_a_pretraining_corpus_and_a_subset_of_methods(tmp_path):
+    from dataclasses import replace
+
+    from minillm_cli.demo.config import default_settings
+    from minillm_cli.demo.recipes import build_recipes, write_pretraining_corpus
+    from minillm_cli.recipe.loader import validate_recipe_dict
+
+    rows = [{"instruction": "map g1 : x01 _", "response": "m2 y03"}, {"instruction": "map g2 : x02", "response": "m1"}]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = write_pretraining_corpus(tmp_path)
+    assert corpus.read_text() == "map g1 : x01 _ m2 y03\n\nmap g2 : x02 m1\n\n"
+    settings = replace(default_settings(), methods=("minillm",), train_runs=1, minillm_lm_coef=0.5)
+    settings = replace(settings, eval=replace(settings.eval, seeds=(5,)))
+    recipes = build_recipes(settings, tmp_path, tmp_path / "tok", tmp_path / "runs")
+    assert set(recipes) == {"teacher", "run1/sft", "run1/minillm"}
+    r = validate_recipe_dict(recipes["run1/minillm"])
+    assert r.data.pretrain.path == str(corpus) and r.divergence.options["lm_coef"] == 0.5
+    assert r.divergence.options["kd_ratio"] == settings.minillm_lm_kd_ratio
+
+
+def test_demo_settings_overrides():
+    from minillm_cli.demo.config import default_settings
+    from minillm_cli.demo.overrides import apply_overrides
+
+    s = apply_overrides(
+        default_settings(),
+        [
+            "distill.steps=3000",
+            "train_runs=2",
+            "eval.seeds=[1, 2, 3, 4]",
+            "methods=[kd, minillm]",
+            "world.shared_weight=0",
+            "minillm_alpha=1",
+            "distill.lr=1e-3",
+        ],
+    )
+    assert s.distill.steps == 3000 and s.distill.lr == 1e-3 and s.distill.batch == 64
+    assert s.train_runs == 2 and s.run_seeds(1) == (3, 4) and s.methods == ("kd", "minillm")
+    assert s.world == {"shared_weight": 0.0} and s.minillm_alpha == 1.0 and isinstance(s.minillm_alpha, float)
+    assert default_settings().distill.steps == 1000  # the defaults are untouched
+    bad = {
+        "distil.steps=3": "did you mean 'distill'",
+        "distill.steps=abc": "expected an integer",
+        "distill.steps=2.5": "expected an integer",
+        "train_runs=2": "split evenly",
+        "methods=[kd, foo]": "methods must be distinct names",
+        "world.shared_weight=1.5": "shared_weight must be in",
+        "world.sharedweight=0": "did you mean world.shared_weight",
+        "eval=3": "group of settings",
+        "mode=quick": "unknown demo setting 'mode'",
+        "steps": "expected KEY=VALUE",
+        "kd_ratio=[1": "cannot read the value",
+    }
+    for text, message in bad.items():
+        with pytest.raises(UsageError, match=re.escape(message)):
+            apply_overrides(default_settings(), [text])
 
 
 def test_parameter_counts_match_the_built_models():
@@ -267,7 +334,7 @@ def test_report_table_and_figure(tmp_path):
     from minillm_cli.demo.report import print_table
 
     results = _fake_results()
-    run = tmp_path / "runs" / "kd"
+    run = tmp_path / "runs" / "run2" / "kd"  # any run's curve is drawn
     run.mkdir(parents=True)
     run.joinpath("metrics.jsonl").write_text(
         "".join(json.dumps({"step": s, "loss": 1 / s}) + "\n" for s in range(1, 30))
@@ -304,7 +371,9 @@ def test_quick_demo_runs_the_whole_chain(tmp_path):
 
     results = json.loads((out / "results.json").read_text())
     n_seeds = len(results["settings"]["eval"]["seeds"])
-    assert n_seeds >= 3 and results["settings"]["mode"] == "quick"
+    n_runs = results["settings"]["train_runs"]
+    assert n_seeds >= 3 and n_runs >= 2 and results["settings"]["mode"] == "quick"
+    assert results["settings"]["student_runs"]["sampling_seeds"] == {"run1": [10, 20], "run2": [30, 40]}
     for name in METHODS:
         for metric in METRICS:
             entry = results[name][metric]
@@ -323,12 +392,38 @@ def test_quick_demo_runs_the_whole_chain(tmp_path):
     assert results["teacher"]["validity"]["mean"] > results["sft"]["validity"]["mean"]
     assert results["teacher"]["validity"]["mean"] >= results["settings"]["min_teacher_validity"]
     assert results["wall_times"]["total"] <= QUICK_BUDGET_S
-    assert {"teacher", "sft", "kd", "seqkd", "gkd", "minillm", "data", "total"} <= set(results["wall_times"])
+    stages = ["teacher", *(f"run{r}/{name}" for r in (1, 2) for name in METHODS[1:])]
+    assert {*stages, "data", "total"} <= set(results["wall_times"])
     assert (out / "demo.png").read_bytes().startswith(PNG_MAGIC)
-    for name in METHODS:
-        assert (out / "runs" / name / "final").is_dir() and (out / "runs" / name / "metrics.jsonl").is_file()
+    for sid in stages:
+        assert (out / "runs" / sid / "final").is_dir() and (out / "runs" / sid / "metrics.jsonl").is_file()
+        assert (out / "recipes" / f"{sid}.yaml").is_file()
+    # a student's per-seed values are its runs' evaluations, in run order
+    for r, name in ((1, "kd"), (2, "minillm")):
+        evaluated = json.loads((out / "eval" / f"run{r}" / f"{name}.json").read_text())["per_seed"]["validity"]
+        assert results[name]["validity"]["seeds"][2 * (r - 1) : 2 * r] == evaluated
+    # the runs differ (their own seeds): the SFT students' training curves are not the same
+    curves = [(out / "runs" / f"run{r}" / "sft" / "metrics.jsonl").read_text().splitlines()[5] for r in (1, 2)]
+    assert json.loads(curves[0])["loss"] != json.loads(curves[1])["loss"]
     assert "MiniLLM" in proc.stdout and "Valid %" in proc.stdout
     assert "teacher validity" in proc.stderr  # the progress log
+
+    # a variant of a stage, trained from the same recipe (same SFT student, same seed) with an override
+    variants = [sys.executable, "-m", "minillm_cli.demo.variants", str(out), "kd-short=kd:train.total_steps=5"]
+    proc = subprocess.run(variants, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = json.loads((out / "variants" / "results.json").read_text())["kd-short"]
+    assert table["variant"] == {"stage": "kd", "overrides": ["train.total_steps=5"]}
+    assert len(table["validity"]["seeds"]) == n_seeds and "kd-short" in proc.stdout
+    for r in (1, 2):
+        lines = (out / "variants" / "kd-short" / f"run{r}" / "metrics.jsonl").read_text().splitlines()
+        assert len(lines) == 5  # the override took
+        # step 1 is the demo's own KD step 1: same recipe, same SFT student, same seed
+        demo_first = json.loads((out / "runs" / f"run{r}" / "kd" / "metrics.jsonl").read_text().splitlines()[0])
+        assert json.loads(lines[0])["loss"] == pytest.approx(demo_first["loss"], rel=1e-6)
+    mtime = (out / "variants" / "kd-short" / "run1" / "eval.json").stat().st_mtime
+    proc = subprocess.run(variants, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and (out / "variants" / "kd-short" / "run1" / "eval.json").stat().st_mtime == mtime
 
 
 @pytest.mark.slow
@@ -360,3 +455,17 @@ def test_demo_stops_when_the_teacher_has_not_learned_the_task(tmp_path):
     assert (runs / "teacher" / "final").is_dir()
     assert not any((runs / name).exists() for name in ("kd", "seqkd", "gkd", "minillm"))  # never started
     assert not (tmp_path / "demo" / "results.json").exists()
+
+
+def test_variant_specs_and_errors(tmp_path):
+    from minillm_cli.demo.variants import Variant, main, parse_variant
+
+    assert parse_variant("kd-3k=kd:train.total_steps=3000,train.lr=1e-3") == Variant(
+        "kd-3k", "kd", ("train.total_steps=3000", "train.lr=1e-3")
+    )
+    assert parse_variant("plain=minillm") == Variant("plain", "minillm", ())
+    for bad in ("kd", "x=teacher", "=kd", "a/b=kd", "x=sft:train.lr=1"):
+        with pytest.raises(UsageError, match="bad variant"):
+            parse_variant(bad)
+    assert main([str(tmp_path), "x=kd"]) == 2  # not a demo folder: a usage error, no traceback
+    assert main([]) == 2

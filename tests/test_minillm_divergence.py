@@ -187,7 +187,7 @@ def test_prefix_importance_weights():
 UNIFORM = torch.zeros(1, 3, 4)  # student logits: q = 1/4 everywhere, so log q(y) = log(1/4) for any y
 
 
-def pg_example(weight_in_clip: bool):
+def pg_example(weight_in_clip: bool, **opts):
     """ratio q_theta/q_old = [1.5, 0.5, 1.0], w = [1, 1, 0.5], A = [1, 2, -1], eps 0.2, norm 3 tokens."""
     logits = UNIFORM.clone().requires_grad_()
     old = math.log(0.25) - torch.log(torch.tensor([[1.5, 0.5, 1.0]]))
@@ -197,7 +197,7 @@ def pg_example(weight_in_clip: bool):
         "weights": torch.tensor([[1.0, 1.0, 0.5]]),
         "single_step_weights": torch.ones(1, 3),
     }
-    div = make(single_step_coef=0.0, ratio_clip=0.2, weight_in_clip=weight_in_clip)
+    div = make(**{"single_step_coef": 0.0, "ratio_clip": 0.2, "weight_in_clip": weight_in_clip, **opts})
     loss, metrics = div.loss(logits, torch.zeros(1, 3, 4), batch, prepared, StepNorm(tokens=3, sequences=1))
     loss.backward()
     return loss, metrics, logits.grad
@@ -274,6 +274,29 @@ def test_single_step_weighted_and_coefficient():
     # coefficient 2 on the loss, the metric stays the term itself: 2 * 0.1487624 = 0.2975248
     assert loss.item() == pytest.approx(0.2975248, abs=1e-6)
     assert float(metrics["single_step_loss"]) == pytest.approx(0.1487624, abs=1e-6)
+
+
+def test_long_term_coefficient():
+    loss, metrics, grad = pg_example(weight_in_clip=False, long_term_coef=0.5)
+    # half of the weight-outside-clip example's -1.7 / 3; the metric stays the term itself
+    assert loss.item() == pytest.approx(-0.85 / 3, abs=1e-6)
+    assert metrics["pg_loss"].item() == pytest.approx(-1.7 / 3, abs=1e-6)
+    close(grad, [[[0.0] * 4, [1 / 24, -0.125, 1 / 24, 1 / 24], [-1 / 48, -1 / 48, 1 / 16, -1 / 48]]])
+    # the single-step-only ablation: the loss is the exact per-token reverse KL alone, whatever the advantages
+    student = torch.log(torch.tensor([[[0.25] * 4, [0.25] * 4, [0.5, 0.25, 0.125, 0.125]]]))
+    teacher = torch.log(torch.tensor([[[0.5, 0.25, 0.125, 0.125], [0.4, 0.4, 0.1, 0.1], [0.4, 0.4, 0.1, 0.1]]]))
+    batch = rollout([[0, 1, 2]], [[1, 1, 1]], [[-1.0] * 3], [[-1.0] * 3], [[1.0, 1.0, 1.0]])
+    prepared = {"advantages": torch.tensor([[5.0, -3.0, 2.0]]), "weights": torch.ones(1, 3)}
+    prepared["single_step_weights"] = torch.ones(1, 3)
+    for coef, expect in ((0.0, 0.1487624), (1.0, None)):
+        loss, m = make(long_term_coef=coef).loss(student, teacher, batch, prepared, StepNorm(tokens=3, sequences=1))
+        if expect is not None:
+            assert loss.item() == pytest.approx(expect, abs=1e-6)  # see test_single_step_reverse_kl_exact
+        else:
+            assert loss.item() == pytest.approx(0.1487624 + float(m["pg_loss"]), abs=1e-6)
+            assert abs(float(m["pg_loss"])) > 0.1
+    with pytest.raises(ValidationError, match="both 0"):
+        make(long_term_coef=0.0, single_step_coef=0.0)
 
 
 def test_pretrain_loss():
@@ -581,6 +604,7 @@ def test_registered_as_sequence_divergence():
         {"kd_ratio": 1.5},
         {"lm_coef": -1.0},
         {"single_step_coef": -0.5},
+        {"long_term_coef": -1.0},
         {"importance_weighting": "sequence"},
         {"gama": 0.9},
     ],

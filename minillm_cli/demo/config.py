@@ -100,10 +100,41 @@ class DemoSettings:
     """validation prompts of the teacher check that runs right after the teacher is trained"""
     min_teacher_validity: float = 0.6
     """abort (exit 1) when the teacher's validity on the gate prompts is below this"""
+    minillm_lm_coef: float = 0.0
+    """weight of MiniLLM's pretraining-corpus term (0: none). The corpus is the training split's prompts and
+    responses as plain text (``data/corpus.txt``), mixed as ``(1 - minillm_lm_kd_ratio) LM + ratio KD``"""
+    minillm_lm_kd_ratio: float = 0.5
+    train_runs: int = 3
+    """independent training runs of the student chain (the SFT student and every distillation from it, each
+    run with its own seeds) under the one teacher; run ``r`` is evaluated with its own share of ``eval.seeds``"""
+    methods: tuple[str, ...] = ("kd", "seqkd", "gkd", "minillm")
+    """the distillation methods to run (the teacher and the SFT student always run)"""
+    world: dict[str, Any] = field(default_factory=dict)
+    """overrides of the synthetic task's :class:`TaskConfig` (e.g. ``{"shared_weight": 0.0}``)"""
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.train_runs < 1:
+            problems.append(f"train_runs must be at least 1, got {self.train_runs}")
+        elif len(self.eval.seeds) % self.train_runs:
+            problems.append(
+                f"eval.seeds ({len(self.eval.seeds)} seeds) must split evenly over train_runs ({self.train_runs}): "
+                "every training run is evaluated with the same number of sampling seeds"
+            )
+        unknown = [m for m in self.methods if m not in DISTILLED]
+        if unknown or len(set(self.methods)) != len(self.methods):
+            problems.append(f"methods must be distinct names among {', '.join(DISTILLED)}; got {list(self.methods)}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def run_seeds(self, run: int) -> tuple[int, ...]:
+        """The sampling seeds student run ``run`` (0-based) is evaluated with."""
+        k = len(self.eval.seeds) // self.train_runs
+        return tuple(self.eval.seeds[run * k : (run + 1) * k])
 
 
 METHODS = ("teacher", "sft", "kd", "seqkd", "gkd", "minillm")
@@ -144,8 +175,10 @@ def quick_settings(seed: int = 0) -> DemoSettings:
         minillm_ppo_epochs=1,
         gate_prompts=200,
         min_teacher_validity=0.2,
+        train_runs=2,
         eval=replace(
             EvalConfig(),
+            seeds=(10, 20, 30, 40),
             prompts=200,
             exposure_prompts=50,
             exposure_samples=2,

@@ -1,4 +1,4 @@
-"""``demo.png``: every run's training curve (top) and the final comparison with error bars (bottom)."""
+"""``demo.png``: the training curves of every stage and run (top), the final comparison with error bars (bottom)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from minillm_cli.demo.config import LABELS, METHODS
+from minillm_cli.demo.recipes import stage
 
 CURVES = (
     ("teacher", "loss", "cross entropy"),
@@ -70,15 +71,25 @@ def draw_figure(results: dict[str, Any], runs: Path, out: Path) -> Path:
     fig = plt.figure(figsize=(18, 7.5), constrained_layout=True)
     grid = fig.add_gridspec(2, max(len(CURVES), len(BARS)))
     kd_ratio = results.get("settings", {}).get("kd_ratio", 1.0)
+    n_runs = int(results.get("settings", {}).get("train_runs", 1))
     for col, (name, key, what) in enumerate(CURVES):
         if name == "kd" and kd_ratio < 1:
             what = f"{kd_ratio:g} FKL + {1 - kd_ratio:g} CE"
         ax = fig.add_subplot(grid[0, col])
-        steps, values = read_curve(runs / name / "metrics.jsonl", key)
-        if values:
-            window = max(1, len(values) // 50)
-            ax.plot(steps, values, color=COLORS[name], alpha=0.25, linewidth=0.8)
-            ax.plot(steps, smooth(values, window), color=COLORS[name], linewidth=1.6)
+        folders = [runs / "teacher"] if name == "teacher" else [runs / stage(name, r) for r in range(n_runs)]
+        for i, folder in enumerate(folders):  # every training run, the first one drawn strongest
+            steps, values = read_curve(folder / "metrics.jsonl", key)
+            if values:
+                window = max(1, len(values) // 50)
+                if i == 0:
+                    ax.plot(steps, values, color=COLORS[name], alpha=0.2, linewidth=0.8)
+                ax.plot(
+                    steps,
+                    smooth(values, window),
+                    color=COLORS[name],
+                    linewidth=1.6 if i == 0 else 0.9,
+                    alpha=1.0 if i == 0 else 0.6,
+                )
         ax.set_title(f"{LABELS[name]}: {what}", fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -107,7 +118,8 @@ def draw_figure(results: dict[str, Any], runs: Path, out: Path) -> Path:
     fig.suptitle(
         f"minillm demo ({settings.get('mode', '?')}): teacher {_count(settings.get('teacher_parameters'))} -> student "
         f"{_count(settings.get('student_parameters'))} parameters; mean \u00b1 std over {len(ev.get('seeds', []))} "
-        f"seeds x {ev.get('prompts', '?')} held-out prompts",
+        f"seeds x {ev.get('prompts', '?')} held-out prompts (students: {n_runs} training run"
+        f"{'s' * (n_runs > 1)})",
         fontsize=12,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -139,7 +139,7 @@ class Runner:
                                 details=[f"log: {job.log}", *(f"  {line}" for line in _tail(job.log))],
                                 hint="the log holds the whole output; fix the cause and run the demo again",
                             )
-                        progress.update(task, completed=job.total, description=f"{job.description} [green]done")
+                        progress.remove_task(task)  # the line printed below stands for it
                         note = job.on_done() if job.on_done is not None else None
                         progress.console.print(
                             f"[green]\u2713[/] {job.description}: {job.wall_s:.0f} s"

@@ -1,19 +1,24 @@
 """``minillm demo``: the whole chain, offline, from a seed to a results table.
 
 1. **data**: the synthetic world of the seed, its train / valid / test splits (prompts never shared),
-   ``world.json`` (what rebuilds the exact answer distribution) and the task's tokenizer, under ``DIR/data``;
-2. **teacher** and **student SFT** (in parallel): both from scratch on the training split;
+   ``world.json`` (what rebuilds the exact answer distribution), ``corpus.txt`` (the training split as plain
+   text, the corpus of MiniLLM's pretraining term) and the task's tokenizer, under ``DIR/data``;
+2. **teacher** and the **SFT students** (in parallel): all from scratch on the training split; one teacher,
+   and one SFT student per training run (``train_runs``, each with its own seeds);
 3. **teacher check**: the teacher's validity on held-out validation prompts; below
    ``min_teacher_validity`` the demo stops with an error instead of comparing students of a teacher that
    has not learned the task;
-4. **distillation**: KD, SeqKD, GKD and MiniLLM, each from the SFT student, the same number of steps;
-5. **evaluation** of the teacher, the SFT student and every distilled student (:mod:`.evaluate`), as soon as
-   each is trained;
-6. **report**: a table (mean +- std over seeds), ``DIR/results.json`` and ``DIR/demo.png``.
+4. **distillation**: KD, SeqKD, GKD and MiniLLM (``methods``), each from its run's SFT student, the same
+   number of steps;
+5. **evaluation** of the teacher (every sampling seed) and of every student of every run (that run's share of
+   the sampling seeds, :meth:`DemoSettings.run_seeds`);
+6. **report**: a table (mean +- std over seeds: for a student, over its runs), ``DIR/results.json`` and
+   ``DIR/demo.png``.
 
-Layout of ``DIR``: ``data/``, ``tokenizer/``, ``recipes/NAME.yaml`` (re-runnable with ``minillm distill``),
-``runs/NAME/`` (``metrics.jsonl``, ``final/``), ``eval/NAME.json``, ``logs/NAME.log``, ``results.json``,
-``demo.png`` and ``demo-settings.json`` (which marks the folder as the demo's, so a later demo may replace it).
+Layout of ``DIR``, with stage ids ``teacher`` and ``runN/NAME`` (:func:`stage`): ``data/``, ``tokenizer/``,
+``recipes/ID.yaml`` (re-runnable with ``minillm distill``), ``runs/ID/`` (``metrics.jsonl``, ``final/``),
+``eval/ID.json``, ``logs/ID.log``, ``results.json``, ``demo.png`` and ``demo-settings.json`` (which marks the
+folder as the demo's, so a later demo may replace it).
 """
 
 from __future__ import annotations
@@ -23,16 +28,16 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from minillm_cli.demo import evaluate as demo_eval
-from minillm_cli.demo.config import DISTILLED, LABELS, METHODS, RECIPES, DemoSettings
+from minillm_cli.demo.config import DISTILLED, LABELS, RECIPES, DemoSettings
 from minillm_cli.demo.jobs import Job, Runner
-from minillm_cli.demo.recipes import build_recipes
+from minillm_cli.demo.recipes import build_recipes, stage, write_pretraining_corpus
 from minillm_cli.errors import RuntimeFailure, UsageError
 
 MARKER = "demo-settings.json"
@@ -76,8 +81,11 @@ class DemoPaths:
     def figure(self) -> Path:
         return self.root / "demo.png"
 
-    def run(self, name: str) -> Path:
-        return self.runs / name
+    def run(self, stage_id: str) -> Path:
+        return self.runs / stage_id
+
+    def eval_file(self, stage_id: str) -> Path:
+        return self.evals / f"{stage_id}.json"
 
 
 def prepare_output_dir(root: Path) -> None:
@@ -103,12 +111,17 @@ def prepare_output_dir(root: Path) -> None:
 def make_data(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
     """Splits, world.json and tokenizer; returns facts for the report."""
     from minillm_plugins.synthetic import make_world, save_tokenizer, save_world, write_splits
+    from minillm_plugins.synthetic.task import TaskConfig
 
-    world = make_world(settings.seed)
+    try:
+        world = make_world(settings.seed, TaskConfig(**settings.world))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"invalid world settings {settings.world}: {exc}", hint="see TaskConfig's fields") from exc
     sizes = {"train": settings.train_prompts, "valid": settings.valid_prompts, "test": settings.test_prompts}
     write_splits(world, paths.data, sizes, seed=settings.seed)
     save_world(world, paths.data)
     tokenizer = save_tokenizer(world, paths.tokenizer)
+    write_pretraining_corpus(paths.data)  # MiniLLM's pretraining term reads it when minillm_lm_coef > 0
     from minillm_plugins.synthetic.tokenizer import vocabulary
 
     vocab = len(vocabulary(world))
@@ -132,6 +145,7 @@ def _write_recipes(settings: DemoSettings, paths: DemoPaths) -> dict[str, Path]:
     for name, recipe in build_recipes(settings, paths.data, paths.tokenizer, paths.runs).items():
         validate_recipe_dict(recipe, source=f"demo recipe {name}")  # a bug here should fail before any training
         path = paths.recipes / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dump_yaml(recipe), encoding="utf-8")
         out[name] = path
     return out
@@ -150,36 +164,65 @@ def _train_job(name: str, description: str, recipe: Path, paths: DemoPaths, step
     )
 
 
-def _eval_job(name: str, settings: DemoSettings, paths: DemoPaths, threads: int) -> Job:
+def _eval_job(name: str, run: int, settings: DemoSettings, paths: DemoPaths, threads: int) -> Job:
+    """Evaluation of the teacher (every sampling seed) or of run ``run``'s ``name`` (that run's seeds)."""
     is_teacher = name == "teacher"
+    sid = stage(name, run)
+    seeds = settings.eval.seeds if is_teacher else settings.run_seeds(run)
     job = demo_eval.EvalJob(
-        name=name,
-        model=str(paths.run(name) / "final"),
+        name=sid,
+        model=str(paths.run(sid) / "final"),
         data=str(paths.data),
-        out=str(paths.evals / f"{name}.json"),
+        out=str(paths.eval_file(sid)),
         teacher=None if is_teacher else str(paths.run("teacher") / "final"),
-        progress=str(paths.logs / f"eval-{name}.progress"),
+        progress=str(paths.logs / f"{sid}.eval-progress"),
         threads=threads,
-        eval=_eval_dict(settings),
+        eval=_eval_dict(settings, seeds),
     )
-    spec = demo_eval.write_job(job, paths.evals / f"{name}.job.json")
+    spec = demo_eval.write_job(job, paths.evals / f"{sid}.job.json")
+    cfg = replace(settings.eval, seeds=tuple(seeds))
     return Job(
-        name=f"eval-{name}",
-        description=f"evaluate {LABELS[name]}",
+        name=f"eval:{sid}",
+        description=f"evaluate {_label(name, run, settings)}",
         argv=[sys.executable, "-m", "minillm_cli.demo.evaluate", str(spec)],
-        log=paths.logs / f"eval-{name}.log",
+        log=paths.logs / f"{sid}.eval.log",
         progress_file=Path(job.progress or ""),
-        total=demo_eval.units(settings.eval, not is_teacher),
-        deps=(name,) if is_teacher else (name, "teacher"),
+        total=demo_eval.units(cfg, not is_teacher),
+        deps=(sid,) if is_teacher else (sid, "teacher"),
     )
 
 
-def _eval_dict(settings: DemoSettings) -> dict[str, Any]:
-    from dataclasses import asdict
+def _label(name: str, run: int, settings: DemoSettings) -> str:
+    if name == "teacher" or settings.train_runs == 1:
+        return LABELS[name]
+    return f"{LABELS[name]}, run {run + 1}/{settings.train_runs}"
 
+
+def _eval_dict(settings: DemoSettings, seeds: tuple[int, ...]) -> dict[str, Any]:
     cfg = asdict(settings.eval)
-    cfg["seeds"] = list(cfg["seeds"])
+    cfg["seeds"] = list(seeds)
     return cfg
+
+
+def collect(settings: DemoSettings, paths: DemoPaths) -> dict[str, dict[str, Any]]:
+    """``{model: {metric: summarise(values)}}`` from the evaluations: the teacher's values are one per
+    sampling seed; a student's are its training runs' values in run order (each run's own sampling seeds), so
+    their spread is over training and sampling together."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("teacher", "sft", *[m for m in DISTILLED if m in settings.methods]):
+        runs = [0] if name == "teacher" else range(settings.train_runs)
+        per_seed = collect_eval_files([paths.eval_file(stage(name, run)) for run in runs])
+        out[name] = {metric: summarise(values) for metric, values in per_seed.items()}
+    return out
+
+
+def collect_eval_files(files: list[Path]) -> dict[str, list[float | None]]:
+    """metric -> the per-seed values of ``files`` (evaluation results), concatenated in order."""
+    per_seed: dict[str, list[float | None]] = {}
+    for path in files:
+        for metric, seeds in json.loads(path.read_text(encoding="utf-8"))["per_seed"].items():
+            per_seed.setdefault(metric, []).extend(seeds)
+    return per_seed
 
 
 def summarise(values: list[float | None]) -> dict[str, Any]:
@@ -244,24 +287,32 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
     s = settings
     teacher = _train_job("teacher", "train teacher (SFT)", recipes["teacher"], paths, s.teacher_sft.steps)
     teacher.on_done = check_teacher
-    jobs = [teacher, _train_job("sft", "train student (SFT)", recipes["sft"], paths, s.student_sft.steps)]
-    # longest first: they finish together on two lanes
-    for name in ("minillm", "seqkd", "gkd", "kd"):
-        description = f"distill {LABELS[name]} ({RECIPES[name]})"
-        jobs.append(_train_job(name, description, recipes[name], paths, s.distill.steps, deps=("teacher", "sft")))
-    jobs += [_eval_job(name, settings, paths, per_job_threads) for name in ("teacher", "sft", *DISTILLED[::-1])]
+    jobs = [teacher]
+    # the longest first: the teacher on one lane while the SFT students train on the other, then every run's
+    # distillations longest first, so the lanes finish together; evaluations start as soon as a lane is free
+    for run in range(s.train_runs):
+        sid = stage("sft", run)
+        jobs.append(_train_job(sid, f"train {_label('sft', run, s)}", recipes[sid], paths, s.student_sft.steps))
+    for run in range(s.train_runs):
+        for name in [m for m in ("minillm", "seqkd", "gkd", "kd") if m in s.methods]:
+            sid = stage(name, run)
+            description = f"distill {_label(name, run, s)} ({RECIPES[name]})"
+            jobs.append(
+                _train_job(sid, description, recipes[sid], paths, s.distill.steps, deps=("teacher", stage("sft", run)))
+            )
+    jobs.append(_eval_job("teacher", 0, settings, paths, per_job_threads))
+    for run in range(s.train_runs):
+        for name in ("sft", *[m for m in DISTILLED if m in s.methods]):
+            jobs.append(_eval_job(name, run, settings, paths, per_job_threads))
     console.print(
-        f"running {len(jobs)} stages, {lanes} at a time ({per_job_threads} thread{'s' * (per_job_threads > 1)} "
-        f"each); logs in {paths.logs}"
+        f"running {len(jobs)} stages ({s.train_runs} training run{'s' * (s.train_runs > 1)} of every student), "
+        f"{lanes} at a time ({per_job_threads} thread{'s' * (per_job_threads > 1)} each); logs in {paths.logs}"
     )
     walls.update(Runner(console, lanes=lanes, threads=per_job_threads, cwd=paths.root).run(jobs))
     walls["teacher_check"] = gate.get("wall_s", 0.0)
 
     t = time.perf_counter()
-    results: dict[str, Any] = {}
-    for name in METHODS:
-        per_seed = json.loads((paths.evals / f"{name}.json").read_text(encoding="utf-8"))["per_seed"]
-        results[name] = {metric: summarise(values) for metric, values in per_seed.items()}
+    results: dict[str, Any] = collect(settings, paths)
     truth = demo_eval.true_distribution(paths.data, settings.eval)
     results["true_distribution"] = {
         metric: summarise(values) for metric, values in truth.items() if any(v is not None for v in values)
@@ -272,6 +323,10 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
         "threads": threads,
         "parallel_stages": lanes,
         "teacher_check_validity": gate.get("validity"),
+        "student_runs": {
+            "runs": s.train_runs,
+            "sampling_seeds": {f"run{run + 1}": list(s.run_seeds(run)) for run in range(s.train_runs)},
+        },
         "recipes": {name: str(path) for name, path in recipes.items()},
         "notes": NOTES,
     }
@@ -288,6 +343,8 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
 
 
 NOTES = {
+    "seeds": "teacher: one value per sampling seed (one training run); students: one value per (training run, "
+    "sampling seed), runs in order, so their std covers training and sampling together",
     "validity": "share of responses the exact checker accepts (precision)",
     "coverage": "share of the test prompts' valid (mode, symbol, output) choices used at least once",
     "rouge_l": "Rouge-L F x100, maximum over `references` samples of the true distribution",

@@ -1,4 +1,4 @@
-"""The demo's results table: one row per model, mean +- std over the sampling seeds."""
+"""The demo's results table: one row per model, mean +- std over seeds (for students: over training runs too)."""
 
 from __future__ import annotations
 
@@ -48,9 +48,11 @@ def results_table(results: dict[str, Any], *, stacked: bool = False) -> Table:
     settings = results.get("settings", {})
     ev = settings.get("eval", {})
     seeds = len(ev.get("seeds", ())) or "?"
+    runs = settings.get("train_runs", 1)
     title = (
         f"minillm demo ({settings.get('mode', '?')}): {ev.get('prompts', '?')} held-out prompts x {seeds} seeds, "
-        "one sample each, T = 1"
+        f"one sample each, T = 1; students: {runs} training run{'s' * (runs > 1)}, "
+        f"{seeds // runs if isinstance(seeds, int) else '?'} seed{'s' * (seeds != runs)} each"
     )
     table = Table(title=title, caption=_caption(settings), padding=(0, 1))
     table.add_column("Model", no_wrap=True)

@@ -24,11 +24,11 @@ What this plugin computes, and which of the above each part implements:
   reference) or R_{t+1} = G_{t+1} (the paper's (grad L)_Long); the length normalisation divides each return by
   the number of rewards it sums (R^Norm); optional whitening of the advantages over every valid token of the
   phase on every rank.
-* :meth:`MiniLLM.loss` (per micro-batch, per PPO epoch): the long-term term as a PPO-clipped importance-weighted
-  surrogate, loss_t = max(-A_t rho_t, -A_t clip(rho_t, 1 - eps, 1 + eps)) with rho_t = q_theta(y_t)/q_old(y_t)
-  * w_t (teacher-mixed (grad L)_Long); plus ``single_step_coef`` * sum_t KL(q_theta(.|y<t) || p(.|y<t)) exact
-  over the vocabulary with the teacher detached ((grad L)_Single). Sums over valid tokens divided by the
-  optimizer step's global token count (``norm.tokens``).
+* :meth:`MiniLLM.loss` (per micro-batch, per PPO epoch): ``long_term_coef`` times the long-term term as a
+  PPO-clipped importance-weighted surrogate, loss_t = max(-A_t rho_t, -A_t clip(rho_t, 1 - eps, 1 + eps)) with
+  rho_t = q_theta(y_t)/q_old(y_t) * w_t (teacher-mixed (grad L)_Long); plus ``single_step_coef`` *
+  sum_t KL(q_theta(.|y<t) || p(.|y<t)) exact over the vocabulary with the teacher detached ((grad L)_Single).
+  Sums over valid tokens divided by the optimizer step's global token count (``norm.tokens``).
 * :meth:`MiniLLM.pretrain_loss`: lm_coef * ((1 - kd_ratio) * cross entropy + kd_ratio * forward KL(p || q)) on
   a pretraining-corpus block (L_PT; the KD part follows the reference).
 
@@ -195,7 +195,7 @@ class MiniLLM(SequenceDivergence):
         denom = norm.tokens
         pg = pg_tok.sum() / denom
         single = (valid(prepared["single_step_weights"]) * kl).sum() / denom
-        total = pg + p.single_step_coef * single if with_kl else pg
+        total = p.long_term_coef * pg + p.single_step_coef * single if with_kl else p.long_term_coef * pg
         with torch.no_grad():
             log_ratio = ratio.clamp(min=1e-30).log()
             metrics = {

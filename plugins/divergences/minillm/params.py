@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from minillm_cli.api import PluginParams
 
@@ -46,6 +46,13 @@ class MiniLLMParams(PluginParams):
         "per-decision weights (products of w over the prefix), unbiased but high-variance",
     )
 
+    long_term_coef: float = Field(
+        1.0,
+        ge=0,
+        description="weight of the long-term (policy-gradient) term; 0 with single_step_coef > 0 is the "
+        "single-step-only ablation (the exact per-token reverse KL on the rollouts, no returns)",
+    )
+
     # --- single-step term -----------------------------------------------------------------------------------
     single_step_coef: float = Field(1.0, ge=0, description="weight of sum_t KL(q_theta(.|y<t) || p(.|y<t))")
     single_step_weighted: bool = Field(
@@ -57,3 +64,12 @@ class MiniLLMParams(PluginParams):
     kd_ratio: float = Field(
         0.5, ge=0, le=1, description="pretraining loss = (1 - kd_ratio) * LM + kd_ratio * word-level KD"
     )
+
+    @model_validator(mode="after")
+    def _something_to_learn(self) -> MiniLLMParams:
+        if self.long_term_coef == 0 and self.single_step_coef == 0:
+            raise ValueError(
+                "long_term_coef and single_step_coef are both 0: the reverse-KL objective has no term left "
+                "(set one of them above 0)"
+            )
+        return self
