@@ -469,3 +469,12 @@ def test_variant_specs_and_errors(tmp_path):
             parse_variant(bad)
     assert main([str(tmp_path), "x=kd"]) == 2  # not a demo folder: a usage error, no traceback
     assert main([]) == 2
+
+
+def test_demo_set_errors_exit_2_before_anything_runs(cli, tmp_path):
+    out = tmp_path / "demo"
+    result = cli("demo", "--output-dir", out, "--set", "distil.steps=3")
+    assert result.code == 2 and "did you mean 'distill'" in result.output
+    result = cli("demo", "--output-dir", out, "--set", "train_runs=2")
+    assert result.code == 2 and "split evenly" in result.output
+    assert not out.exists()  # nothing was written
