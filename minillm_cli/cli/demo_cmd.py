@@ -32,7 +32,7 @@ def demo(
     ),
 ) -> None:
     """Train a teacher and a 34x smaller student on a synthetic task with a known answer distribution, distill
-    the student with KD, SeqKD, GKD and MiniLLM, and compare them all (offline, CPU; about 11 minutes on 2 cores).
+    the student with KD, SeqKD, GKD and MiniLLM, and compare them all (offline, CPU; about 12 minutes on 2 cores).
 
     Every student is trained 3 times (its own seeds each run) from the one teacher. Prints a table (mean +- std
     over the runs, each evaluated on 1,000 held-out prompts) and writes DIR/results.json and DIR/demo.png.

@@ -1,6 +1,6 @@
 """The demo's settings: every size, step count and evaluation choice, for the default run and ``--quick``.
 
-Default (at most 15 minutes on a 2-core CPU; 6.1 minutes measured, 2 single-threaded stages at once):
+Default (at most 15 minutes on a 2-core CPU; 11.8 minutes measured, 2 single-threaded stages at once):
 
 * task: the synthetic world of ``--seed`` with its default sizes (8 genres, 8 modes, 4 allowed per genre, 32
   input symbols, 3-5 items), 50,000 training prompts, 500 validation and 1,000 held-out test prompts;
@@ -9,6 +9,8 @@ Default (at most 15 minutes on a 2-core CPU; 6.1 minutes measured, 2 single-thre
   stuck at 0.18: mode membership is learned in a sudden jump, and too large a step misses it);
 * student: 2 layers x 24 hidden x 2 heads (about 18k parameters, 34x smaller), SFT for 1,500 steps at
   lr 3e-3: the common initialisation of every distilled student, as in the paper;
+* 3 training runs of every student (``train_runs``): the SFT student and each distillation from it, with the
+  run's own seeds (initialisation, batch order, sampling), under the one teacher;
 * distillation: 1,000 optimizer steps of 64 sequences at lr 3e-3 for *every* method, from that SFT init:
 
   - KD: word-level forward KL to the teacher on the gold responses, ``kd_ratio`` 1. The reference's KD
@@ -18,13 +20,16 @@ Default (at most 15 minutes on a 2-core CPU; 6.1 minutes measured, 2 single-thre
   - GKD: the student's own samples on half the steps (``lambda`` 0.5), generalized JSD with beta 0.5
     (``lambda`` 1 measured the same: 84.0% / 55.0% against 85.0% / 55.3%);
   - MiniLLM: teacher-mixed sampling with alpha 0.2, rollout phases of 128 sequences, 2 PPO epochs over
-    each (so 4 optimizer steps a phase), single-step term weight 1, no pretraining corpus;
+    each (so 4 optimizer steps a phase), single-step term weight 1, no pretraining term (``minillm_lm_coef``);
 
-* evaluation: 3 sampling seeds x 1,000 test prompts, one response each at temperature 1 (top-k 0, top-p 1,
-  no n-gram blocking: the model's own distribution), at most 12 new tokens (a valid response has at most 7).
+* evaluation: 1,000 test prompts, one response each at temperature 1 (top-k 0, top-p 1, no n-gram blocking:
+  the model's own distribution), at most 12 new tokens (a valid response has at most 7); the teacher with each
+  of the 3 sampling seeds, each student run with its own one of them, so a student's spread is over training
+  runs and sampling together.
 
-``--quick`` (at most 3 minutes) runs the same chain with a fifth of the training prompts and far fewer steps and
-prompts; its numbers are a smoke test, not a result.
+``--quick`` (at most 3 minutes) runs the same chain with a fifth of the training prompts, far fewer steps and
+prompts, and 2 training runs of 2 sampling seeds each; its numbers are a smoke test, not a result.
+Any setting can be changed with ``minillm demo --set KEY=VALUE`` (:mod:`.overrides`).
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class TrainStage:
 @dataclass(frozen=True)
 class EvalConfig:
     seeds: tuple[int, ...] = (10, 20, 30)
+    """sampling seeds: the teacher is evaluated with all of them, training run r of a student with its share
+    (:meth:`DemoSettings.run_seeds`)"""
     prompts: int = 1000
     """test prompts per seed (the same prompts for every seed and model)"""
     max_new_tokens: int = 12
