@@ -4,12 +4,12 @@
 
 ``STAGE`` is a distillation of the demo (``kd``, ``seqkd``, ``gkd``, ``minillm``); ``KEY=VALUE`` are recipe
 overrides as ``minillm distill --set`` takes them (``train.total_steps=3000``, ``sampler.alpha=0``,
-``divergence.single_step_coef=0``). For every training run of the demo in ``DIR`` the stage's recipe
-(``DIR/recipes/runN/STAGE.yaml``: same teacher, same SFT student, same seed) is trained with the overrides into
-``DIR/variants/NAME/runN`` and evaluated with that run's sampling seeds, two stages at a time as the demo runs
-them. Prints the variants beside the demo's rows and writes ``DIR/variants/results.json`` (the shape of the
-demo's ``results.json``). Run it again with more variants: finished ones are kept (a variant whose recipe
-changed is retrained).
+``divergence.single_step_coef=0``; separated by commas, so a value cannot hold one). For every training run
+of the demo in ``DIR`` the stage's recipe (``DIR/recipes/runN/STAGE.yaml``: same teacher, same SFT student,
+same seed) is trained with the overrides into ``DIR/variants/NAME/runN`` and evaluated with that run's sampling
+seeds, two stages at a time as the demo runs them. Prints the variants beside the demo's rows and writes
+``DIR/variants/results.json`` (the shape of the demo's ``results.json``). Run it again with more variants:
+finished ones are kept (a variant whose overrides changed is retrained).
 
 Example (the budget-matched comparison of the README)::
 
