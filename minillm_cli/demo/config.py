@@ -1,6 +1,6 @@
 """The demo's settings: every size, step count and evaluation choice, for the default run and ``--quick``.
 
-Default (at most 15 minutes on a 2-core CPU; 11.8 minutes measured, 2 single-threaded stages at once):
+Default (at most 15 minutes on a 2-core CPU; 10-12 minutes measured, 2 single-threaded stages at once):
 
 * task: the synthetic world of ``--seed`` with its default sizes (8 genres, 8 modes, 4 allowed per genre, 32
   input symbols, 3-5 items), 50,000 training prompts, 500 validation and 1,000 held-out test prompts;
