@@ -136,3 +136,17 @@ def test_batched_encoding_equals_one_call_per_text(kind, tmp_path, monkeypatch):
     assert len(data.prompts) >= 3
     assert kind != "bos" or all(p[0] == 1 for p in data.prompts)  # the post-processor's BOS is kept
     assert dropped > 0 or kind != "byte"  # some prompts are over 10 byte tokens: the drop path runs
+
+
+def test_pack_blocks_joins_documents_with_eos_and_drops_the_remainder(monkeypatch):
+    import minillm_cli.data.encode as encode_mod
+    from minillm_cli.data.pretrain import pack_blocks
+
+    tok = _bos_tokenizer()  # word ids: hello 4, world 5, ok 6, again 7; EOS 2; its BOS must not be added
+    monkeypatch.setattr(encode_mod, "BATCH", 2)  # documents in two chunks
+    blocks = pack_blocks(["hello world", "ok", "again hello ok"], tok, 3)
+    # 4 5 2 | 6 2 7 | 4 6 2  (9 tokens: three blocks, nothing left over)
+    assert blocks.tolist() == [[4, 5, 2], [6, 2, 7], [4, 6, 2]]
+    assert pack_blocks(["hello world", "ok", "again hello ok"], tok, 4).tolist() == [[4, 5, 2, 6], [2, 7, 4, 6]]
+    with pytest.raises(ResourceError, match="fewer than one block"):
+        pack_blocks(["ok"], tok, 8)

@@ -34,8 +34,8 @@ def encode_records(
     for start in range(0, len(records), BATCH):
         chunk = records[start : start + BATCH]
         # one tokenizer call per chunk: a fast tokenizer encodes the batch natively (~10x a call per text)
-        prompt_ids = _ids(tokenizer, [family.format_prompt(r.instruction, r.input) for r in chunk], True)
-        response_ids = _ids(tokenizer, [r.response or "" for r in chunk], False)
+        prompt_ids = token_ids(tokenizer, [family.format_prompt(r.instruction, r.input) for r in chunk], True)
+        response_ids = token_ids(tokenizer, [r.response or "" for r in chunk], False)
         for p, r in zip(prompt_ids, response_ids, strict=True):
             if len(p) > max_prompt_length:
                 dropped += 1
@@ -48,7 +48,7 @@ def encode_records(
 BATCH = 4096
 
 
-def _ids(tokenizer: Any, texts: list[str], add_special_tokens: bool) -> list[list[int]]:
+def token_ids(tokenizer: Any, texts: list[str], add_special_tokens: bool) -> list[list[int]]:
     """Token ids of ``texts``, as ``tokenizer(text, add_special_tokens=...)["input_ids"]`` gives them one by one."""
     backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
     if backend is not None:

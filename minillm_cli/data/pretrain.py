@@ -41,10 +41,13 @@ def load_texts(spec: PretrainSpec) -> list[str]:
 
 def pack_blocks(texts: list[str], tokenizer: Any, block_size: int) -> torch.Tensor:
     """``[n_blocks, block_size]`` token ids; the remainder shorter than a block is dropped."""
+    from minillm_cli.data.encode import BATCH, token_ids
+
     ids: list[int] = []
-    for t in texts:
-        ids.extend(tokenizer(t, add_special_tokens=False)["input_ids"])
-        ids.append(tokenizer.eos_token_id)
+    for start in range(0, len(texts), BATCH):
+        for doc in token_ids(tokenizer, texts[start : start + BATCH], add_special_tokens=False):
+            ids.extend(doc)
+            ids.append(tokenizer.eos_token_id)
     n = len(ids) // block_size
     if n == 0:
         raise ResourceError(
