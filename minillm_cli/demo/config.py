@@ -132,6 +132,12 @@ class DemoSettings:
         unknown = [m for m in self.methods if m not in DISTILLED]
         if unknown or len(set(self.methods)) != len(self.methods):
             problems.append(f"methods must be distinct names among {', '.join(DISTILLED)}; got {list(self.methods)}")
+        from minillm_plugins.synthetic.task import TaskConfig
+
+        try:
+            TaskConfig(**self.world)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"world {self.world}: {exc}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -113,10 +113,7 @@ def make_data(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
     from minillm_plugins.synthetic import make_world, save_tokenizer, save_world, write_splits
     from minillm_plugins.synthetic.task import TaskConfig
 
-    try:
-        world = make_world(settings.seed, TaskConfig(**settings.world))
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"invalid world settings {settings.world}: {exc}", hint="see TaskConfig's fields") from exc
+    world = make_world(settings.seed, TaskConfig(**settings.world))  # checked by DemoSettings
     sizes = {"train": settings.train_prompts, "valid": settings.valid_prompts, "test": settings.test_prompts}
     write_splits(world, paths.data, sizes, seed=settings.seed)
     save_world(world, paths.data)
@@ -168,7 +165,7 @@ def _eval_job(name: str, run: int, settings: DemoSettings, paths: DemoPaths, thr
     """Evaluation of the teacher (every sampling seed) or of run ``run``'s ``name`` (that run's seeds)."""
     is_teacher = name == "teacher"
     sid = stage(name, run)
-    seeds = settings.eval.seeds if is_teacher else settings.run_seeds(run)
+    cfg = replace(settings.eval, seeds=settings.eval.seeds if is_teacher else settings.run_seeds(run))
     job = demo_eval.EvalJob(
         name=sid,
         model=str(paths.run(sid) / "final"),
@@ -177,10 +174,9 @@ def _eval_job(name: str, run: int, settings: DemoSettings, paths: DemoPaths, thr
         teacher=None if is_teacher else str(paths.run("teacher") / "final"),
         progress=str(paths.logs / f"{sid}.eval-progress"),
         threads=threads,
-        eval=_eval_dict(settings, seeds),
+        eval={**asdict(cfg), "seeds": list(cfg.seeds)},
     )
     spec = demo_eval.write_job(job, paths.evals / f"{sid}.job.json")
-    cfg = replace(settings.eval, seeds=tuple(seeds))
     return Job(
         name=f"eval:{sid}",
         description=f"evaluate {_label(name, run, settings)}",
@@ -196,12 +192,6 @@ def _label(name: str, run: int, settings: DemoSettings) -> str:
     if name == "teacher" or settings.train_runs == 1:
         return LABELS[name]
     return f"{LABELS[name]}, run {run + 1}/{settings.train_runs}"
-
-
-def _eval_dict(settings: DemoSettings, seeds: tuple[int, ...]) -> dict[str, Any]:
-    cfg = asdict(settings.eval)
-    cfg["seeds"] = list(seeds)
-    return cfg
 
 
 def collect(settings: DemoSettings, paths: DemoPaths) -> dict[str, dict[str, Any]]:

@@ -3,6 +3,7 @@ can be re-run by hand with ``minillm distill DIR/recipes/ID.yaml --output-dir ..
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,6 @@ def pretraining_corpus(data: Path) -> Path:
 
 
 def write_pretraining_corpus(data: Path) -> Path:
-    import json
-
     out = pretraining_corpus(data)
     with (data / "train.jsonl").open(encoding="utf-8") as rows, out.open("w", encoding="utf-8") as handle:
         for line in rows:

@@ -49,10 +49,11 @@ def results_table(results: dict[str, Any], *, stacked: bool = False) -> Table:
     ev = settings.get("eval", {})
     seeds = len(ev.get("seeds", ())) or "?"
     runs = settings.get("train_runs", 1)
+    per_run = seeds // runs if isinstance(seeds, int) else "?"
     title = (
         f"minillm demo ({settings.get('mode', '?')}): {ev.get('prompts', '?')} held-out prompts x {seeds} seeds, "
         f"one sample each, T = 1; students: {runs} training run{'s' * (runs > 1)}, "
-        f"{seeds // runs if isinstance(seeds, int) else '?'} seed{'s' * (seeds != runs)} each"
+        f"{per_run} seed{'s' * (per_run != 1)} each"
     )
     table = Table(title=title, caption=_caption(settings), padding=(0, 1))
     table.add_column("Model", no_wrap=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,10 +53,11 @@ def parse_variant(text: str) -> Variant:
 
 
 def _settings(root: Path) -> dict[str, Any]:
-    marker = root / "demo-settings.json"
-    if not marker.is_file() or not (root / "results.json").is_file():
+    """The settings of the finished demo in ``root``, as its results.json records them."""
+    results = root / "results.json"
+    if not (root / "demo-settings.json").is_file() or not results.is_file():
         raise UsageError(f"{root} holds no finished demo", hint="run `minillm demo --output-dir DIR` first")
-    return json.loads(marker.read_text(encoding="utf-8"))["settings"]
+    return json.loads(results.read_text(encoding="utf-8"))["settings"]
 
 
 def run_variants(root: Path, variants: Sequence[Variant], *, threads: int = 2) -> dict[str, Any]:
@@ -64,17 +66,17 @@ def run_variants(root: Path, variants: Sequence[Variant], *, threads: int = 2) -
     from minillm_cli.demo import evaluate as demo_eval
     from minillm_cli.demo.jobs import Job, Runner
     from minillm_cli.demo.pipeline import collect_eval_files, summarise
+    from minillm_cli.demo.recipes import stage
 
     console = Console(stderr=True)
     settings = _settings(root)
-    runs = int(settings.get("train_runs", 1))
-    seeds = list(settings["eval"]["seeds"])
-    per_run = len(seeds) // runs
+    run_seeds = settings["student_runs"]["sampling_seeds"]  # what the demo's own students were evaluated with
+    runs = int(settings["train_runs"])
     lanes = max(1, min(threads, 4))
     jobs: list[Job] = []
     for v in variants:
         for run in range(runs):
-            sid = f"run{run + 1}/{v.stage}"
+            sid = stage(v.stage, run)
             recipe = root / "recipes" / f"{sid}.yaml"
             if not recipe.is_file():
                 raise UsageError(f"the demo in {root} has no stage {sid}", hint="see its recipes/ folder")
@@ -88,8 +90,6 @@ def run_variants(root: Path, variants: Sequence[Variant], *, threads: int = 2) -
                 for item in v.overrides:
                     argv += ["--set", item]
                 if out.exists():
-                    import shutil
-
                     shutil.rmtree(out)
                 train = Job(
                     name=f"{v.name}/run{run + 1}",
@@ -102,7 +102,7 @@ def run_variants(root: Path, variants: Sequence[Variant], *, threads: int = 2) -
                 train.on_done = _stamper(stamp, spec)
                 jobs.append(train)
             if not done or not evaluation.is_file():
-                cfg = {**settings["eval"], "seeds": seeds[run * per_run : (run + 1) * per_run]}
+                cfg = {**settings["eval"], "seeds": run_seeds[f"run{run + 1}"]}
                 job = demo_eval.EvalJob(
                     name=f"{v.name}/run{run + 1}",
                     model=str(out / "final"),
