@@ -101,6 +101,19 @@ class DataSpec(Strict):
     max_prompt_length: Int = Field(256, ge=1)
     max_response_length: Int = Field(256, ge=1)
     pretrain: PretrainSpec | None = None
+    prompt_format: str = Field(
+        "family",
+        description="how a record becomes the prompt: family (the model family's template), chat (the "
+        "tokenizer's chat template), plain (the instruction as is), or a format string with {instruction} "
+        "and {input}",
+    )
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _known_prompt_format(cls, value: str) -> str:
+        from minillm_cli.data.prompt_format import check_prompt_format
+
+        return check_prompt_format(value)
 
 
 class PluginRef(BaseModel):

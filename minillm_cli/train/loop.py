@@ -11,6 +11,7 @@ import torch
 
 from minillm_cli.data.encode import encode_records
 from minillm_cli.data.pretrain import load_texts, pack_blocks
+from minillm_cli.data.prompt_format import PromptFormatter, check_same_chat_template
 from minillm_cli.data.records import load_records
 from minillm_cli.divergence import SequenceDivergence, TokenDivergence
 from minillm_cli.errors import InterruptedRun, MinillmError, ResourceError, RuntimeFailure, UsageError
@@ -54,6 +55,10 @@ def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError | torch.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _source(spec: Any) -> str:
+    return spec.path or f"{spec.family} scratch model (tokenizer {spec.tokenizer})"
 
 
 def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
@@ -107,6 +112,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     teacher = load_model(recipe.teacher, seed=recipe.seed + 1) if recipe.teacher is not None else None
     if teacher is not None:
         check_vocab(teacher, student)
+    prompts = PromptFormatter(recipe.data.prompt_format, student.family, student.tokenizer)
+    if teacher is not None and recipe.data.prompt_format == "chat":
+        check_same_chat_template(teacher.tokenizer, student.tokenizer, _source(recipe.teacher), _source(recipe.student))
 
     records = load_records(
         recipe.data.train, split=recipe.data.split, require_response=getattr(sampler, "needs_responses", True)
@@ -114,7 +122,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     data = encode_records(
         records,
         student.tokenizer,
-        student.family,
+        prompts,
         max_prompt_length=recipe.data.max_prompt_length,
         max_response_length=recipe.data.max_response_length,
     )
@@ -173,7 +181,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         start=start,
         description=f"{recipe.name} ({recipe.sampler.name} x {recipe.divergence.name})",
     )
-    periodic = PeriodicEval(recipe, plugins, student.tokenizer, student.family, run_dir)
+    periodic = PeriodicEval(recipe, plugins, student.tokenizer, prompts, run_dir)
     if main and periodic.skip_reason:
         progress.log(periodic.skip_reason)
     if main and data.dropped_long_prompts:
@@ -223,7 +231,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 total_steps=total,
                 dtype=recipe.engine.dtype,
                 metrics=metrics_at(run_dir, step),
-                prompt_example=student.family.format_prompt("{instruction}"),
+                prompt_example=prompts.format_prompt("{instruction}"),
             )
-        final_dir = save_hf_folder(engine, student.tokenizer, run_dir / "final", card)
+        final_dir = save_hf_folder(
+            engine, student.tokenizer, run_dir / "final", card, prompt_format=recipe.data.prompt_format
+        )
     return RunResult(run_dir, step, final_dir)
