@@ -29,6 +29,7 @@ from minillm_cli.train.metrics import MetricsWriter
 from minillm_cli.train.periodic_eval import PeriodicEval
 from minillm_cli.train.progress import StepProgress
 from minillm_cli.train.step import StepContext, train_step
+from minillm_cli.train.trackers import open_trackers
 
 OOM_HINT = (
     "lower train.micro_batch_size (raise train.grad_accum to keep the batch), raise engine.zero_stage, "
@@ -147,8 +148,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         sampler.load_state_dict(state.get("sampler", {}))
     total = recipe.train.total_steps
     end = min(total, opts.max_steps) if opts.max_steps is not None else total
+    resolved = resolved_recipe_dict(recipe, plugins)
     if main:
-        (run_dir / "recipe.yaml").write_text(dump_yaml(resolved_recipe_dict(recipe, plugins)), encoding="utf-8")
+        (run_dir / "recipe.yaml").write_text(dump_yaml(resolved), encoding="utf-8")
     metrics = MetricsWriter(
         run_dir / "metrics.jsonl", enabled=main, truncate_after=start if resume_from is not None else None
     )
@@ -186,6 +188,14 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         progress.log(periodic.skip_reason)
     if main and data.dropped_long_prompts:
         progress.log(f"dropped {data.dropped_long_prompts} prompt(s) longer than data.max_prompt_length")
+    trackers = open_trackers(
+        recipe.train.report_to,
+        run_dir,
+        run_name=recipe.name,
+        config=resolved,
+        resume_step=start if resume_from is not None else None,
+        enabled=main,
+    )
     try:
         with progress:
             while step < end:
@@ -197,6 +207,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 if periodic.due(step, end):
                     row.update(periodic.run(engine, step))
                 metrics.write(row)
+                trackers.log(row)
                 progress.update(step, row)
                 if row["skipped"]:
                     bad_in_row += 1
@@ -218,6 +229,8 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         raise InterruptedRun(
             f"interrupted at step {step}; checkpoint written", hint=f"continue with --resume --output-dir {run_dir}"
         ) from None
+    finally:
+        trackers.close()
     save(step)
     final_dir = None
     if step >= total:
