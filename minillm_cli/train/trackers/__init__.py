@@ -39,7 +39,10 @@ def missing_library(name: str) -> str | None:
     """Why tracker ``name`` cannot run here (its library is not installed), or ``None``."""
     _, library, package = TRACKERS[name]
     if importlib.util.find_spec(library) is None:
-        return f"train.report_to has {name!r} but the {library!r} package is not installed ({EXTRA_HINT} or pip install {package})"
+        return (
+            f"train.report_to has {name!r} but the {library!r} package is not installed "
+            f"({EXTRA_HINT} or pip install {package})"
+        )
     return None
 
 
