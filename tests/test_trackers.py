@@ -132,3 +132,13 @@ def test_no_trackers_off_rank_0(tmp_path):
     trackers.log(ROWS[0])
     trackers.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tracker_that_cannot_start_is_a_clear_error(tmp_path, monkeypatch):
+    from minillm_cli.errors import ResourceError
+    from minillm_cli.train.trackers import open_trackers
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://host/x")
+    with pytest.raises(ResourceError, match="cannot start the mlflow tracker") as info:
+        open_trackers(["tensorboard", "mlflow"], tmp_path, run_name="x", config={}, resume_step=None, enabled=True)
+    assert "nosuchscheme" in info.value.why and "MLFLOW_TRACKING_URI" in info.value.hint

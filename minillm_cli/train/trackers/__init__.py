@@ -22,6 +22,12 @@ TRACKERS: dict[str, tuple[str, str, str]] = {
     "mlflow": ("minillm_cli.train.trackers.mlflow_tracker", "mlflow", "mlflow-skinny"),
 }
 
+START_HINTS = {
+    "tensorboard": "check that the run folder is writable",
+    "wandb": "log in (wandb login / WANDB_API_KEY), or set WANDB_MODE=offline and sync later",
+    "mlflow": "check MLFLOW_TRACKING_URI (a file: store needs MLFLOW_ALLOW_FILE_STORE=true with MLflow 3)",
+}
+
 
 class Tracker(Protocol):
     name: str
@@ -121,7 +127,16 @@ def open_trackers(
             raise ResourceError(problem, hint=f"install it ({EXTRA_HINT}), or drop {name!r} from train.report_to")
         module = importlib.import_module(TRACKERS[name][0])
         previous = saved.get(name) if isinstance(saved.get(name), dict) else None
-        trackers.append(
-            module.open_tracker(run_dir, run_name=run_name, config=config, resume_step=resume_step, saved=previous)
-        )
+        try:
+            trackers.append(
+                module.open_tracker(run_dir, run_name=run_name, config=config, resume_step=resume_step, saved=previous)
+            )
+        except Exception as exc:  # each library has its own errors (no login, unreachable server, ...)
+            for started in trackers:
+                started.close()
+            raise ResourceError(
+                f"cannot start the {name} tracker (train.report_to)",
+                why=(str(exc).splitlines() or [type(exc).__name__])[0],
+                hint=START_HINTS[name],
+            ) from exc
     return TrackerList(trackers, state_path)
