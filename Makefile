@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	else \
 		echo "no GPU: installing torch's CPU build ($(TORCH_CPU))"; $(BIN)/pip install -q "$(TORCH_CPU)"; \
 	fi
-	DS_BUILD_OPS=0 $(BIN)/pip install -q -e ".[dev,eval,lora]"
+	DS_BUILD_OPS=0 $(BIN)/pip install -q -e ".[dev,eval,lora,trackers]"
 	@touch $(STAMP)
 
 DEMO_DIR ?= runs/demo

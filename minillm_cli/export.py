@@ -518,7 +518,11 @@ def export_checkpoint(
     model.eval()
     total = run.recipe.get("train", {}).get("total_steps") if isinstance(run.recipe.get("train"), dict) else None
     try:
-        example: str | None = loaded.family.format_prompt("{instruction}")
+        from minillm_cli.data.prompt_format import PromptFormatter
+
+        data_spec = run.recipe.get("data")
+        setting = data_spec.get("prompt_format", "family") if isinstance(data_spec, dict) else "family"
+        example: str | None = PromptFormatter(setting, loaded.family, loaded.tokenizer).format_prompt("{instruction}")
     except Exception:  # a third-party family's template is only decoration here
         example = None
     card = model_card(
@@ -540,6 +544,11 @@ def export_checkpoint(
             model.generation_config.save_pretrained(tmp)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         (tmp / RECIPE_COPY).write_text(run.recipe_text, encoding="utf-8")
+        data_section = run.recipe.get("data")
+        if isinstance(data_section, dict) and isinstance(data_section.get("prompt_format"), str):
+            from minillm_cli.data.prompt_format import write_prompt_format
+
+            write_prompt_format(tmp, data_section["prompt_format"])
 
     try:
         write_folder(out, fill)

@@ -175,8 +175,11 @@ def _as_ids(value: Any) -> list[int]:
 
 
 def eos_token_ids(tokenizer: Any, *models: Any) -> list[int]:
-    """EOS ids: the tokenizer's plus those in each model's ``generation_config`` (e.g. an end-of-turn id)."""
-    ids = _as_ids(getattr(tokenizer, "eos_token_id", None))
+    """EOS ids: the tokenizer's, its chat template's end-of-turn token, and those in each model's
+    ``generation_config``."""
+    from minillm_cli.data.chat import end_of_turn_id
+
+    ids = _as_ids(getattr(tokenizer, "eos_token_id", None)) + _as_ids(end_of_turn_id(tokenizer))
     for model in models:
         if model is None:
             continue

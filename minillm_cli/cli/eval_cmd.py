@@ -119,11 +119,18 @@ def eval_command(
         10, "--exposure-samples", min=1, help="Responses sampled per prompt and side for ExAccErr."
     ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:N."),
+    prompt_format: str | None = typer.Option(
+        None,
+        "--prompt-format",
+        help="family, chat (the tokenizer's chat template), plain, or a format string with {instruction} and "
+        "{input} (default: what the model was trained with, from its prompt_format.json; else family).",
+    ),
 ) -> None:
     """Evaluate models on a benchmark: Rouge-L and exact match (mean ± std over seeds), mean length."""
     from rich.console import Console
 
     from minillm_cli.benchmark import EmptyBenchmarkError
+    from minillm_cli.data.prompt_format import cli_formatter, resolve_prompt_format
     from minillm_cli.eval import report
     from minillm_cli.eval.runner import EvalSettings, evaluate_model
 
@@ -137,6 +144,7 @@ def eval_command(
     torch_device = resolve_device(device)
     for path in models:
         check_model_source(path)
+        resolve_prompt_format(prompt_format, path)  # a bad --prompt-format or prompt_format.json: before loading
     if teacher is not None:
         check_model_source(teacher, "teacher")
 
@@ -161,11 +169,12 @@ def eval_command(
         loaded = _load(path, torch_device)
         if teacher_loaded is not None:
             _check_same_tokenizer(teacher_loaded, loaded, teacher, path)
+        prompts = cli_formatter(prompt_format, path, loaded.family, loaded.tokenizer)
         with _progress(err, len(examples) * len(settings.seeds), enabled=not as_json) as advance:
             scores, predictions = evaluate_model(
                 loaded.model,
                 loaded.tokenizer,
-                loaded.family,
+                prompts,
                 benchmark,
                 examples,
                 settings,
@@ -175,6 +184,7 @@ def eval_command(
                 exposure_samples=exposure_samples,
                 progress=advance,
             )
+        scores.settings["prompt_format"] = prompts.setting
         if "exposure_bias" in scores.extra:
             scores.extra["exposure_bias"] = {"teacher": teacher, **scores.extra["exposure_bias"]}
         directory = report.result_dir(output_dir, benchmark.name, label, len(models))

@@ -35,11 +35,10 @@ class Prompt:
     where: str = ""
     """where it came from, for error messages (``-p #1``, ``prompts.jsonl, line 3``)"""
 
-    def model_text(self, family: Any, raw: bool) -> str:
-        """What the model reads: the family's template around the prompt, or the text itself with ``raw``."""
-        if raw:
-            return self.text + (f"\n\n{self.input}" if self.input else "")
-        return family.format_prompt(self.text, self.input)
+    def model_text(self, prompts: Any) -> str:
+        """What the model reads: the prompt through the prompt format (a
+        :class:`minillm_cli.data.prompt_format.PromptFormatter`)."""
+        return prompts.format_prompt(self.text, self.input)
 
     def record(self, response: str) -> dict[str, str]:
         row = {"prompt": self.text}
@@ -169,11 +168,14 @@ def max_positions(model: Any) -> int | None:
 
 
 def encode_prompts(
-    prompts: Sequence[Prompt], tokenizer: Any, family: Any, *, raw: bool, max_new_tokens: int, limit: int | None
+    prompts: Sequence[Prompt], tokenizer: Any, formatter: Any, *, max_new_tokens: int, limit: int | None
 ) -> list[list[int]]:
+    from minillm_cli.data.chat import adds_special_tokens
+
     encoded = []
     for prompt in prompts:
-        ids = tokenizer(prompt.model_text(family, raw), add_special_tokens=True)["input_ids"]
+        text = prompt.model_text(formatter)
+        ids = tokenizer(text, add_special_tokens=adds_special_tokens(tokenizer, text))["input_ids"]
         if not ids:
             raise UsageError(f"{prompt.where}: the prompt is empty", hint="give some text, or drop --raw")
         if limit is not None and len(ids) + max_new_tokens > limit:
@@ -271,13 +273,21 @@ def generate(
     top_k: int = typer.Option(0, "--top-k", min=0, help="Sample from the k most likely tokens (0 = off)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Prompt i samples with seed + i: same seed, same output."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts decoded together."),
-    raw: bool = typer.Option(False, "--raw", help="Feed prompts as they are, without the family's template."),
+    raw: bool = typer.Option(False, "--raw", help="Feed prompts as they are (the same as --prompt-format plain)."),
+    prompt_format: str | None = typer.Option(
+        None,
+        "--prompt-format",
+        help="family, chat (the tokenizer's chat template), plain, or a format string with {instruction} and "
+        "{input} (default: what the model was trained with, from its prompt_format.json; else family).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Sample responses from a model: batched with a KV cache, streamed for a single prompt.
 
-    Prompts are wrapped in the model family's template (Alpaca style) unless --raw.
+    Prompts are written the way the model was trained (its prompt_format.json; the model family's Alpaca-style
+    template when it has none), or as --prompt-format / --raw say.
     """
+    from minillm_cli.data.prompt_format import cli_formatter, resolve_prompt_format
     from minillm_cli.models import load_model
     from minillm_cli.recipe.schema import ModelSpec
 
@@ -290,6 +300,11 @@ def generate(
             "invalid sampling options",
             details=[f"{flags.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()],
         ) from exc
+    if raw and prompt_format not in (None, "plain"):
+        raise UsageError("--raw is --prompt-format plain: give one of them")
+    if raw:
+        prompt_format = "plain"
+    resolve_prompt_format(prompt_format, model)  # a bad --prompt-format: before loading anything
     prompts = collect_prompts(prompt, input_file)
     torch_device = _device(device)
     from transformers.utils import logging as hf_logging
@@ -297,8 +312,9 @@ def generate(
     hf_logging.disable_progress_bar()
     loaded = load_model(ModelSpec(path=model))
     lm = loaded.model.to(torch_device)
+    formatter = cli_formatter(prompt_format, model, loaded.family, loaded.tokenizer)
     encoded = encode_prompts(
-        prompts, loaded.tokenizer, loaded.family, raw=raw, max_new_tokens=max_new_tokens, limit=max_positions(lm)
+        prompts, loaded.tokenizer, formatter, max_new_tokens=max_new_tokens, limit=max_positions(lm)
     )
 
     sink = None

@@ -1,10 +1,12 @@
-"""Turning records into token ids with the model family's prompt template."""
+"""Turning records into token ids with the run's prompt format (:mod:`minillm_cli.data.prompt_format`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from minillm_cli.data.chat import adds_special_tokens
+from minillm_cli.data.prompt_format import PromptFormatter
 from minillm_cli.data.records import Record
 from minillm_cli.model_family import ModelFamily
 
@@ -22,30 +24,44 @@ class EncodedData:
 def encode_records(
     records: list[Record],
     tokenizer: Any,
-    family: ModelFamily,
+    prompts: PromptFormatter | ModelFamily,
     *,
     max_prompt_length: int,
     max_response_length: int,
 ) -> EncodedData:
-    """Prompts longer than ``max_prompt_length`` tokens are dropped (and counted); responses get EOS
-    appended and are cut to ``max_response_length`` tokens."""
-    eos = tokenizer.eos_token_id
-    prompts, responses, dropped = [], [], 0
+    """Prompts (formatted by ``prompts``: a formatter, or a model family for its own template) longer than
+    ``max_prompt_length`` tokens are dropped (and counted); responses get their end token appended (EOS, or
+    the chat template's end-of-turn token under ``chat``) and are cut to ``max_response_length`` tokens."""
+    fmt = prompts if isinstance(prompts, PromptFormatter) else PromptFormatter("family", prompts, tokenizer)
+    end = fmt.response_end_id()
+    prompt_rows, responses, dropped = [], [], 0
     for start in range(0, len(records), BATCH):
         chunk = records[start : start + BATCH]
         # one tokenizer call per chunk: a fast tokenizer encodes the batch natively (~10x a call per text)
-        prompt_ids = token_ids(tokenizer, [family.format_prompt(r.instruction, r.input) for r in chunk], True)
+        prompt_ids = prompt_token_ids(tokenizer, [fmt.record_prompt(r) for r in chunk])
         response_ids = token_ids(tokenizer, [r.response or "" for r in chunk], False)
         for p, r in zip(prompt_ids, response_ids, strict=True):
             if len(p) > max_prompt_length:
                 dropped += 1
                 continue
-            prompts.append(p)
-            responses.append((r + [eos])[:max_response_length])
-    return EncodedData(prompts, responses, dropped)
+            prompt_rows.append(p)
+            responses.append((r + [end])[:max_response_length])
+    return EncodedData(prompt_rows, responses, dropped)
 
 
 BATCH = 4096
+
+
+def prompt_token_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids of prompts, special tokens added unless a prompt starts with BOS already
+    (:func:`minillm_cli.data.chat.adds_special_tokens`)."""
+    flags = [adds_special_tokens(tokenizer, t) for t in texts]
+    out: list[list[int]] = [[] for _ in texts]
+    for flag in set(flags):
+        rows = [i for i, f in enumerate(flags) if f == flag]
+        for i, ids in zip(rows, token_ids(tokenizer, [texts[i] for i in rows], flag), strict=True):
+            out[i] = ids
+    return out
 
 
 def token_ids(tokenizer: Any, texts: list[str], add_special_tokens: bool) -> list[list[int]]:

@@ -38,9 +38,12 @@ def prompt_budget(model: Any, max_prompt_tokens: int, max_new_tokens: int) -> in
 
 
 def encode_prompt(tokenizer: Any, text: str, budget: int) -> list[int]:
-    """Token ids of ``text`` (with the tokenizer's special tokens), cut to ``budget`` tokens by keeping the
-    *end* (where the instruction's response template is); a leading BOS survives the cut."""
-    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    """Token ids of ``text`` (with the tokenizer's special tokens unless it starts with BOS already, as a chat
+    template writes it), cut to ``budget`` tokens by keeping the *end* (where the instruction's response
+    template is); a leading BOS survives the cut."""
+    from minillm_cli.data.chat import adds_special_tokens
+
+    ids = list(tokenizer(text, add_special_tokens=adds_special_tokens(tokenizer, text))["input_ids"])
     if len(ids) <= budget:
         return ids
     bos = getattr(tokenizer, "bos_token_id", None)

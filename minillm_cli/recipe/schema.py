@@ -101,6 +101,19 @@ class DataSpec(Strict):
     max_prompt_length: Int = Field(256, ge=1)
     max_response_length: Int = Field(256, ge=1)
     pretrain: PretrainSpec | None = None
+    prompt_format: str = Field(
+        "family",
+        description="how a record becomes the prompt: family (the model family's template), chat (the "
+        "tokenizer's chat template), plain (the instruction as is), or a format string with {instruction} "
+        "and {input}",
+    )
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _known_prompt_format(cls, value: str) -> str:
+        from minillm_cli.data.prompt_format import check_prompt_format
+
+        return check_prompt_format(value)
 
 
 class PluginRef(BaseModel):
@@ -138,6 +151,21 @@ class TrainSpec(Strict):
         description="token-level methods: loss = kd_ratio * divergence + (1 - kd_ratio) * cross entropy on the "
         "response tokens (word-level KD as the MiniLLM reference mixes it)",
     )
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list,
+        description="experiment trackers that get every metrics row and the resolved recipe (rank 0): "
+        "tensorboard, wandb, mlflow (pip install 'minillm[trackers]')",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers_installed(cls, value: list[str]) -> list[str]:
+        from minillm_cli.train.trackers import missing_library
+
+        problems = [p for p in (missing_library(name) for name in dict.fromkeys(value)) if p is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return list(dict.fromkeys(value))
 
     @field_validator("warmup_steps")
     @classmethod

@@ -18,8 +18,11 @@ def gathered_state_dict(engine: Any) -> dict[str, Any] | None:
     return engine.module.state_dict() if dist_utils.is_main() else None
 
 
-def save_hf_folder(engine: Any, tokenizer: Any, out: Path, card: str | None = None) -> Path | None:
-    """Collective. Rank 0 writes ``out`` (replacing it; with ``card`` as its README.md) and returns it."""
+def save_hf_folder(
+    engine: Any, tokenizer: Any, out: Path, card: str | None = None, *, prompt_format: str | None = None
+) -> Path | None:
+    """Collective. Rank 0 writes ``out`` (replacing it; with ``card`` as its README.md and the run's
+    ``prompt_format`` in ``prompt_format.json``, which eval and generate use by default) and returns it."""
     state = gathered_state_dict(engine)
     if dist_utils.is_main():
         tmp = out.with_name(f".{out.name}.tmp")
@@ -40,6 +43,10 @@ def save_hf_folder(engine: Any, tokenizer: Any, out: Path, card: str | None = No
             model.generation_config.save_pretrained(tmp)
         if card is not None:
             (tmp / "README.md").write_text(card, encoding="utf-8")
+        if prompt_format is not None:
+            from minillm_cli.data.prompt_format import write_prompt_format
+
+            write_prompt_format(tmp, prompt_format)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)

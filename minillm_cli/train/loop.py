@@ -11,6 +11,7 @@ import torch
 
 from minillm_cli.data.encode import encode_records
 from minillm_cli.data.pretrain import load_texts, pack_blocks
+from minillm_cli.data.prompt_format import PromptFormatter, check_same_chat_template
 from minillm_cli.data.records import load_records
 from minillm_cli.divergence import SequenceDivergence, TokenDivergence
 from minillm_cli.errors import InterruptedRun, MinillmError, ResourceError, RuntimeFailure, UsageError
@@ -28,6 +29,7 @@ from minillm_cli.train.metrics import MetricsWriter
 from minillm_cli.train.periodic_eval import PeriodicEval
 from minillm_cli.train.progress import StepProgress
 from minillm_cli.train.step import StepContext, train_step
+from minillm_cli.train.trackers import open_trackers
 
 OOM_HINT = (
     "lower train.micro_batch_size (raise train.grad_accum to keep the batch), raise engine.zero_stage, "
@@ -54,6 +56,10 @@ def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError | torch.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _source(spec: Any) -> str:
+    return spec.path or f"{spec.family} scratch model (tokenizer {spec.tokenizer})"
 
 
 def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
@@ -107,6 +113,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     teacher = load_model(recipe.teacher, seed=recipe.seed + 1) if recipe.teacher is not None else None
     if teacher is not None:
         check_vocab(teacher, student)
+    prompts = PromptFormatter(recipe.data.prompt_format, student.family, student.tokenizer)
+    if teacher is not None and recipe.data.prompt_format == "chat":
+        check_same_chat_template(teacher.tokenizer, student.tokenizer, _source(recipe.teacher), _source(recipe.student))
 
     records = load_records(
         recipe.data.train, split=recipe.data.split, require_response=getattr(sampler, "needs_responses", True)
@@ -114,7 +123,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     data = encode_records(
         records,
         student.tokenizer,
-        student.family,
+        prompts,
         max_prompt_length=recipe.data.max_prompt_length,
         max_response_length=recipe.data.max_response_length,
     )
@@ -139,8 +148,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         sampler.load_state_dict(state.get("sampler", {}))
     total = recipe.train.total_steps
     end = min(total, opts.max_steps) if opts.max_steps is not None else total
+    resolved = resolved_recipe_dict(recipe, plugins)
     if main:
-        (run_dir / "recipe.yaml").write_text(dump_yaml(resolved_recipe_dict(recipe, plugins)), encoding="utf-8")
+        (run_dir / "recipe.yaml").write_text(dump_yaml(resolved), encoding="utf-8")
     metrics = MetricsWriter(
         run_dir / "metrics.jsonl", enabled=main, truncate_after=start if resume_from is not None else None
     )
@@ -173,11 +183,19 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         start=start,
         description=f"{recipe.name} ({recipe.sampler.name} x {recipe.divergence.name})",
     )
-    periodic = PeriodicEval(recipe, plugins, student.tokenizer, student.family, run_dir)
+    periodic = PeriodicEval(recipe, plugins, student.tokenizer, prompts, run_dir)
     if main and periodic.skip_reason:
         progress.log(periodic.skip_reason)
     if main and data.dropped_long_prompts:
         progress.log(f"dropped {data.dropped_long_prompts} prompt(s) longer than data.max_prompt_length")
+    trackers = open_trackers(
+        recipe.train.report_to,
+        run_dir,
+        run_name=recipe.name,
+        config=resolved,
+        resume_step=start if resume_from is not None else None,
+        enabled=main,
+    )
     try:
         with progress:
             while step < end:
@@ -189,6 +207,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 if periodic.due(step, end):
                     row.update(periodic.run(engine, step))
                 metrics.write(row)
+                trackers.log(row)
                 progress.update(step, row)
                 if row["skipped"]:
                     bad_in_row += 1
@@ -210,6 +229,8 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         raise InterruptedRun(
             f"interrupted at step {step}; checkpoint written", hint=f"continue with --resume --output-dir {run_dir}"
         ) from None
+    finally:
+        trackers.close()
     save(step)
     final_dir = None
     if step >= total:
@@ -223,7 +244,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 total_steps=total,
                 dtype=recipe.engine.dtype,
                 metrics=metrics_at(run_dir, step),
-                prompt_example=student.family.format_prompt("{instruction}"),
+                prompt_example=prompts.format_prompt("{instruction}"),
             )
-        final_dir = save_hf_folder(engine, student.tokenizer, run_dir / "final", card)
+        final_dir = save_hf_folder(
+            engine, student.tokenizer, run_dir / "final", card, prompt_format=recipe.data.prompt_format
+        )
     return RunResult(run_dir, step, final_dir)
