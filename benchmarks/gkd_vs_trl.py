@@ -94,12 +94,11 @@ def child_minillm(work: Path, warmup: int, steps: int) -> dict:
 
 def child_trl(work: Path, warmup: int, steps: int) -> dict:
     harness.one_thread()
+    import minillm_adapter
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl.experimental.gkd import GKDConfig, GKDTrainer
-
-    import minillm_adapter
 
     paths = tiny_models.build(work)
     prompts = minillm_adapter.prompt_ids(paths["student"], paths["prompts"])

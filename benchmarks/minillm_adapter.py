@@ -8,9 +8,9 @@ Relied on (all present in 533b980 and in the current tree):
   prompt template: the exact prompt ids minillm trains on, handed to TRL (:func:`prompt_ids`);
 * ``minillm_cli.generation.decode`` / ``mixture`` / ``GenerationParams``: the teacher-mixed decode timed alone
   (:func:`mixed_decode`);
-* the sampler plugin's ``sample``, the module-level ``generate_rollout`` of the ``teacher_mixed`` sampler module
-  (its ``source=`` keyword tells the mixed decode from the student-length probe), the divergence plugin's
-  ``prepare`` / ``loss``, DeepSpeed's ``DeepSpeedEngine.backward`` / ``step`` and ``GPT2Model.forward``
+* ``minillm_cli.train.loop.train_step`` (the name the loop calls), the sampler plugin's ``sample``, the
+  module-level ``generate_rollout`` of the ``teacher_mixed`` sampler module (its ``source=`` keyword tells
+  the mixed decode from the student-length probe), the divergence plugin's ``prepare`` / ``loss``, DeepSpeed's ``DeepSpeedEngine.backward`` / ``step`` and ``GPT2Model.forward``
   (:func:`install_phase_timers`).
 """
 
@@ -100,8 +100,12 @@ def _wrap(owner: Any, attr: str, make: Callable[[Callable], Callable]) -> Callab
     return lambda: setattr(owner, attr, original)
 
 
-def install_phase_timers(timer: PartTimer, sampler_name: str, divergence_name: str) -> Callable[[], None]:
-    """Time the parts of a MiniLLM phase run through ``run_distill``; returns a function that removes the timers.
+def install_phase_timers(
+    timer: PartTimer, sampler_name: str, divergence_name: str, per_step: list[dict[str, float]]
+) -> Callable[[], None]:
+    """Time the parts of a MiniLLM phase run through ``run_distill``; each optimizer step's part times are
+    appended to ``per_step`` (``minillm_cli.train.loop.train_step`` is wrapped for that). Returns a function
+    that removes the timers.
 
     Parts (seconds, summed): ``rollout`` (the sampler's ``sample``: everything the rollout costs),
     ``decode`` (the mixed decode inside it), ``probe`` (the student-length probe inside it, when on),
@@ -161,6 +165,20 @@ def install_phase_timers(timer: PartTimer, sampler_name: str, divergence_name: s
         return wrapper
 
     undo.append(_wrap(modeling_gpt2.GPT2Model, "forward", make_forward))
+
+    import minillm_cli.train.loop as loop
+
+    def make_step(fn):
+        def wrapper(*args, **kwargs):
+            timer.take()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                per_step.append(timer.take())
+
+        return wrapper
+
+    undo.append(_wrap(loop, "train_step", make_step))
 
     def remove() -> None:
         for u in reversed(undo):
