@@ -10,7 +10,8 @@ Relied on (all present in 533b980 and in the current tree):
   (:func:`mixed_decode`);
 * ``minillm_cli.train.loop.train_step`` (the name the loop calls), the sampler plugin's ``sample``, the
   module-level ``generate_rollout`` of the ``teacher_mixed`` sampler module (its ``source=`` keyword tells
-  the mixed decode from the student-length probe), the divergence plugin's ``prepare`` / ``loss``, DeepSpeed's ``DeepSpeedEngine.backward`` / ``step`` and ``GPT2Model.forward``
+  the mixed decode from the student-length probe), the divergence plugin's ``prepare`` / ``loss``,
+  DeepSpeed's ``DeepSpeedEngine.backward`` / ``step`` and ``GPT2Model.forward``
   (:func:`install_phase_timers`).
 """
 
