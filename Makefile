@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test lint bench clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
+
+# benchmarks are not tests: they need the `bench` extra (TRL, accelerate), installed here on first use
+BENCH_ROUNDS ?= 4
+
+bench: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/gkd_vs_trl.py --rounds $(BENCH_ROUNDS)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/minillm_phase.py --rounds $(BENCH_ROUNDS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

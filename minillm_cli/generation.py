@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from minillm_cli.components import PluginParams
 
@@ -55,12 +55,24 @@ class GenerationParams(PluginParams):
     """Sampling options of a generating sampler."""
 
     max_new_tokens: int = Field(256, ge=1, description="longest response, in tokens (EOS included)")
+    min_new_tokens: int = Field(
+        0, ge=0, description="EOS cannot be drawn before a response has this many tokens; 0 = off"
+    )
     temperature: float = Field(1.0, gt=0, description="logits are divided by this before sampling")
     top_k: int = Field(0, ge=0, description="sample only from the k most likely tokens; 0 = off")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: smallest set with this much mass; 1 = off")
     no_repeat_ngram_size: int = Field(
         0, ge=0, description="never repeat an n-gram of this size within a row (prompt included); 0 = off"
     )
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> GenerationParams:
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"min_new_tokens ({self.min_new_tokens}) exceeds max_new_tokens ({self.max_new_tokens}); "
+                "lower min_new_tokens or raise max_new_tokens"
+            )
+        return self
 
 
 @dataclass
@@ -279,6 +291,19 @@ class NgramBlocker:
                 self._add(row, history[-self.n :])
 
 
+def with_eos_banned(banned: torch.Tensor | None, eos: torch.Tensor, batch_size: int, width: int) -> torch.Tensor:
+    """``banned`` (or no ban) plus the EOS ids below ``width`` for every row (``min_new_tokens``). A row whose
+    every token would then be banned keeps only the EOS ban; EOS ids covering the whole vocabulary ban nothing."""
+    eos_mask = torch.zeros(batch_size, width, dtype=torch.bool, device=eos.device)
+    eos_mask[:, eos[eos < width]] = True
+    if bool(eos_mask[:1].all()):
+        eos_mask[:] = False
+    if banned is None:
+        return eos_mask
+    merged = banned | eos_mask
+    return torch.where(merged.all(dim=-1, keepdim=True), eos_mask, merged)
+
+
 def _processed(logits: torch.Tensor, params: GenerationParams, banned: torch.Tensor | None) -> torch.Tensor:
     if banned is not None:
         logits = logits.masked_fill(banned, float("-inf"))
@@ -356,6 +381,8 @@ def decode(
             raw = {kind: x[:, :width] for kind, x in raw.items()}
 
             banned = blocker.banned(width, device) if blocker is not None else None
+            if step < params.min_new_tokens and eos.numel():
+                banned = with_eos_banned(banned, eos, batch_size, width)
             probs = choose(
                 _processed(raw["student"], params, banned) if "student" in raw else None,
                 _processed(raw["teacher"], params, banned) if "teacher" in raw else None,
