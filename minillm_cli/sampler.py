@@ -42,6 +42,9 @@ class RolloutBatch:
     behaviour_logprobs: torch.Tensor | None = None
     teacher_logprobs: torch.Tensor | None = None
     importance_weights: torch.Tensor | None = None
+    teacher_hidden: torch.Tensor | None = None
+    """``[B, T, H]`` the teacher's final hidden state predicting each response token, kept by a sampler that
+    decoded with the teacher: scoring then runs no teacher forward (zeros at masked positions)."""
     source: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
 

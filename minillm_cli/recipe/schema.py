@@ -138,6 +138,12 @@ class TrainSpec(Strict):
         description="token-level methods: loss = kd_ratio * divergence + (1 - kd_ratio) * cross entropy on the "
         "response tokens (word-level KD as the MiniLLM reference mixes it)",
     )
+    loss_chunk_tokens: Int | None = Field(
+        None,
+        ge=1,
+        description="tokens per chunk when the loss computes logits from hidden states (only [chunk, vocab] "
+        "tensors exist); null: about 16M logits per chunk (e.g. 64 tokens at a 152k vocabulary, 256 at 50k)",
+    )
 
     @field_validator("warmup_steps")
     @classmethod

@@ -72,7 +72,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from minillm_cli.api import PluginParams, Reducer, RolloutBatch, SequenceDivergence, StepNorm
+from minillm_cli.api import PluginParams, Reducer, ResponseScores, RolloutBatch, SequenceDivergence, StepNorm
 from minillm_plugins.divergences.minillm.params import MiniLLMParams
 from minillm_plugins.divergences.minillm.policy import clipped_policy_loss, token_terms
 from minillm_plugins.divergences.minillm.pretrain import pretrain_terms
@@ -165,20 +165,20 @@ class MiniLLM(SequenceDivergence):
 
     def loss(
         self,
-        student_logits: torch.Tensor,
-        teacher_logits: torch.Tensor | None,
+        student: ResponseScores,
+        teacher: ResponseScores | None,
         batch: Any,
         prepared: dict[str, torch.Tensor],
         norm: StepNorm,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         p = self.params
         with_kl = p.single_step_coef > 0
-        if with_kl and teacher_logits is None:
-            raise ValueError("the minillm single-step term needs teacher logits")
+        if with_kl and teacher is None:
+            raise ValueError("the minillm single-step term needs the teacher's scores")
         if batch.behaviour_logprobs is None:
             raise ValueError("the minillm divergence needs the rollout's behaviour log-probs")
         mask = batch.response_mask.bool()
-        idx, logq, kl = token_terms(student_logits, teacher_logits, batch.response_ids, mask, with_kl=with_kl)
+        idx, logq, kl = token_terms(student, teacher, batch.response_ids, mask, with_kl=with_kl)
 
         def valid(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(-1).index_select(0, idx).float()
@@ -209,15 +209,15 @@ class MiniLLM(SequenceDivergence):
 
     def pretrain_loss(
         self,
-        student_logits: torch.Tensor,
-        teacher_logits: torch.Tensor | None,
+        student: ResponseScores,
+        teacher: ResponseScores | None,
         targets: torch.Tensor,
         mask: torch.Tensor,
         norm_tokens: float,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return pretrain_terms(
-            student_logits,
-            teacher_logits,
+            student,
+            teacher,
             targets,
             mask,
             norm_tokens,
