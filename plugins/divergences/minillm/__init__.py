@@ -77,10 +77,11 @@ from minillm_plugins.divergences.minillm.params import MiniLLMParams
 from minillm_plugins.divergences.minillm.policy import clipped_policy_loss, token_terms
 from minillm_plugins.divergences.minillm.pretrain import pretrain_terms
 from minillm_plugins.divergences.minillm.returns import (
-    cumulative_weights,
     discounted_returns,
     length_normalise,
     masked_moments,
+    prefix_weighted_returns,
+    prefix_weights_before,
     token_rewards,
     whiten,
 )
@@ -124,18 +125,16 @@ class MiniLLM(SequenceDivergence):
             rewards = token_rewards(
                 b.teacher_logprobs, b.behaviour_logprobs, mask, scaling=p.reward_scaling, clip=p.reward_clip
             )
-            shaped = rewards
             ss_weights = torch.ones_like(w)
             if prefix:
-                through = cumulative_weights(w, mask)  # W_t = prod_{s<=t} w_s
-                shaped = rewards * through
-                ss_weights = through / w  # W_{t-1}: the prefix's weight
-            adv = discounted_returns(shaped, mask, gamma=p.gamma, include_current=p.include_current_reward)
+                # rho_t carries w_t; the advantage carries the rest of the per-decision weight, W_t' / w_t, and
+                # the single-step term the prefix's weight W_{t-1}: both computed without dividing by w_t
+                adv = prefix_weighted_returns(rewards, w, mask, gamma=p.gamma, include_current=p.include_current_reward)
+                ss_weights = prefix_weights_before(w, mask)
+            else:
+                adv = discounted_returns(rewards, mask, gamma=p.gamma, include_current=p.include_current_reward)
             if p.length_norm:
                 adv = length_normalise(adv, mask, include_current=p.include_current_reward)
-            if prefix:
-                # rho_t carries w_t; the advantage carries the rest of the per-decision weight
-                adv = adv / w
             if p.single_step_weighted:
                 ss_weights = ss_weights * w
             advantages.append(torch.where(mask, adv, torch.zeros_like(adv)))
