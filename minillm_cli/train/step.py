@@ -62,6 +62,7 @@ class StepContext:
     device: torch.device
     pretrain_blocks: torch.Tensor | None = None
     buffer: PhaseBuffer | None = field(default=None)
+    grad_norm: float | None = None  # the last step's, computed before the update (ZeRO 0)
 
 
 class DistReducer(Reducer):
@@ -136,8 +137,33 @@ def _backward_micro(ctx: StepContext, loss: torch.Tensor, fallback: torch.Tensor
     if last and bad:
         for group in ctx.engine.optimizer.param_groups:
             group["lr"] = 0.0  # skip the update; the scheduler sets the next step's LR afterwards
+    if last:
+        ctx.grad_norm = None if bad else _local_grad_norm(ctx.engine)
     ctx.engine.step()
     return bad
+
+
+def _local_grad_norm(engine: Any) -> float | None:
+    """The step's gradient norm (before clipping) from the parameters' ``.grad`` where they hold the whole
+    reduced gradient (ZeRO 0); ``None`` where DeepSpeed partitions gradients (it reports the norm itself)."""
+    if int(getattr(engine, "zero_optimization_stage", lambda: 0)()) != 0:
+        return None
+    sq = 0.0
+    for p in engine.module.parameters():
+        if p.grad is not None:
+            sq += float(p.grad.detach().float().pow(2).sum())
+    return math.sqrt(sq)
+
+
+def _grad_norm(ctx: StepContext, bad: bool) -> float | None:
+    """DeepSpeed's global gradient norm, or (ZeRO 0 / fp32, where it gives None) the one computed before the
+    update; ``None`` only for a skipped step."""
+    if bad:
+        return None
+    norm = ctx.engine.get_global_grad_norm()
+    if norm is None:
+        norm = ctx.grad_norm
+    return float(norm) if norm is not None else None
 
 
 def _common_metrics(ctx: StepContext, rollouts: list[RolloutBatch], global_tokens: float) -> dict[str, Any]:
@@ -170,11 +196,10 @@ def _token_step(ctx: StepContext, step: int) -> dict[str, Any]:
         if not bad:
             loss_sum += loss.item()
     (loss_global,) = dist_utils.all_reduce_sum([loss_sum], ctx.device)
-    grad_norm = engine.get_global_grad_norm() if not bad else None
     return {
         "loss": float("nan") if bad else loss_global,
         "lr": lr,
-        "grad_norm": float(grad_norm) if grad_norm is not None else None,
+        "grad_norm": _grad_norm(ctx, bad),
         **_common_metrics(ctx, rollouts, global_tokens),
         "skipped": bad,
     }
@@ -319,11 +344,10 @@ def _sequence_step(ctx: StepContext, step: int) -> dict[str, Any]:
             loss_sum += loss.item()
     names = sorted(sums)
     reduced = dist_utils.all_reduce_sum([loss_sum] + [sums[n] for n in names], ctx.device)
-    grad_norm = engine.get_global_grad_norm() if not bad else None
     row = {
         "loss": float("nan") if bad else reduced[0],
         "lr": lr,
-        "grad_norm": float(grad_norm) if grad_norm is not None else None,
+        "grad_norm": _grad_norm(ctx, bad),
         **_common_metrics(ctx, batches, g_tokens),
         "phase": phase,
         "ppo_epoch": epoch,
