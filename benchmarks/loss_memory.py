@@ -142,7 +142,7 @@ def naive_analytic_gib(batch: int, tokens: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--one", nargs=4, metavar=("PATH", "B", "T", "CHUNK"), help=argparse.SUPPRESS)
-    parser.add_argument("--chunks", action="store_true", help="minillm at 4 x 512 with chunk 32..512")
+    parser.add_argument("--chunks", action="store_true", help="minillm at 2 x 512 with chunk 32..256")
     args = parser.parse_args()
     if args.one:
         path, b, t, c = args.one
@@ -150,9 +150,9 @@ def main() -> None:
         return
     print(f"loss-path peak memory, vocab {VOCAB}, prompt {PROMPT}, float32, one process per row")
     if args.chunks:
-        for chunk in (32, 64, 128, 256, 512):
-            r = run("minillm", 4, 512, chunk)
-            print(f"minillm 4x512 chunk {chunk:4d}: {r.get('peak_gib', float('nan')):6.3f} GiB  "
+        for chunk in (32, 64, 128, 256):
+            r = run("minillm", 2, 512, chunk)
+            print(f"minillm 2x512 chunk {chunk:4d}: {r.get('peak_gib', float('nan')):6.3f} GiB  "
                   f"{r.get('seconds', float('nan')):6.2f} s  loss {r.get('loss')}")  # fmt: skip
         return
     for b, t in ((4, 512), (8, 256)):

@@ -336,3 +336,23 @@ def test_walk_values_are_in_row_major_order_of_valid_positions():
     expected = logits.gather(-1, targets[..., None]).squeeze(-1)[mask]
     torch.testing.assert_close(walk.values, expected)
     assert walk.index.tolist() == [0, 2, 3, 5, 6]
+
+
+def test_evaluation_forward_kl_per_step_equals_full_logits():
+    from minillm_cli.eval.analysis import forward_kl_per_step
+
+    student, teacher = _models("padded", torch.float64)
+    batch = _batch(4)
+    got = forward_kl_per_step(
+        teacher, student, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask
+    )
+    with torch.no_grad():
+        q = _full_logits(student.eval(), batch).float()
+        p = _full_logits(teacher, batch).float()
+    v = min(p.size(-1), q.size(-1))
+    log_p, log_q = torch.log_softmax(p[..., :v], -1), torch.log_softmax(q[..., :v], -1)
+    ref = (log_p.exp() * (log_p - log_q)).sum(-1)
+    lengths = batch.response_mask.sum(-1).tolist()
+    assert [len(r) for r in got] == lengths
+    flat = torch.tensor([x for row in got for x in row])
+    torch.testing.assert_close(flat, ref[batch.response_mask.bool()].clamp(min=0), rtol=1e-5, atol=1e-7)
