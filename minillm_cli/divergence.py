@@ -3,8 +3,9 @@
 A token-level divergence only says how to turn two rows of logits into one value per row
 (:meth:`TokenDivergence.per_token`). The core here does everything else, the same way for every
 divergence: it selects valid (masked-in) positions, aligns padded vocabularies to their shared rows,
-applies the temperature to *both* logit tensors, upcasts to float32 one chunk of tokens at a time (so a
-``[batch, time, vocab]`` float32 tensor never exists), and divides the sum by the *global* number of
+applies the temperature to *both* logit tensors, computes the logits from the final hidden states one chunk
+of tokens at a time (:func:`minillm_cli.scores.walk_tokens`, so no ``[batch, time, vocab]`` tensor nor its
+gradient ever exists), checks the divergence's output on its first call, and divides the sum by the *global* number of
 valid tokens, so the value does not depend on how a batch is split into micro-batches or ranks.
 """
 
@@ -14,11 +15,9 @@ from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
-from torch.utils.checkpoint import checkpoint
 
 from minillm_cli.components import Component, PluginParams
-
-DEFAULT_CHUNK_TOKENS = 2048
+from minillm_cli.scores import DEFAULT_CHUNK_TOKENS, ChunkFn, ResponseScores, walk_tokens
 
 
 class Divergence(Component):
@@ -63,90 +62,109 @@ def cross_entropy_per_token(logits: torch.Tensor, targets: torch.Tensor) -> torc
     return -logq.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
 
 
-def _chunk_sum(
-    divergence: TokenDivergence,
-    student: torch.Tensor,
-    teacher: torch.Tensor | None,
-    targets: torch.Tensor,
-) -> torch.Tensor:
-    temperature = float(getattr(divergence.params, "temperature", 1.0))
-    s = student.float() / temperature
-    t = teacher.float() / temperature if teacher is not None else None
-    return divergence.per_token(s, t, targets).sum()
+#: how far below 0 a divergence's value may be before the first-call check calls it wrong (float32 rounding
+#: of a true divergence near 0 stays well above this)
+NEGATIVE_TOLERANCE = -1e-4
+
+
+def check_per_token_output(divergence: TokenDivergence, out: Any, n: int) -> None:
+    """The first-call check of a token divergence's ``per_token`` output: a ``[n]`` tensor, finite, not below
+    :data:`NEGATIVE_TOLERANCE`. Raises :class:`~minillm_cli.errors.PluginError` naming the plugin."""
+    from minillm_cli.errors import PluginError
+
+    name = getattr(divergence, "name", type(divergence).__name__)
+    where = f"{type(divergence).__module__}.{type(divergence).__qualname__}.per_token"
+    hint = (
+        "fix the plugin: per_token must return one value per row of its [N, V] logits (shape [N]), "
+        "a true divergence (finite, >= 0)"
+    )
+    if not isinstance(out, torch.Tensor):
+        raise PluginError(
+            f"divergence {name!r} returned {type(out).__name__} from per_token, not a tensor",
+            details=[f"in {where}"],
+            hint=hint,
+        )
+    if tuple(out.shape) != (n,):
+        raise PluginError(
+            f"divergence {name!r} returned shape {tuple(out.shape)} from per_token for {n} tokens; expected ({n},)",
+            details=[f"in {where}"],
+            hint=hint,
+        )
+    values = out.detach().float()
+    if n and not bool(torch.isfinite(values).all()):
+        raise PluginError(
+            f"divergence {name!r} returned non-finite values (nan or inf) from per_token",
+            details=[f"in {where}"],
+            hint=hint,
+        )
+    if n and float(values.min()) < NEGATIVE_TOLERANCE:
+        raise PluginError(
+            f"divergence {name!r} returned a negative value ({float(values.min()):.4g}) from per_token; "
+            "a divergence is never below 0",
+            details=[f"in {where}"],
+            hint=hint,
+        )
+
+
+def _checked_per_token(divergence: TokenDivergence) -> ChunkFn:
+    def fn(s: torch.Tensor, t: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
+        out = divergence.per_token(s, t, targets)
+        if not getattr(divergence, "_output_checked", False) and targets.numel() > 0:
+            check_per_token_output(divergence, out, int(targets.numel()))
+            divergence._output_checked = True  # type: ignore[attr-defined]
+        return out
+
+    return fn
+
+
+def divergence_fn(divergence: TokenDivergence) -> ChunkFn:
+    """``per_token`` as a chunk consumer for :func:`~minillm_cli.scores.walk_tokens` (checked on its first
+    call in a run)."""
+    return _checked_per_token(divergence)
 
 
 def token_divergence_sum(
     divergence: TokenDivergence,
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor | None,
+    student: ResponseScores | torch.Tensor,
+    teacher: ResponseScores | torch.Tensor | None,
     targets: torch.Tensor,
     mask: torch.Tensor,
     *,
-    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS,
 ) -> tuple[torch.Tensor, int]:
     """Sum of per-token values over valid positions, and the number of valid positions.
 
-    ``student_logits``/``teacher_logits`` are ``[..., V]`` (any leading shape), ``targets`` and ``mask``
-    have the leading shape. Teacher and student may have different vocabulary sizes (padded embedding
-    rows): only the shared rows ``[:min(V_s, V_t)]`` are compared. A divergence without ``needs_teacher``
-    ignores ``teacher_logits``.
-    """
-    if divergence.needs_teacher and teacher_logits is None:
+    ``student``/``teacher`` are :class:`~minillm_cli.scores.ResponseScores` (hidden states + output layer, or
+    logits) or plain ``[..., V]`` logits tensors; ``targets`` and ``mask`` have their leading ``[B, T]`` shape.
+    Teacher and student may have different vocabulary sizes (padded embedding rows): only the shared rows
+    ``[:min(V_s, V_t)]`` are compared. A divergence without ``needs_teacher`` ignores ``teacher``. Logits are
+    computed chunk by chunk (:func:`~minillm_cli.scores.walk_tokens`)."""
+    if divergence.needs_teacher and teacher is None:
         raise ValueError(f"divergence {divergence.name!r} needs teacher logits")
     if not divergence.needs_teacher:
         # a teacher-free loss (sft) must not depend on teacher logits a caller happens to pass: in particular
         # they must not cut the student's vocabulary down to the teacher's size
-        teacher_logits = None
-    lead = mask.shape
-    if student_logits.shape[:-1] != lead or targets.shape != lead:
-        raise ValueError(
-            f"shape mismatch: logits {tuple(student_logits.shape)}, targets {tuple(targets.shape)}, "
-            f"mask {tuple(mask.shape)}"
-        )
-    vocab = student_logits.size(-1)
-    if teacher_logits is not None:
-        if teacher_logits.shape[:-1] != lead:
-            raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} do not match mask {tuple(lead)}")
-        vocab = min(vocab, teacher_logits.size(-1))
-    idx = mask.reshape(-1).nonzero(as_tuple=True)[0]
-    count = int(idx.numel())
-    total = student_logits.new_zeros((), dtype=torch.float32)
-    if count == 0:
-        # keep the graph connected so backward works on an all-masked micro-batch; an empty slice, not
-        # 0 * logits.sum(), which is nan when masked positions hold -inf or values whose sum overflows
-        return total + student_logits.reshape(-1)[:0].float().sum(), 0
-    s_rows = student_logits.reshape(-1, student_logits.size(-1))[:, :vocab]
-    t_rows = teacher_logits.reshape(-1, teacher_logits.size(-1))[:, :vocab] if teacher_logits is not None else None
-    flat_targets = targets.reshape(-1)
-    for start in range(0, count, chunk_tokens):
-        rows = idx[start : start + chunk_tokens]
-        s = s_rows.index_select(0, rows)
-        t = t_rows.index_select(0, rows).detach() if t_rows is not None else None
-        tg = flat_targets.index_select(0, rows)
-        if torch.is_grad_enabled() and s.requires_grad:
-            # recompute the float32 softmaxes in backward instead of keeping them for every chunk
-            part = checkpoint(_chunk_sum, divergence, s, t, tg, use_reentrant=False)
-        else:
-            part = _chunk_sum(divergence, s, t, tg)
-        total = total + part
-    return total, count
+        teacher = None
+    temperature = float(getattr(divergence.params, "temperature", 1.0))
+    walk = walk_tokens(
+        student, teacher, targets, mask, divergence_fn(divergence), temperature=temperature, chunk_tokens=chunk_tokens
+    )
+    return walk.values.sum(), int(walk.index.numel())
 
 
 def token_divergence_loss(
     divergence: TokenDivergence,
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor | None,
+    student: ResponseScores | torch.Tensor,
+    teacher: ResponseScores | torch.Tensor | None,
     targets: torch.Tensor,
     mask: torch.Tensor,
     *,
     num_valid_tokens: int | None = None,
-    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS,
 ) -> torch.Tensor:
     """Masked mean: sum over valid tokens / ``num_valid_tokens`` (the *global* count across
     micro-batches and ranks; defaults to this batch's own count)."""
-    total, count = token_divergence_sum(
-        divergence, student_logits, teacher_logits, targets, mask, chunk_tokens=chunk_tokens
-    )
+    total, count = token_divergence_sum(divergence, student, teacher, targets, mask, chunk_tokens=chunk_tokens)
     denom = num_valid_tokens if num_valid_tokens is not None else count
     return total / max(int(denom), 1)
 
@@ -184,8 +202,13 @@ class SequenceDivergence(Divergence):
 
     The loop calls :meth:`prepare` once per rollout phase with every micro-batch of the phase's buffer (this
     rank's share), then, for ``ppo_epochs`` passes over the buffer, :meth:`loss` per micro-batch with the
-    current student's logits. Losses and metrics returned by :meth:`loss` are this micro-batch's contribution:
+    current student's scores. Losses and metrics returned by :meth:`loss` are this micro-batch's contribution:
     the loop sums them over micro-batches and ranks.
+
+    Scores are :class:`~minillm_cli.scores.ResponseScores`: the final hidden states at the response positions
+    and the output layer (never ``[B, T, V]`` logits). Compute anything vocabulary-sized with
+    :func:`~minillm_cli.scores.walk_tokens` (chunks of tokens, recomputed in backward); a plain logits tensor
+    is accepted wherever scores are (:func:`~minillm_cli.scores.as_scores`).
     """
 
     level: ClassVar[str] = "sequence"
@@ -207,23 +230,26 @@ class SequenceDivergence(Divergence):
 
     def loss(
         self,
-        student_logits: torch.Tensor,
-        teacher_logits: torch.Tensor | None,
+        student: ResponseScores,
+        teacher: ResponseScores | None,
         batch: Any,
         prepared: dict[str, torch.Tensor],
         norm: StepNorm,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """This micro-batch's loss contribution and metrics. ``student`` (with grad) and ``teacher`` (no
+        grad) score ``batch.response_ids``: row ``t`` predicts ``response_ids[:, t]``."""
         raise NotImplementedError
 
     def pretrain_loss(
         self,
-        student_logits: torch.Tensor,
-        teacher_logits: torch.Tensor | None,
+        student: ResponseScores,
+        teacher: ResponseScores | None,
         targets: torch.Tensor,
         mask: torch.Tensor,
         norm_tokens: float,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Auxiliary loss on a pretraining-corpus block (``targets[t]`` is predicted by ``student_logits[t]``);
-        zero unless the divergence defines one."""
-        zero = student_logits.reshape(-1)[:0].float().sum()
+        """Auxiliary loss on a pretraining-corpus block (``targets[:, t]`` is predicted by row ``t`` of
+        ``student``); zero unless the divergence defines one."""
+        src = student.source if isinstance(student, ResponseScores) else student
+        zero = src.reshape(-1)[:0].float().sum()
         return zero, {}

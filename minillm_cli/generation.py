@@ -87,6 +87,9 @@ class Decoded:
     """log p(y_t) under the unprocessed teacher distribution (0 at masked positions)."""
     sampling_probs: torch.Tensor
     """probability of y_t under the distribution it was drawn from (1 at masked positions)."""
+    teacher_hidden: torch.Tensor | None = None
+    """``[B, T, H]`` the teacher's final hidden state predicting y_t (0 at masked positions), with
+    ``keep_teacher_hidden``."""
 
 
 # -- the sampling distribution -------------------------------------------------------------------------
@@ -327,12 +330,15 @@ def decode(
     pad_token_id: int = 0,
     vocab_size: int | None = None,
     synced: bool = False,
+    keep_teacher_hidden: bool = False,
 ) -> Decoded:
     """Sample responses to left-padded prompts ``[B, P]`` (see the module docstring).
 
     ``student`` and ``teacher`` are causal LMs (at least one); both decode the same tokens, each with its
     own KV cache. ``choose(q, p)`` returns the sampling distribution from the processed distributions
     (default: the student's if it decodes, else the teacher's). ``eos_token_id`` may be one id or several.
+    ``keep_teacher_hidden``: also return the teacher's final hidden state at every response token
+    (``Decoded.teacher_hidden``), so scoring needs no teacher forward over these tokens.
     """
     params = params or GenerationParams()
     named = [(kind, m) for kind, m in (("student", student), ("teacher", teacher)) if m is not None]
@@ -349,8 +355,10 @@ def decode(
     next_position = attention.sum(-1)
     input_ids = prompt_ids
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-    caches: dict[str, Any] = {kind: None for kind, _ in named}
     accepted = {kind: _forward_parameters(m) for kind, m in named}
+    caches: dict[str, Any] = {kind: _new_cache(accepted[kind]) for kind, _ in named}
+    keep_hidden = keep_teacher_hidden and teacher is not None
+    hiddens: list[torch.Tensor] = []
 
     ngram = params.no_repeat_ngram_size
     blocker = NgramBlocker(ngram, prompt_ids, prompt_mask) if ngram else None
@@ -366,15 +374,20 @@ def decode(
                     extra["position_ids"] = position_ids
                 if "logits_to_keep" in accepted[kind]:
                     extra["logits_to_keep"] = 1
+                if kind == "teacher" and keep_hidden:
+                    extra["output_hidden_states"] = True
                 out = model(
                     input_ids=input_ids,
                     attention_mask=attention,
-                    past_key_values=caches[kind],
                     use_cache=True,
+                    **_cache_kwargs(accepted[kind], caches[kind]),
                     **extra,
                 )
-                caches[kind] = out.past_key_values
+                caches[kind] = _returned_cache(out)
                 raw[kind] = out.logits[:, -1, :].float()
+                if kind == "teacher" and keep_hidden:
+                    # the teacher's final hidden state predicting this step's token (the output layer's input)
+                    hiddens.append(out.hidden_states[-1][:, -1, :])
             width = min(x.shape[-1] for x in raw.values())
             if vocab_size is not None:
                 width = min(width, vocab_size)
@@ -423,4 +436,33 @@ def decode(
         student_logprobs=torch.stack(logprobs["student"], 1)[:, :length] if "student" in logprobs else None,
         teacher_logprobs=torch.stack(logprobs["teacher"], 1)[:, :length] if "teacher" in logprobs else None,
         sampling_probs=torch.stack(chosen_probs, dim=1)[:, :length],
+        teacher_hidden=_masked_hidden(hiddens, alive_steps, length) if keep_hidden else None,
     )
+
+
+def _masked_hidden(hiddens: list[torch.Tensor], alive: list[torch.Tensor], length: int) -> torch.Tensor:
+    h = torch.stack(hiddens, dim=1)[:, :length]
+    keep = torch.stack(alive, dim=1)[:, :length, None]
+    return torch.where(keep, h, torch.zeros_like(h))
+
+
+def _new_cache(accepted: set[str]) -> Any:
+    """An empty KV cache object (transformers' Cache API), or ``None`` for a model that builds its own."""
+    try:
+        from transformers import DynamicCache
+    except ImportError:  # pragma: no cover - transformers always has it in supported versions
+        return None
+    return DynamicCache() if ("cache" in accepted or "past_key_values" in accepted) else None  # else: its own
+
+
+def _cache_kwargs(accepted: set[str], cache: Any) -> dict[str, Any]:
+    """The cache argument under the name the model's forward takes (``cache`` in current transformers,
+    ``past_key_values`` before)."""
+    if "cache" in accepted:
+        return {"cache": cache}
+    return {"past_key_values": cache}
+
+
+def _returned_cache(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)

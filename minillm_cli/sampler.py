@@ -42,6 +42,9 @@ class RolloutBatch:
     behaviour_logprobs: torch.Tensor | None = None
     teacher_logprobs: torch.Tensor | None = None
     importance_weights: torch.Tensor | None = None
+    teacher_hidden: torch.Tensor | None = None
+    """``[B, T, H]`` the teacher's final hidden state predicting each response token, kept by a sampler that
+    decoded with the teacher: scoring then runs no teacher forward (zeros at masked positions)."""
     source: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -108,7 +111,8 @@ def generate_rollout(
     Sampling is over the vocabulary rows the student and the teacher share (when there is a teacher), whichever
     of them decodes. The rollout (prompts included) lives on the decoding model's device; it carries the
     student's log-probs as ``behaviour_logprobs`` when the student decodes, the teacher's as
-    ``teacher_logprobs`` when the teacher does, and ``extras["sampling_probs"]``: each token's probability
+    ``teacher_logprobs`` and ``teacher_hidden`` (the teacher's final hidden states, so scoring runs no
+    teacher forward over these tokens) when the teacher does, and ``extras["sampling_probs"]``: each token's probability
     under the distribution it was drawn from.
     """
     student = ctx.student if use_student else None
@@ -130,6 +134,7 @@ def generate_rollout(
         pad_token_id=pad_token_id(ctx.tokenizer, eos),
         vocab_size=shared_vocab_size(ctx.student, ctx.teacher),
         synced=ctx.synced,
+        keep_teacher_hidden=teacher is not None,
     )
     return RolloutBatch(
         prompt_ids=prompt_ids,
@@ -138,6 +143,7 @@ def generate_rollout(
         response_mask=out.response_mask,
         behaviour_logprobs=out.student_logprobs,
         teacher_logprobs=out.teacher_logprobs,
+        teacher_hidden=out.teacher_hidden,
         source=source,
         extras={"sampling_probs": out.sampling_probs},
     )

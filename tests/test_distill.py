@@ -286,10 +286,11 @@ def test_tiny_minillm_reverse_kl_goes_down(tmp_path):
         "rollout/iw_max",
         "rollout/rev_kl",
         "rollout/rollout_length",
-        "rollout/student_length",
         "response_length",
     ):
         assert all(r[key] is not None for r in rows), key
+    # the student-length probe (a second student decode) is off by default
+    assert all("rollout/student_length" not in r for r in rows)
 
 
 def test_minillm_resume_mid_phase_is_exact(tmp_path):

@@ -182,6 +182,26 @@ def test_prefix_importance_weights():
     close(prepared[0]["single_step_weights"], [[0.5, 1.0, 4.0]])  # W_{t-1} * w_t = W_t
 
 
+def test_prefix_weight_underflowing_to_zero_stays_finite_and_exact():
+    # w = [0.5, 0, 4] (a teacher-drawn token the student all but excludes: q(y_1) underflowed), rewards 1,
+    # gamma 1, no normalisation. W_t = [0.5, 0, 0]; dividing by w_1 = 0 gave inf and a nan loss before.
+    batch = rollout([[0, 1, 2]], [[1, 1, 1]], [[-2.0, -2.0, -2.0]], [[-1.0, -1.0, -1.0]], [[0.5, 0.0, 4.0]])
+    opts = dict(reward_scaling=1.0, gamma=1.0, length_norm=False, whiten_advantages=False)
+    opts["importance_weighting"] = "prefix"
+    div = make(**opts, include_current_reward=False)
+    prepared, _ = div.prepare([batch], Reducer())
+    # A_t = sum_{t'>t} W_t' r_t' / w_t: t0 (0 + 0) / 0.5 = 0; t1 the limit W_2 / w_1 = W_0 w_2 = 0.5 * 4 = 2; t2 0
+    close(prepared[0]["advantages"], [[0.0, 2.0, 0.0]])
+    close(prepared[0]["single_step_weights"], [[1.0, 0.5, 0.0]])  # W_{t-1}
+    prepared_cur, _ = make(**opts, include_current_reward=True).prepare([batch], Reducer())
+    # G_t / w_t: t0 (0.5 + 0 + 0) / 0.5 = 1; t1 W_0 (r_1 + w_2 r_2) = 0.5 * 5 = 2.5; t2 W_1 r_2 = 0
+    close(prepared_cur[0]["advantages"], [[1.0, 2.5, 0.0]])
+    logits = torch.randn(1, 3, 4, requires_grad=True)
+    loss, _ = div.loss(logits, torch.randn(1, 3, 4), batch, prepared[0], StepNorm(tokens=3, sequences=1))
+    loss.backward()
+    assert math.isfinite(loss.item()) and bool(torch.isfinite(logits.grad).all())
+
+
 # --- the loss: ratio clipping, importance weights, single-step KL ---------------------------------------
 
 UNIFORM = torch.zeros(1, 3, 4)  # student logits: q = 1/4 everywhere, so log q(y) = log(1/4) for any y

@@ -264,7 +264,7 @@ def test_sampler_params_validation():
 
 def test_teacher_mixed_student_length_probe_leaves_the_rollout_unchanged(models):
     opts = {"max_new_tokens": 8, "alpha": 0.3}
-    with_probe = TeacherMixedSampler.from_options(opts).sample(prompts(), ctx(models))
+    with_probe = TeacherMixedSampler.from_options({**opts, "probe_student_length": True}).sample(prompts(), ctx(models))
     without = TeacherMixedSampler.from_options({**opts, "probe_student_length": False}).sample(prompts(), ctx(models))
     assert torch.equal(with_probe.response_ids, without.response_ids)
     assert "student_lengths" not in without.extras

@@ -36,25 +36,36 @@ def forward_kl_per_step(
     """KL(p_t || q_t) at every response step, p the teacher's and q the model's next-token distribution
     (teacher forcing on prompt + response, exact sum over the shared vocabulary rows). One list per row, as
     long as the row's response (its EOS included)."""
-    ids = torch.cat([prompt_ids, response_ids], dim=1)
-    mask = torch.cat([prompt_mask, response_mask.to(prompt_mask.dtype)], dim=1)
-    start = prompt_ids.shape[1] - 1  # the logits at position i predict token i + 1
-    steps = response_ids.shape[1]
+    from minillm_cli.sampler import RolloutBatch
+    from minillm_cli.scores import ResponseScores, walk_tokens
+    from minillm_cli.train.score import score_responses
+
+    batch = RolloutBatch(prompt_ids, prompt_mask, response_ids, response_mask.to(prompt_mask.dtype))
     was_training = (teacher.training, model.training)
     teacher.eval()
     model.eval()
     try:
-        p_logits = _forward_logits(teacher, ids, mask)[:, start : start + steps].float()
-        q_logits = _forward_logits(model, ids, mask)[:, start : start + steps].float()
+        # hidden states + output layers; the logits exist one chunk of tokens at a time
+        p_scores = score_responses(teacher, batch)
+        q_scores = score_responses(model, batch)
     finally:
         teacher.train(was_training[0])
         model.train(was_training[1])
-    width = min(p_logits.shape[-1], q_logits.shape[-1])
     if vocab_size is not None:
-        width = min(width, vocab_size)
-    log_p = torch.log_softmax(p_logits[..., :width], dim=-1)
-    log_q = torch.log_softmax(q_logits[..., :width], dim=-1)
-    kl = (log_p.exp() * (log_p - log_q)).sum(-1).clamp(min=0.0)  # [B, T]
+        q_scores = ResponseScores(
+            hidden=q_scores.hidden, head=q_scores.head, logits=q_scores.logits,
+            vocab_size=min(q_scores.vocab_size, vocab_size),
+        )  # fmt: skip
+
+    def forward_kl(q: torch.Tensor, p: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
+        assert p is not None
+        log_p, log_q = torch.log_softmax(p, dim=-1), torch.log_softmax(q, dim=-1)
+        return (log_p.exp() * (log_p - log_q)).sum(-1).clamp(min=0.0)
+
+    valid = response_mask.bool()
+    walk = walk_tokens(q_scores, p_scores, response_ids, valid, forward_kl)
+    kl = torch.zeros(response_ids.shape, dtype=torch.float32, device=response_ids.device)
+    kl.view(-1)[walk.index] = walk.values.float()
     lengths = response_mask.sum(-1).tolist()
     return [kl[i, : int(n)].tolist() for i, n in enumerate(lengths)]
 

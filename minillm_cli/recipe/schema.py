@@ -156,6 +156,12 @@ class TrainSpec(Strict):
         description="experiment trackers that get every metrics row and the resolved recipe (rank 0): "
         "tensorboard, wandb, mlflow (pip install 'minillm[trackers]')",
     )
+    loss_chunk_tokens: Int | None = Field(
+        None,
+        ge=1,
+        description="tokens per chunk when the loss computes logits from hidden states (only [chunk, vocab] "
+        "tensors exist); null: about 16M logits per chunk (e.g. 64 tokens at a 152k vocabulary, 256 at 50k)",
+    )
 
     @field_validator("report_to")
     @classmethod

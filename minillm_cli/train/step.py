@@ -22,13 +22,14 @@ from minillm_cli.divergence import (
     StepNorm,
     TokenDivergence,
     cross_entropy_per_token,
-    token_divergence_sum,
+    divergence_fn,
 )
 from minillm_cli.errors import RecipeError
 from minillm_cli.recipe.schema import Recipe
 from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext
+from minillm_cli.scores import ResponseScores, walk_tokens
 from minillm_cli.train import distributed as dist_utils
-from minillm_cli.train.score import response_logits
+from minillm_cli.train.score import score_blocks, score_responses
 
 
 def derive_seed(*parts: int) -> int:
@@ -61,6 +62,7 @@ class StepContext:
     device: torch.device
     pretrain_blocks: torch.Tensor | None = None
     buffer: PhaseBuffer | None = field(default=None)
+    grad_norm: float | None = None  # the last step's, computed before the update (ZeRO 0)
 
 
 class DistReducer(Reducer):
@@ -135,8 +137,33 @@ def _backward_micro(ctx: StepContext, loss: torch.Tensor, fallback: torch.Tensor
     if last and bad:
         for group in ctx.engine.optimizer.param_groups:
             group["lr"] = 0.0  # skip the update; the scheduler sets the next step's LR afterwards
+    if last:
+        ctx.grad_norm = None if bad else _local_grad_norm(ctx.engine)
     ctx.engine.step()
     return bad
+
+
+def _local_grad_norm(engine: Any) -> float | None:
+    """The step's gradient norm (before clipping) from the parameters' ``.grad`` where they hold the whole
+    reduced gradient (ZeRO 0); ``None`` where DeepSpeed partitions gradients (it reports the norm itself)."""
+    if int(getattr(engine, "zero_optimization_stage", lambda: 0)()) != 0:
+        return None
+    sq = 0.0
+    for p in engine.module.parameters():
+        if p.grad is not None:
+            sq += float(p.grad.detach().float().pow(2).sum())
+    return math.sqrt(sq)
+
+
+def _grad_norm(ctx: StepContext, bad: bool) -> float | None:
+    """DeepSpeed's global gradient norm, or (ZeRO 0 / fp32, where it gives None) the one computed before the
+    update; ``None`` only for a skipped step."""
+    if bad:
+        return None
+    norm = ctx.engine.get_global_grad_norm()
+    if norm is None:
+        norm = ctx.grad_norm
+    return float(norm) if norm is not None else None
 
 
 def _common_metrics(ctx: StepContext, rollouts: list[RolloutBatch], global_tokens: float) -> dict[str, Any]:
@@ -162,29 +189,78 @@ def _token_step(ctx: StepContext, step: int) -> dict[str, Any]:
     kd_ratio = ctx.recipe.train.kd_ratio
     loss_sum, bad = 0.0, False
     for i, r in enumerate(rollouts):
-        s_logits = response_logits(engine, r)
-        t_logits = None
-        if ctx.divergence.needs_teacher:
-            with torch.no_grad():
-                t_logits = response_logits(ctx.teacher, r)
-        mask = r.response_mask.bool()
-        total, _ = token_divergence_sum(ctx.divergence, s_logits, t_logits, r.response_ids, mask)
-        if kd_ratio < 1.0:
-            ce, _ = token_divergence_sum(_CROSS_ENTROPY, s_logits, None, r.response_ids, mask)
-            total = kd_ratio * total + (1.0 - kd_ratio) * ce
+        student, teacher = _score(ctx, r, ctx.divergence.needs_teacher)
+        total = token_loss_sum(ctx.divergence, student, teacher, r.response_ids, r.response_mask.bool(), kd_ratio)
         loss = total / global_tokens
-        bad = _backward_micro(ctx, loss, s_logits.reshape(-1)[:0].float().sum(), i == len(rollouts) - 1, bad)
+        bad = _backward_micro(ctx, loss, _empty(student), i == len(rollouts) - 1, bad)
         if not bad:
             loss_sum += loss.item()
     (loss_global,) = dist_utils.all_reduce_sum([loss_sum], ctx.device)
-    grad_norm = engine.get_global_grad_norm() if not bad else None
     return {
         "loss": float("nan") if bad else loss_global,
         "lr": lr,
-        "grad_norm": float(grad_norm) if grad_norm is not None else None,
+        "grad_norm": _grad_norm(ctx, bad),
         **_common_metrics(ctx, rollouts, global_tokens),
         "skipped": bad,
     }
+
+
+def _empty(scores: ResponseScores) -> torch.Tensor:
+    """A zero loss still connected to the student's graph (an empty slice: never nan)."""
+    return scores.source.reshape(-1)[:0].float().sum()
+
+
+def _score(ctx: StepContext, r: RolloutBatch, with_teacher: bool) -> tuple[ResponseScores, ResponseScores | None]:
+    """The student's scores (with grad) and the teacher's (no grad): from the teacher's hidden states the
+    sampler kept while decoding when it has them, else one teacher forward."""
+    chunk = ctx.recipe.train.loss_chunk_tokens
+    student = score_responses(ctx.engine, r, chunk_tokens=chunk)
+    teacher = None
+    if with_teacher and ctx.teacher is not None:
+        teacher = teacher_scores(ctx.teacher, r, chunk_tokens=chunk)
+    return student, teacher
+
+
+def teacher_scores(teacher: Any, r: RolloutBatch, *, chunk_tokens: int | None = None) -> ResponseScores:
+    """The teacher's scores of a rollout, without a forward pass when the rollout carries the teacher's
+    hidden states from decoding (``RolloutBatch.teacher_hidden``)."""
+    from minillm_cli.train.score import output_head
+
+    if r.teacher_hidden is not None:
+        head = output_head(teacher)
+        if head is not None:
+            return ResponseScores(hidden=r.teacher_hidden, head=head, chunk_tokens=chunk_tokens)
+    with torch.no_grad():
+        return score_responses(teacher, r, chunk_tokens=chunk_tokens)
+
+
+def token_loss_sum(
+    divergence: Divergence,
+    student: ResponseScores,
+    teacher: ResponseScores | None,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    kd_ratio: float = 1.0,
+) -> torch.Tensor:
+    """Sum over valid tokens of the divergence, mixed with the cross entropy when ``kd_ratio`` < 1, in one
+    chunk walk (the student's logits of each chunk computed once for both)."""
+    assert isinstance(divergence, TokenDivergence)
+    per_token = divergence_fn(divergence)
+    if not divergence.needs_teacher:
+        teacher = None
+    temperature = float(getattr(divergence.params, "temperature", 1.0))
+    if kd_ratio >= 1.0:
+        return walk_tokens(student, teacher, targets, mask, per_token, temperature=temperature).values.sum()
+    if temperature != 1.0 or (teacher is not None and teacher.vocab_size != student.vocab_size):
+        # the cross entropy is over the student's own vocabulary at temperature 1: its own walk
+        div = walk_tokens(student, teacher, targets, mask, per_token, temperature=temperature).values.sum()
+        ce = walk_tokens(student, None, targets, mask, _CROSS_ENTROPY.per_token).values.sum()
+        return kd_ratio * div + (1.0 - kd_ratio) * ce
+
+    def both(s: torch.Tensor, t: torch.Tensor | None, tg: torch.Tensor) -> torch.Tensor:
+        return kd_ratio * per_token(s, t, tg) + (1.0 - kd_ratio) * cross_entropy_per_token(s, tg)
+
+    return walk_tokens(student, teacher, targets, mask, both).values.sum()
 
 
 class _TargetCrossEntropy(TokenDivergence):
@@ -257,24 +333,21 @@ def _sequence_step(ctx: StepContext, step: int) -> dict[str, Any]:
     sums: dict[str, float] = {}
     loss_sum, bad = 0.0, False
     for k, (i, r) in enumerate(zip(chosen, batches, strict=True)):
-        s_logits = response_logits(engine, r)
-        with torch.no_grad():
-            t_logits = response_logits(ctx.teacher, r)
-        loss, metrics = div.loss(s_logits, t_logits, r, buf.prepared[i], norm)
+        student, teacher = _score(ctx, r, True)
+        loss, metrics = div.loss(student, teacher, r, buf.prepared[i], norm)
         pt_loss, pt_metrics = _pretrain_term(ctx, step, k)
         loss = loss + pt_loss
         for name, v in {**metrics, **pt_metrics}.items():
             sums[name] = sums.get(name, 0.0) + float(v)
-        bad = _backward_micro(ctx, loss, s_logits.reshape(-1)[:0].float().sum(), k == len(batches) - 1, bad)
+        bad = _backward_micro(ctx, loss, _empty(student), k == len(batches) - 1, bad)
         if not bad:
             loss_sum += loss.item()
     names = sorted(sums)
     reduced = dist_utils.all_reduce_sum([loss_sum] + [sums[n] for n in names], ctx.device)
-    grad_norm = engine.get_global_grad_norm() if not bad else None
     row = {
         "loss": float("nan") if bad else reduced[0],
         "lr": lr,
-        "grad_norm": float(grad_norm) if grad_norm is not None else None,
+        "grad_norm": _grad_norm(ctx, bad),
         **_common_metrics(ctx, batches, g_tokens),
         "phase": phase,
         "ppo_epoch": epoch,
@@ -303,12 +376,13 @@ def _pretrain_term(ctx: StepContext, step: int, micro: int) -> tuple[torch.Tenso
         rank=r,
     )[micro]
     ids = blocks[idx].to(ctx.device)
-    s_logits = ctx.engine(input_ids=ids, use_cache=False).logits[:, :-1]
-    t_logits = None
+    chunk = train.loss_chunk_tokens
+    student = score_blocks(ctx.engine, ids, chunk_tokens=chunk)
+    teacher = None
     if getattr(div.params, "kd_ratio", 0.0) > 0:
         with torch.no_grad():
-            t_logits = ctx.teacher(input_ids=ids, use_cache=False).logits[:, :-1]
+            teacher = score_blocks(ctx.teacher, ids, chunk_tokens=chunk)
     mask = torch.ones_like(ids[:, 1:], dtype=torch.bool)
     global_tokens = float(mask.numel() * train.grad_accum * w)
-    loss, metrics = div.pretrain_loss(s_logits, t_logits, ids[:, 1:], mask, global_tokens)
+    loss, metrics = div.pretrain_loss(student, teacher, ids[:, 1:], mask, global_tokens)
     return loss, {k: float(v) for k, v in metrics.items()}

@@ -20,8 +20,10 @@ top-k, then top-p, as in :func:`minillm_cli.generation.processed_probs`). Per re
 
 Masked positions (after EOS) hold log-probs 0 and weight 1. ``alpha = 0`` draws exactly the ``student``
 sampler's tokens for the same generator state (weights 1), ``alpha = 1`` exactly the ``teacher`` sampler's.
-``extras["sampling_probs"]`` holds m(y_t). With ``probe_student_length`` (on by default, as the reference logs
-both) the student also answers the same prompts alone, and ``extras["student_lengths"]`` holds those response
+``extras["sampling_probs"]`` holds m(y_t); ``teacher_hidden`` the teacher's final hidden states at every
+response token (scoring then runs no teacher forward). With ``probe_student_length`` (off by default: it is a
+second student decode, about a quarter of a phase's time, for a metric only; the reference logs both) the
+student also answers the same prompts alone, and ``extras["student_lengths"]`` holds those response
 lengths, so training can report the student's own length beside the mixed rollouts'. The probe draws from its
 own generator, so the mixed rollout is the same with the probe on or off.
 """
@@ -41,7 +43,9 @@ from minillm_cli.sampler import generate_rollout
 class TeacherMixedParams(GenerationParams):
     alpha: float = Field(0.2, ge=0, le=1, description="weight of the teacher in the sampling mixture")
     probe_student_length: bool = Field(
-        True, description="also sample the student alone on the same prompts to report its own response length"
+        False,
+        description="also sample the student alone on the same prompts to report its own response length "
+        "(metric rollout/student_length; a second student decode, about a quarter of a phase's time)",
     )
 
 

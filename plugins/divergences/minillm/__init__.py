@@ -72,15 +72,16 @@ from typing import Any, ClassVar
 
 import torch
 
-from minillm_cli.api import PluginParams, Reducer, RolloutBatch, SequenceDivergence, StepNorm
+from minillm_cli.api import PluginParams, Reducer, ResponseScores, RolloutBatch, SequenceDivergence, StepNorm
 from minillm_plugins.divergences.minillm.params import MiniLLMParams
 from minillm_plugins.divergences.minillm.policy import clipped_policy_loss, token_terms
 from minillm_plugins.divergences.minillm.pretrain import pretrain_terms
 from minillm_plugins.divergences.minillm.returns import (
-    cumulative_weights,
     discounted_returns,
     length_normalise,
     masked_moments,
+    prefix_weighted_returns,
+    prefix_weights_before,
     token_rewards,
     whiten,
 )
@@ -124,18 +125,16 @@ class MiniLLM(SequenceDivergence):
             rewards = token_rewards(
                 b.teacher_logprobs, b.behaviour_logprobs, mask, scaling=p.reward_scaling, clip=p.reward_clip
             )
-            shaped = rewards
             ss_weights = torch.ones_like(w)
             if prefix:
-                through = cumulative_weights(w, mask)  # W_t = prod_{s<=t} w_s
-                shaped = rewards * through
-                ss_weights = through / w  # W_{t-1}: the prefix's weight
-            adv = discounted_returns(shaped, mask, gamma=p.gamma, include_current=p.include_current_reward)
+                # rho_t carries w_t; the advantage carries the rest of the per-decision weight, W_t' / w_t, and
+                # the single-step term the prefix's weight W_{t-1}: both computed without dividing by w_t
+                adv = prefix_weighted_returns(rewards, w, mask, gamma=p.gamma, include_current=p.include_current_reward)
+                ss_weights = prefix_weights_before(w, mask)
+            else:
+                adv = discounted_returns(rewards, mask, gamma=p.gamma, include_current=p.include_current_reward)
             if p.length_norm:
                 adv = length_normalise(adv, mask, include_current=p.include_current_reward)
-            if prefix:
-                # rho_t carries w_t; the advantage carries the rest of the per-decision weight
-                adv = adv / w
             if p.single_step_weighted:
                 ss_weights = ss_weights * w
             advantages.append(torch.where(mask, adv, torch.zeros_like(adv)))
@@ -165,20 +164,20 @@ class MiniLLM(SequenceDivergence):
 
     def loss(
         self,
-        student_logits: torch.Tensor,
-        teacher_logits: torch.Tensor | None,
+        student: ResponseScores,
+        teacher: ResponseScores | None,
         batch: Any,
         prepared: dict[str, torch.Tensor],
         norm: StepNorm,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         p = self.params
         with_kl = p.single_step_coef > 0
-        if with_kl and teacher_logits is None:
-            raise ValueError("the minillm single-step term needs teacher logits")
+        if with_kl and teacher is None:
+            raise ValueError("the minillm single-step term needs the teacher's scores")
         if batch.behaviour_logprobs is None:
             raise ValueError("the minillm divergence needs the rollout's behaviour log-probs")
         mask = batch.response_mask.bool()
-        idx, logq, kl = token_terms(student_logits, teacher_logits, batch.response_ids, mask, with_kl=with_kl)
+        idx, logq, kl = token_terms(student, teacher, batch.response_ids, mask, with_kl=with_kl)
 
         def valid(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(-1).index_select(0, idx).float()
@@ -209,15 +208,15 @@ class MiniLLM(SequenceDivergence):
 
     def pretrain_loss(
         self,
-        student_logits: torch.Tensor,
-        teacher_logits: torch.Tensor | None,
+        student: ResponseScores,
+        teacher: ResponseScores | None,
         targets: torch.Tensor,
         mask: torch.Tensor,
         norm_tokens: float,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return pretrain_terms(
-            student_logits,
-            teacher_logits,
+            student,
+            teacher,
             targets,
             mask,
             norm_tokens,

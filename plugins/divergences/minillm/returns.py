@@ -65,6 +65,35 @@ def cumulative_weights(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     return logw.cumsum(1).exp()
 
 
+def prefix_weights_before(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """W_{t-1} = prod_{s < t} w_s over valid tokens (1 at the first token; computed in log space, so it is
+    finite, possibly 0, whatever the weights)."""
+    logw = torch.where(mask, weights.float().clamp(min=1e-30).log(), torch.zeros_like(weights, dtype=torch.float32))
+    return (logw.cumsum(1) - logw).exp()
+
+
+def prefix_weighted_returns(
+    rewards: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, *, gamma: float, include_current: bool
+) -> torch.Tensor:
+    """The per-decision return of token t divided by its own weight w_t, without dividing (a weight that
+    underflows to 0 gives 0, never inf * 0):
+
+    * ``include_current``: sum_{t'>=t} gamma^(t'-t) r_t' W_t' / w_t = W_{t-1} G'_t with
+      G'_t = r_t + gamma w_{t+1} G'_{t+1};
+    * else: sum_{t'>t} gamma^(t'-t-1) r_t' W_t' / w_t = W_{t-1} F_t with F_t = w_{t+1} (r_{t+1} + gamma F_{t+1}),
+
+    where W_t = prod_{s<=t} w_s. Masked positions (weight 1, reward 0) give 0."""
+    r = torch.where(mask, rewards.float(), torch.zeros_like(rewards, dtype=torch.float32))
+    w = torch.where(mask, weights.float(), torch.ones_like(weights, dtype=torch.float32))
+    out = torch.zeros_like(r)
+    follow = torch.zeros_like(r[:, 0])  # F_t: the weighted return after t
+    for t in reversed(range(r.size(1))):
+        out[:, t] = r[:, t] + gamma * follow if include_current else follow
+        follow = w[:, t] * (r[:, t] + gamma * follow)
+    out = out * prefix_weights_before(w, mask)
+    return torch.where(mask, out, torch.zeros_like(out))
+
+
 def masked_moments(values: list[torch.Tensor], masks: list[torch.Tensor]) -> torch.Tensor:
     """``[sum, sum of squares, count]`` (float64) of the valid entries of all tensors."""
     out = torch.zeros(3, dtype=torch.float64, device=values[0].device if values else "cpu")

@@ -1,0 +1,73 @@
+"""Each rollout token goes through the teacher once: a sampler that decodes with the teacher keeps its final
+hidden states, which equal those of a scoring forward (so the losses are unchanged); decoding uses the Cache
+API without deprecation warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from tiny_models import build_tiny
+
+from minillm_cli.divergence import token_divergence_sum
+from minillm_cli.generation import GenerationParams, decode, mixture
+from minillm_cli.plugins import load_plugins
+from minillm_cli.sampler import PromptBatch, SamplerContext
+from minillm_cli.train.score import score_responses
+from minillm_cli.train.step import teacher_scores
+
+
+def _setup():
+    student = build_tiny("qwen2", seed=1)
+    teacher = build_tiny("qwen2", seed=2, hidden=24).model.eval()
+    prompts = PromptBatch(
+        prompt_ids=torch.tensor([[0, 0, 40, 41, 42], [50, 51, 52, 53, 54]]),
+        prompt_mask=torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]),
+    )
+    return student, teacher, prompts
+
+
+def test_teacher_hidden_from_decoding_equals_a_scoring_forward():
+    student, teacher, prompts = _setup()
+    sampler = load_plugins().samplers.get("teacher_mixed")(
+        load_plugins().samplers.get("teacher_mixed").Params(max_new_tokens=12, alpha=0.5)
+    )
+    ctx = SamplerContext(
+        student=student.model, teacher=teacher, tokenizer=student.tokenizer, step=0,
+        generator=torch.Generator().manual_seed(3),
+    )  # fmt: skip
+    rollout = sampler.sample(prompts, ctx)
+    assert rollout.teacher_hidden is not None
+    assert rollout.teacher_hidden.shape[:2] == rollout.response_ids.shape
+    mask = rollout.response_mask.bool()
+    with torch.no_grad():
+        forward = score_responses(teacher, rollout)
+    assert forward.hidden is not None
+    torch.testing.assert_close(rollout.teacher_hidden[mask], forward.hidden[mask], rtol=1e-5, atol=1e-5)
+    assert bool((rollout.teacher_hidden[~mask] == 0).all())
+    kept = teacher_scores(teacher, rollout)
+    assert kept.hidden is rollout.teacher_hidden  # no teacher forward
+    div = load_plugins().divergences.get("fkl")()
+    s = score_responses(student.model, rollout)
+    a, _ = token_divergence_sum(div, s, kept, rollout.response_ids, mask)
+    b, _ = token_divergence_sum(div, s, forward, rollout.response_ids, mask)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_decoding_raises_no_deprecation_warning():
+    student, teacher, prompts = _setup()
+    gpt2 = build_tiny("gpt2", seed=1).model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning (FutureWarning / DeprecationWarning included) fails
+        for s, t in ((student.model, teacher), (gpt2, None)):
+            out = decode(
+                prompts.prompt_ids, prompts.prompt_mask, student=s, teacher=t,
+                params=GenerationParams(max_new_tokens=6), choose=mixture(0.3) if t is not None else None,
+                generator=torch.Generator().manual_seed(0), keep_teacher_hidden=t is not None,
+            )  # fmt: skip
+            assert out.response_ids.shape[1] >= 1
+
+
+def test_probe_student_length_is_off_by_default():
+    cls = load_plugins().samplers.get("teacher_mixed")
+    assert cls.Params().probe_student_length is False
