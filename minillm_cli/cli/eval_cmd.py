@@ -124,9 +124,11 @@ def eval_command(
     from rich.console import Console
 
     from minillm_cli.benchmark import EmptyBenchmarkError
+    from minillm_cli.cli.output_paths import check_output_dir
     from minillm_cli.eval import report
     from minillm_cli.eval.runner import EvalSettings, evaluate_model
 
+    check_output_dir(output_dir, "--output-dir/-o")
     benchmark = resolve_benchmark(bench)
     settings = EvalSettings(
         seeds=parse_seeds(seeds),

@@ -290,6 +290,10 @@ def generate(
             "invalid sampling options",
             details=[f"{flags.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()],
         ) from exc
+    if output is not None:
+        from minillm_cli.cli.output_paths import check_output_file
+
+        check_output_file(output, "--output/-o")
     prompts = collect_prompts(prompt, input_file)
     torch_device = _device(device)
     from transformers.utils import logging as hf_logging
