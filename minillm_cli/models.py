@@ -197,10 +197,19 @@ def load_model(
         model.eval()  # like from_pretrained: the trainer switches the student to train mode itself
     else:
         assert spec.path is not None
+        from safetensors import SafetensorError
+
         try:
             model = family.load_model(
                 spec.path, revision=spec.revision, dtype=dtype, trust_remote_code=spec.trust_remote_code
             )
+        except SafetensorError as exc:
+            raise ResourceError(
+                f"the weights of {spec.path!r} are corrupt, truncated or empty (model.safetensors)",
+                why=(str(exc).splitlines() or [type(exc).__name__])[0],
+                hint="copy or export the model again (`minillm export RUN_DIR`); a run's final/ folder is "
+                "written whole or not at all",
+            ) from exc
         except (OSError, ValueError) as exc:
             raise _load_error("model", spec.path, exc) from exc
     if getattr(model.config, "pad_token_id", None) is None:

@@ -36,3 +36,28 @@ def test_eval_output_dir_of_the_wrong_kind(cli, tmp_path, kind):
     assert "is a file" in _flat(res.output)
     assert "Traceback" not in res.output
     assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("command", "damage"),
+    [("generate", "empty"), ("generate", "truncated"), ("generate", "garbage"), ("eval", "truncated")],
+)
+def test_corrupt_safetensors_is_a_resource_panel(cli, tmp_path, damage, command):
+    import shutil
+
+    from tiny_models import save_tiny_model
+
+    model = save_tiny_model(tmp_path / "m", "gpt2", seed=0, max_positions=256)
+    weights = model / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"\x07" * 64}[damage])
+    if command == "generate":
+        res = cli("generate", "-m", model, "-p", "hi", "--max-new-tokens", "2")
+    else:
+        bench = tmp_path / "b.jsonl"
+        bench.write_text('{"instruction": "hi", "response": "ho"}\n')
+        res = cli("eval", "-b", "dolly", "--data", bench, "-m", model, "-o", tmp_path / "out", "--seeds", "1")
+    shutil.rmtree(model)
+    assert res.code == 5, res.output
+    assert "corrupt, truncated or empty" in _flat(res.output)
+    assert "Traceback" not in res.output
