@@ -106,6 +106,70 @@ def load_tokenizer(spec: ModelSpec, family: ModelFamily) -> Any:
         raise _load_error("tokenizer", source, exc) from exc
 
 
+def spec_family(spec: ModelSpec, plugins: PluginSet) -> ModelFamily:
+    """The family plugin a ``ModelSpec`` names, or the one its config's ``model_type`` selects."""
+    if spec.family is not None:
+        return plugins.model_families.get(spec.family)()
+    assert spec.path is not None
+    return detect_family(spec.path, revision=spec.revision, plugins=plugins, trust_remote_code=spec.trust_remote_code)
+
+
+def scratch_config(spec: ModelSpec, family: ModelFamily, tokenizer: Any) -> Any:
+    """The ``transformers`` config of a from-scratch (``scratch:``) model, sized for ``tokenizer``."""
+    try:
+        scratch = family.Params.model_validate(spec.scratch)
+    except ValidationError as exc:
+        raise RecipeError(
+            f"invalid `scratch` options for model family {family.name!r}",
+            details=[f"{'.'.join(['scratch', *map(str, e['loc'])])}: {e['msg']}" for e in exc.errors()],
+            hint=f"see the options of {type(family).__name__}.Params",
+        ) from exc
+    try:
+        config = family.build_config(
+            scratch,
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    except NotImplementedError as exc:
+        raise RecipeError(
+            str(exc), hint="name a concrete family (gpt2, opt, llama, qwen2, mistral) for a `scratch` model"
+        ) from exc
+    if getattr(scratch, "init_std", None) is not None:
+        for attr in ("initializer_range", "init_std"):  # OPT calls it init_std
+            if hasattr(config, attr):
+                setattr(config, attr, scratch.init_std)
+    if getattr(scratch, "dropout", None) is not None:
+        for attr in DROPOUT_ATTRS:
+            if hasattr(config, attr):
+                setattr(config, attr, scratch.dropout)
+    return config
+
+
+def model_config(spec: ModelSpec, family: ModelFamily, tokenizer: Any) -> Any:
+    """The model's ``transformers`` config without loading any weights (what ``recipes validate`` reads)."""
+    if spec.scratch is not None:
+        return scratch_config(spec, family, tokenizer)
+    from transformers import AutoConfig
+
+    assert spec.path is not None
+    try:
+        return AutoConfig.from_pretrained(spec.path, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _load_error("model config", spec.path, exc) from exc
+
+
+def max_positions(config: Any) -> int | None:
+    """The longest sequence the model's position embeddings cover (``n_positions`` or
+    ``max_position_embeddings``), or None if its config names neither."""
+    for attr in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
 def load_model(
     spec: ModelSpec,
     *,
@@ -118,45 +182,12 @@ def load_model(
     The model comes back in eval mode either way (as ``from_pretrained`` returns it), with
     ``config.pad_token_id`` and ``generation_config.pad_token_id`` set from the tokenizer when missing."""
     plugins = plugins or get_plugins()
-    if spec.family is not None:
-        family = plugins.model_families.get(spec.family)()
-    else:
-        assert spec.path is not None
-        family = detect_family(
-            spec.path, revision=spec.revision, plugins=plugins, trust_remote_code=spec.trust_remote_code
-        )
+    family = spec_family(spec, plugins)
     tokenizer = load_tokenizer(spec, family)
     if spec.scratch is not None:
         from transformers import AutoModelForCausalLM
 
-        try:
-            scratch = family.Params.model_validate(spec.scratch)
-        except ValidationError as exc:
-            raise RecipeError(
-                f"invalid `scratch` options for model family {family.name!r}",
-                details=[f"{'.'.join(['scratch', *map(str, e['loc'])])}: {e['msg']}" for e in exc.errors()],
-                hint=f"see the options of {type(family).__name__}.Params",
-            ) from exc
-        try:
-            config = family.build_config(
-                scratch,
-                vocab_size=len(tokenizer),
-                bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        except NotImplementedError as exc:
-            raise RecipeError(
-                str(exc), hint="name a concrete family (gpt2, opt, llama, qwen2, mistral) for a `scratch` model"
-            ) from exc
-        if getattr(scratch, "init_std", None) is not None:
-            for attr in ("initializer_range", "init_std"):  # OPT calls it init_std
-                if hasattr(config, attr):
-                    setattr(config, attr, scratch.init_std)
-        if getattr(scratch, "dropout", None) is not None:
-            for attr in DROPOUT_ATTRS:
-                if hasattr(config, attr):
-                    setattr(config, attr, scratch.dropout)
+        config = scratch_config(spec, family, tokenizer)
         fork_devices: list[int] = []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
@@ -166,10 +197,19 @@ def load_model(
         model.eval()  # like from_pretrained: the trainer switches the student to train mode itself
     else:
         assert spec.path is not None
+        from safetensors import SafetensorError
+
         try:
             model = family.load_model(
                 spec.path, revision=spec.revision, dtype=dtype, trust_remote_code=spec.trust_remote_code
             )
+        except SafetensorError as exc:
+            raise ResourceError(
+                f"the weights of {spec.path!r} are corrupt, truncated or empty (model.safetensors)",
+                why=(str(exc).splitlines() or [type(exc).__name__])[0],
+                hint="copy or export the model again (`minillm export RUN_DIR`); a run's final/ folder is "
+                "written whole or not at all",
+            ) from exc
         except (OSError, ValueError) as exc:
             raise _load_error("model", spec.path, exc) from exc
     if getattr(model.config, "pad_token_id", None) is None:
@@ -187,19 +227,9 @@ def embedding_rows(model: Any) -> int:
 def check_vocab(teacher: LoadedModel, student: LoadedModel) -> int:
     """Teacher and student must share a tokenizer; their embedding matrices may be padded differently
     (e.g. 151936 vs 152064 rows). Returns the number of shared rows to compare logits on."""
-    t_vocab, s_vocab = teacher.tokenizer.get_vocab(), student.tokenizer.get_vocab()
-    if t_vocab != s_vocab:
-        only_t = len(set(t_vocab.items()) - set(s_vocab.items()))
-        only_s = len(set(s_vocab.items()) - set(t_vocab.items()))
-        raise RecipeError(
-            "teacher and student use different tokenizers",
-            details=[
-                f"teacher: {len(t_vocab)} tokens, student: {len(s_vocab)} tokens; "
-                f"{only_t} teacher and {only_s} student token->id pairs are not shared",
-            ],
-            why="token-level distillation compares the two models' distributions over the same token ids",
-            hint="pick a student of the teacher's family (same tokenizer), or set the same `tokenizer:` for both",
-        )
+    mismatch = tokenizer_mismatch(teacher.tokenizer, student.tokenizer)
+    if mismatch is not None:
+        raise mismatch
     shared = min(embedding_rows(teacher.model), embedding_rows(student.model))
     needed = len(teacher.tokenizer)
     if shared < needed:
@@ -208,3 +238,21 @@ def check_vocab(teacher: LoadedModel, student: LoadedModel) -> int:
             hint="resize the model's token embeddings to the tokenizer",
         )
     return shared
+
+
+def tokenizer_mismatch(teacher_tokenizer: Any, student_tokenizer: Any) -> RecipeError | None:
+    """The error for a teacher and student whose tokenizers map tokens to different ids, or None."""
+    t_vocab, s_vocab = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
+    if t_vocab != s_vocab:
+        only_t = len(set(t_vocab.items()) - set(s_vocab.items()))
+        only_s = len(set(s_vocab.items()) - set(t_vocab.items()))
+        return RecipeError(
+            "teacher and student use different tokenizers",
+            details=[
+                f"teacher: {len(t_vocab)} tokens, student: {len(s_vocab)} tokens; "
+                f"{only_t} teacher and {only_s} student token->id pairs are not shared",
+            ],
+            why="token-level distillation compares the two models' distributions over the same token ids",
+            hint="pick a student of the teacher's family (same tokenizer), or set the same `tokenizer:` for both",
+        )
+    return None

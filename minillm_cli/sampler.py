@@ -83,6 +83,9 @@ class Sampler(Component):
     #: whether the training data must have gold responses (off-policy samplers); generating samplers only
     #: need prompts
     needs_responses: ClassVar[bool] = True
+    #: whether every rollout carries the student's ``behaviour_logprobs`` (sequence-level divergences need
+    #: them); None: not declared, checked on the first rollout only
+    records_logprobs: ClassVar[bool | None] = None
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
         raise NotImplementedError

@@ -36,7 +36,8 @@ def test_the_tiny_recipes_are_shipped():
 def test_shipped_recipe_validates(cli, name):
     path = shipped_recipes()[name]
     assert path.read_text(encoding="utf-8").startswith("#"), "a shipped recipe begins with a comment header"
-    res = cli("recipes", "validate", path)
+    # the full-size recipes name models (hub ids, earlier runs' outputs) that the tests do not have
+    res = cli("recipes", "validate", path, *([] if name.startswith("tiny/") else ["--schema-only"]))
     assert res.code == 0, res.output
     assert "ok" in res.stdout
     assert isinstance(load_recipe(path), Recipe)

@@ -22,7 +22,11 @@ def distill(
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the run dir."),
 ) -> None:
     """Distill a student from a teacher as the recipe says."""
-    loaded = load_recipe(resolve_recipe_path(recipe), overrides)
+    path = resolve_recipe_path(recipe)
+    loaded = load_recipe(path, overrides)
+    from minillm_cli.recipe.preflight import preflight
+
+    preflight(loaded, source=str(path))  # every check `recipes validate` makes, before any process starts
     from minillm_cli.train.distributed import launched_externally
 
     if nproc > 1 and not launched_externally():

@@ -131,9 +131,11 @@ def eval_command(
 
     from minillm_cli.benchmark import EmptyBenchmarkError
     from minillm_cli.data.prompt_format import cli_formatter, resolve_prompt_format
+    from minillm_cli.cli.output_paths import check_output_dir
     from minillm_cli.eval import report
     from minillm_cli.eval.runner import EvalSettings, evaluate_model
 
+    check_output_dir(output_dir, "--output-dir/-o")
     benchmark = resolve_benchmark(bench)
     settings = EvalSettings(
         seeds=parse_seeds(seeds),

@@ -305,6 +305,10 @@ def generate(
     if raw:
         prompt_format = "plain"
     resolve_prompt_format(prompt_format, model)  # a bad --prompt-format: before loading anything
+    if output is not None:
+        from minillm_cli.cli.output_paths import check_output_file
+
+        check_output_file(output, "--output/-o")
     prompts = collect_prompts(prompt, input_file)
     torch_device = _device(device)
     from transformers.utils import logging as hf_logging

@@ -60,12 +60,20 @@ def show(name: str = typer.Argument(..., help="Recipe name from `minillm recipes
 def validate(
     files: list[Path] = typer.Argument(..., help="Recipe YAML files."),
     overrides: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.lr=1e-5."),
+    schema_only: bool = typer.Option(
+        False, "--schema-only", help="Check the YAML, schema and plugin options only; read no models or data."
+    ),
 ) -> None:
-    """Check recipes (plugin options included); exit 3 if any is invalid."""
+    """Check recipes as `distill` would before training (plugin options, model configs and tokenizers,
+    data files; never weights); exit 3 if any is invalid."""
+    from minillm_cli.recipe.preflight import preflight
+
     bad = 0
     for f in files:
         try:
             recipe = load_recipe(f, overrides)
+            if not schema_only:
+                preflight(recipe, source=str(f))
         except RecipeError as err:
             bad += 1
             render_error(err, debug=state.debug)

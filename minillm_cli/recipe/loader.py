@@ -18,7 +18,7 @@ from minillm_cli.divergence import SequenceDivergence
 from minillm_cli.errors import RecipeError, UsageError
 from minillm_cli.plugins import PluginSet, get_plugins
 from minillm_cli.recipe.schema import Recipe
-from minillm_cli.recipe.yaml_io import DuplicateKeyError, load_yaml
+from minillm_cli.recipe.yaml_io import DuplicateKeyError, ExpansionError, load_yaml
 
 Problem = tuple[str, str]  # (dotted location, message)
 
@@ -153,6 +153,12 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
             f"{p}: {n} key{'s' if n > 1 else ''} given twice",
             details=[f"{loc}: {msg}" for loc, msg in exc.duplicates],
             hint="YAML would silently keep only the last value; delete or merge the repeated key",
+        ) from exc
+    except ExpansionError as exc:
+        raise RecipeError(
+            f"{p}: the YAML is too large once its aliases are expanded",
+            details=[str(exc)],
+            hint="write the values out, or use fewer nested *alias references",
         ) from exc
     except yaml.YAMLError as exc:
         where = _yaml_position(exc, text)

@@ -1,6 +1,8 @@
-"""YAML reading with two fixes over PyYAML's defaults: ``3e-4`` is a float (PyYAML reads it as a
-string), and a key given twice in one mapping is an error (:class:`DuplicateKeyError`, naming every
-repeated key by its dotted location) instead of silently keeping the last."""
+"""YAML reading with three fixes over PyYAML's defaults: ``3e-4`` is a float (PyYAML reads it as a
+string), a key given twice in one mapping is an error (:class:`DuplicateKeyError`, naming every
+repeated key by its dotted location) instead of silently keeping the last, and a document whose aliases
+expand to more than :data:`MAX_EXPANDED_NODES` values (a "billion laughs" document of nested ``*alias``
+lists) is an error (:class:`ExpansionError`) before anything is built from it."""
 
 from __future__ import annotations
 
@@ -42,6 +44,62 @@ class DuplicateKeyError(yaml.YAMLError):
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
+# Far above any recipe or settings file (the largest shipped recipe expands to a few hundred values), far
+# below what hangs a program that walks the structure (DeepSpeed prints its whole config).
+MAX_EXPANDED_NODES = 100_000
+
+
+class ExpansionError(yaml.YAMLError):
+    """The document expands (through anchors and aliases) to too large, or an endless, structure."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _check_expanded_size(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> None:
+    """Raise :class:`ExpansionError` if the document, with every alias expanded, has more than ``limit``
+    values, or refers to itself (an alias inside its own anchor: an endless structure)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in on_path:
+            raise ExpansionError(
+                f"line {node.start_mark.line + 1}: an alias refers to the anchor it is inside "
+                "(the structure would be endless)",
+                node.start_mark.line + 1,
+            )
+        on_path.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        on_path.discard(key)
+        sizes[key] = total
+        return total
+
+    if size(root) > limit:
+        raise ExpansionError(
+            f"the YAML expands to more than {limit:,} values through its anchors and aliases (&name / *name); "
+            "nothing this large is a recipe or a setting",
+            root.start_mark.line + 1,
+        )
+
 
 def _find_duplicates(node: yaml.Node, path: tuple[str, ...], seen_nodes: set[int]) -> list[tuple[int, str, str]]:
     """``(line, dotted location, message)`` for every key given twice in one mapping.
@@ -79,12 +137,14 @@ def _find_duplicates(node: yaml.Node, path: tuple[str, ...], seen_nodes: set[int
 
 
 def load_yaml(text: str) -> Any:
-    """Parse one YAML document; raises ``yaml.YAMLError`` (``DuplicateKeyError`` for repeated keys)."""
+    """Parse one YAML document; raises ``yaml.YAMLError`` (``DuplicateKeyError`` for repeated keys,
+    ``ExpansionError`` for a document that expands to a huge or endless structure)."""
     loader = RecipeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
+        _check_expanded_size(node)
         duplicates = sorted(_find_duplicates(node, (), set()))
         if duplicates:
             raise DuplicateKeyError([(where, msg) for _, where, msg in duplicates])

@@ -7,6 +7,7 @@ from minillm_cli.api import PromptBatch, RolloutBatch, Sampler, SamplerContext
 
 class DatasetSampler(Sampler):
     name = "dataset"
+    records_logprobs = False
     description = "gold responses from the training data (off-policy)"
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:

@@ -43,6 +43,7 @@ def on_policy_decision(seed: int, step: int, prob: float) -> bool:
 
 class MixedSampler(Sampler):
     name = "mixed"
+    records_logprobs = False
     description = "GKD: the student's samples with probability lambda per step, else the gold responses"
     Params = MixedParams
 

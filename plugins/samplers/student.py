@@ -14,6 +14,7 @@ from minillm_cli.sampler import generate_rollout
 
 class StudentSampler(Sampler):
     name = "student"
+    records_logprobs = True
     description = "on-policy: the student samples the responses"
     Params = GenerationParams
     needs_responses = False

@@ -14,6 +14,7 @@ from minillm_cli.sampler import generate_rollout
 
 class TeacherSampler(Sampler):
     name = "teacher"
+    records_logprobs = False
     description = "SeqKD: the teacher generates the responses"
     needs_teacher = True
     needs_responses = False

@@ -51,6 +51,7 @@ class TeacherMixedParams(GenerationParams):
 
 class TeacherMixedSampler(Sampler):
     name = "teacher_mixed"
+    records_logprobs = True
     description = "MiniLLM: each token drawn from (1 - alpha) q + alpha p, with importance weights"
     needs_teacher = True
     needs_responses = False

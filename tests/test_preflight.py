@@ -1,0 +1,152 @@
+"""`recipes validate` runs every check `distill` makes before training: each bad recipe below is rejected by
+validate (exit 3, the dotted location) and by distill with the same code before any training starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_recipe_errors import DATA_FILE, VALID, edit
+
+
+def _data(tmp: Path, name: str, content: bytes) -> str:
+    p = tmp / name
+    p.write_bytes(content)
+    return str(p)
+
+
+def _bad_recipes(tmp: Path) -> dict[str, tuple[str, list[str]]]:
+    """case -> (recipe text, strings the panel must show)"""
+    d = tmp / "adir"
+    d.mkdir()
+    not_model = tmp / "not-a-model"
+    not_model.mkdir()
+    (not_model / "notes.txt").write_text("hi")
+    data = f"  train: {DATA_FILE}\n"
+    fieldless = _data(tmp, "f.jsonl", b'{"foo": 1}\n')
+    return {
+        "empty data": (edit(data, f"  train: {_data(tmp, 'e.jsonl', b'')}\n"), ["data.train", "is empty"]),
+        "binary data": (edit(data, f"  train: {_data(tmp, 'b.jsonl', bytes(range(256)))}\n"), ["data.train", "binary"]),
+        "non-JSON data": (
+            edit(data, f"  train: {_data(tmp, 't.jsonl', b'hello world')}\n"),
+            ["data.train", "not JSON"],
+        ),
+        "field-less data": (
+            edit(data, f"  train: {fieldless}\n"),
+            ["data.train", "instruction"],
+        ),
+        "data dir": (edit(data, f"  train: {d}\n"), ["data.train", "directory"]),
+        "missing teacher": (
+            edit(
+                "  scratch: {layers: 2, hidden: 64, heads: 2, max_positions: 256}\n  tokenizer: byte\n",
+                f"  path: {tmp / 'nowhere'}\n",
+            ),
+            ["teacher.path", "does not exist"],
+        ),
+        "non-model teacher": (
+            edit(
+                "  scratch: {layers: 2, hidden: 64, heads: 2, max_positions: 256}\n  tokenizer: byte\n",
+                f"  path: {not_model}\n",
+            ),
+            ["teacher.path", "config.json"],
+        ),
+        "unknown benchmark": (VALID + "eval:\n  every: 5\n  benchmarks: [dolyy]\n", ["eval.benchmarks.0", "dolly"]),
+        "sequence divergence, dataset sampler": (
+            edit("divergence:\n  name: fkl\n  temperature: 1.0\n", "divergence:\n  name: minillm\n"),
+            ["sampler.name", "log-probs", "teacher_mixed"],
+        ),
+        "positions too short": (
+            edit(
+                "{layers: 1, hidden: 32, heads: 2, max_positions: 256}",
+                "{layers: 1, hidden: 32, heads: 2, max_positions: 128}",
+            ),
+            ["student", "128 positions", "224"],
+        ),
+        "deepspeed key type": (
+            edit(
+                "  dtype: fp32\n",
+                "  dtype: fp32\n  deepspeed: {gradient_clipping: '1.0', zero_optimization: {overlap_comm: 3}}\n",
+            ),
+            ["engine.deepspeed.gradient_clipping", "engine.deepspeed.zero_optimization.overlap_comm"],
+        ),
+    }
+
+
+CASES = [
+    "empty data",
+    "binary data",
+    "non-JSON data",
+    "field-less data",
+    "data dir",
+    "missing teacher",
+    "non-model teacher",
+    "unknown benchmark",
+    "sequence divergence, dataset sampler",
+    "positions too short",
+    "deepspeed key type",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_validate_and_distill_reject_before_training(case, cli, tmp_path):
+    text, expected = _bad_recipes(tmp_path)[case]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    checked = cli("recipes", "validate", recipe)
+    assert checked.code == 3, checked.output
+    flat = " ".join(checked.output.split()).replace("│", "")
+    for word in expected:
+        assert word in " ".join(flat.split()), (word, checked.output)
+    assert "Traceback" not in checked.output
+    run_dir = tmp_path / "run"
+    trained = cli("distill", recipe, "--output-dir", run_dir, "--max-steps", "1")
+    assert trained.code == 3, trained.output
+    assert "Traceback" not in trained.output
+    assert not run_dir.exists()  # rejected before the run started
+
+
+def test_every_problem_reported_at_once(cli, tmp_path):
+    text, _ = _bad_recipes(tmp_path)["positions too short"]
+    text = text.replace("  dtype: fp32\n", "  dtype: fp32\n  deepspeed: {steps_per_print: true}\n")
+    text += "eval:\n  every: 5\n  benchmarks: [nope]\n"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    out = cli("recipes", "validate", recipe)
+    assert out.code == 3
+    flat = " ".join(out.output.replace("│", " ").split())
+    assert "3 problems found before training" in flat, out.output
+    for loc in ("student:", "engine.deepspeed.steps_per_print", "eval.benchmarks.0"):
+        assert loc in flat
+
+
+LOL = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdef", "bcdefg", strict=True)
+)
+
+
+def test_billion_laughs_recipe_is_refused_quickly(cli, tmp_path):
+    recipe = tmp_path / "lol.yaml"
+    recipe.write_text(LOL)
+    out = cli("recipes", "validate", recipe)
+    assert out.code == 3
+    assert "too large once its aliases are expanded" in " ".join(out.output.split())
+    assert "Traceback" not in out.output
+
+
+def test_billion_laughs_in_set_value_is_a_usage_error(cli):
+    value = "{" + ", ".join(LOL.strip().replace(": &", ": &").splitlines()) + "}"
+    out = cli("distill", "tiny/kd", "--set", f"engine.deepspeed={value}")
+    assert out.code == 2
+    assert "100,000 values" in " ".join(out.output.split())
+
+
+def test_expansion_limit_counts_aliases_not_text():
+    from minillm_cli.recipe.yaml_io import ExpansionError, load_yaml
+
+    small = "a: &a [1, 2]\nb: [*a, *a]\n"  # 1 map + keys/values: well under any limit
+    assert load_yaml(small) == {"a": [1, 2], "b": [[1, 2], [1, 2]]}
+    with pytest.raises(ExpansionError):
+        load_yaml(LOL)
+    with pytest.raises(ExpansionError, match="endless"):
+        load_yaml("a: &a [1, *a]\n")
