@@ -130,8 +130,8 @@ def eval_command(
     from rich.console import Console
 
     from minillm_cli.benchmark import EmptyBenchmarkError
-    from minillm_cli.data.prompt_format import cli_formatter, resolve_prompt_format
     from minillm_cli.cli.output_paths import check_output_dir
+    from minillm_cli.data.prompt_format import cli_formatter, resolve_prompt_format
     from minillm_cli.eval import report
     from minillm_cli.eval.runner import EvalSettings, evaluate_model
 
