@@ -1,6 +1,6 @@
 """Built-in token-level divergences."""
 
-from minillm_cli.hookspecs import hookimpl
+from minillm_cli.api import hookimpl
 from minillm_plugins.divergences.akl import AdaptiveKL
 from minillm_plugins.divergences.fkl import ForwardKL
 from minillm_plugins.divergences.jsd import GeneralizedJSD

@@ -1,6 +1,6 @@
 """Built-in samplers."""
 
-from minillm_cli.hookspecs import hookimpl
+from minillm_cli.api import hookimpl
 from minillm_plugins.samplers.dataset import DatasetSampler
 from minillm_plugins.samplers.mixed import MixedSampler
 from minillm_plugins.samplers.student import StudentSampler

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from minillm_cli.divergence import DEFAULT_CHUNK_TOKENS
+from minillm_cli.api import DEFAULT_CHUNK_TOKENS
 from minillm_plugins.divergences._math import kl_from_logs, log_probs
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from minillm_cli.divergence import token_divergence_sum
+from minillm_cli.api import token_divergence_sum
 from minillm_plugins.divergences.fkl import ForwardKL
 from minillm_plugins.divergences.sft import CrossEntropy
 
