@@ -46,6 +46,7 @@ class PluginInfo:
     status: str = "loaded"  # loaded | failed | disabled
     error: str | None = None
     provides: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # loaded, but something in it is probably a mistake
     traceback: str | None = field(default=None, repr=False)  # full traceback of a failure (``--debug``)
 
     def as_dict(self) -> dict[str, Any]:
@@ -57,6 +58,7 @@ class PluginInfo:
             "status": self.status,
             "error": self.error,
             "provides": self.provides,
+            "warnings": self.warnings,
         }
 
     def fail(self, exc: BaseException, where: str | None = None) -> None:
@@ -193,6 +195,7 @@ def load_plugins(eps: list[EntryPoint] | None = None) -> PluginSet:
             infos.append(info)
             continue
         infos.append(info)
+        info.warnings = unmarked_hooks(obj, ep.value)
         try:
             _check_hookimpls(pm, ep.name)
             staged = _run_register_hooks(pm, ep.name, registries)
@@ -228,6 +231,19 @@ def _check_hookimpls(pm: pluggy.PluginManager, plugin_name: str) -> None:
         for impl in caller.get_hookimpls():
             if impl.plugin_name == plugin_name and (impl.hookwrapper or impl.wrapper):
                 raise PluginError(f"hook {caller.name!r} must be a plain hookimpl, not a wrapper")
+
+
+def unmarked_hooks(plugin: object, target: str) -> list[str]:
+    """Warnings for functions named like a hook that lack ``@hookimpl`` (pluggy silently ignores them)."""
+    warnings = []
+    for hook in KNOWN_HOOKS:
+        function = getattr(plugin, hook, None)
+        if callable(function) and getattr(function, f"{PROJECT}_impl", None) is None:
+            warnings.append(
+                f"{target}: {hook}() is not marked @hookimpl, so minillm never calls it and it registers "
+                "nothing; decorate it with @hookimpl (from minillm_cli.api import hookimpl)"
+            )
+    return warnings
 
 
 def _call_impl(impl: pluggy.HookImpl, **kwargs: Any) -> None:

@@ -34,6 +34,7 @@ def plugins(
             "plugins": [p.as_dict() for p in ps.plugins],
             "registries": {kind: reg.names() for kind, reg in ps.registries.items()},
             "conflicts": ps.conflicts,
+            "warnings": [f"plugin {p.name!r}: {w}" for p in ps.plugins for w in p.warnings],
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
@@ -53,6 +54,9 @@ def plugins(
         console.print(table)
         for c in ps.conflicts:
             console.print(Text.assemble(("conflict: ", "red"), c))
+        for p in ps.plugins:
+            for w in p.warnings:
+                console.print(Text.assemble(("warning: ", "yellow"), f"plugin {p.name!r}: {w}"), soft_wrap=True)
         if state.debug:
             for p in ps.plugins:
                 if p.traceback:
