@@ -11,20 +11,23 @@ from __future__ import annotations
 import difflib
 import os
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from minillm_cli.benchmark import Benchmark
-from minillm_cli.divergence import Divergence
 from minillm_cli.errors import PluginError
 from minillm_cli.hookspecs import PROJECT, MinillmHookSpecs
-from minillm_cli.model_family import ModelFamily
-from minillm_cli.registry import Registry
-from minillm_cli.sampler import Sampler
+from minillm_cli.registry import LazyClass, Registry
+
+if TYPE_CHECKING:
+    from minillm_cli.benchmark import Benchmark
+    from minillm_cli.divergence import Divergence
+    from minillm_cli.model_family import ModelFamily
+    from minillm_cli.sampler import Sampler
 
 DISABLE_ENV = "MINILLM_DISABLE_PLUGINS"
 
@@ -140,10 +143,11 @@ def _short_error(exc: BaseException) -> str:
 
 def _new_registries() -> dict[str, Registry[Any]]:
     return {
-        "divergence": Registry("divergence", Divergence),
-        "sampler": Registry("sampler", Sampler),
-        "model_family": Registry("model family", ModelFamily),
-        "benchmark": Registry("benchmark", Benchmark),
+        # bases by reference: listing what plugins register must not import torch (divergence.py, sampler.py)
+        "divergence": Registry("divergence", "minillm_cli.divergence:Divergence"),
+        "sampler": Registry("sampler", "minillm_cli.sampler:Sampler"),
+        "model_family": Registry("model family", "minillm_cli.model_family:ModelFamily"),
+        "benchmark": Registry("benchmark", "minillm_cli.benchmark:Benchmark"),
     }
 
 
@@ -255,14 +259,26 @@ def _run_register_hooks(
     pm: pluggy.PluginManager,
     plugin_name: str,
     registries: dict[str, Registry[Any]],
-) -> list[tuple[str, type[Any]]]:
+) -> list[tuple[str, type[Any] | LazyClass]]:
     """Run the plugin's ``register_*`` hooks; return ``(kind, class)`` pairs to add once all succeeded."""
-    staged: list[tuple[str, type[Any]]] = []
+    staged: list[tuple[str, type[Any] | LazyClass]] = []
     for hook_name, kind in REGISTER_HOOKS.items():
         registry = registries[kind]
 
-        def register(cls: type[Any], _registry: Registry[Any] = registry, _kind: str = kind) -> None:
-            _registry.check_class(cls)  # raises TypeError inside the plugin's hook: a clear failure
+        def register(
+            cls: type[Any] | str,
+            *,
+            name: str | None = None,
+            _registry: Registry[Any] = registry,
+            _kind: str = kind,
+        ) -> None:
+            # a bad class or reference raises TypeError inside the plugin's hook: a clear failure
+            if isinstance(cls, str):
+                staged.append((_kind, LazyClass(cls, name)))  # type: ignore[arg-type]
+                return
+            if name is not None:
+                raise TypeError("register(cls) takes name= only with a 'module:Class' reference")
+            _registry.check_class(cls)
             staged.append((_kind, cls))
 
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -286,13 +302,14 @@ def _command_names(commands: list[Any], groups: list[Any]) -> list[str]:
     return list(typer.main.get_command(probe).commands)  # type: ignore[attr-defined]
 
 
-def add_plugin_commands(app: Any, plugin_set: PluginSet) -> None:
+def add_plugin_commands(app: Any, plugin_set: PluginSet, taken: Iterable[str] = ()) -> None:
     """Run every loaded plugin's ``register_commands(app)``.
 
-    A plugin that raises, adds a command Typer cannot build, or reuses a taken command name is marked
-    failed (with everything it registered withdrawn); the CLI and the other plugins keep working.
+    A plugin that raises, adds a command Typer cannot build, or reuses a taken command name (one of ``app``'s
+    or of ``taken``, minillm's own) is marked failed (with everything it registered withdrawn); the CLI and
+    the other plugins keep working.
     """
-    owners = dict.fromkeys(_command_names(app.registered_commands, app.registered_groups), "minillm")
+    owners = dict.fromkeys([*taken, *_command_names(app.registered_commands, app.registered_groups)], "minillm")
     for impl in plugin_set.manager.hook.register_commands.get_hookimpls():
         name = impl.plugin_name
         n_commands, n_groups = len(app.registered_commands), len(app.registered_groups)

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from minillm_cli.cli.state import state
-from minillm_cli.recipe.loader import load_recipe
 from minillm_cli.recipe.shipped import resolve_recipe_path
 
 
@@ -22,6 +21,8 @@ def distill(
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the run dir."),
 ) -> None:
     """Distill a student from a teacher as the recipe says."""
+    from minillm_cli.recipe.loader import load_recipe  # imports torch: not at start-up
+
     loaded = load_recipe(resolve_recipe_path(recipe), overrides)
     from minillm_cli.train.distributed import launched_externally
 

@@ -8,13 +8,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
-from rich.table import Table
 
 from minillm_cli.cli.render import render_error
 from minillm_cli.cli.state import state
 from minillm_cli.errors import ExitCode, RecipeError
-from minillm_cli.recipe.loader import load_recipe
 from minillm_cli.recipe.shipped import recipes_root, shipped_recipe, shipped_recipes
 
 app = typer.Typer(help="List, show and validate recipes.", no_args_is_help=True)
@@ -37,6 +34,8 @@ def _header_summary(path: Path) -> str:
 @app.command("list")
 def list_recipes() -> None:
     """The recipes shipped with minillm."""
+    from rich.table import Table
+
     table = Table(title=f"shipped recipes ({recipes_root()})")
     table.add_column("name")
     table.add_column("what it is")
@@ -50,6 +49,8 @@ def show(name: str = typer.Argument(..., help="Recipe name from `minillm recipes
     """Print a shipped recipe (redirect it to a file to start your own: `... show tiny/kd > mine.yaml`)."""
     text = shipped_recipe(name).read_text(encoding="utf-8")
     if console.is_terminal:
+        from rich.syntax import Syntax
+
         # soft_wrap: the terminal folds long lines, Rich inserts no newlines (a copied comment stays a comment)
         console.print(Syntax(text, "yaml", theme="ansi_dark"), soft_wrap=True)
     else:
@@ -62,6 +63,8 @@ def validate(
     overrides: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.lr=1e-5."),
 ) -> None:
     """Check recipes (plugin options included); exit 3 if any is invalid."""
+    from minillm_cli.recipe.loader import load_recipe  # imports torch: not at start-up
+
     bad = 0
     for f in files:
         try:
