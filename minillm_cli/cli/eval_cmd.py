@@ -128,6 +128,7 @@ def eval_command(
     from minillm_cli.eval.runner import EvalSettings, evaluate_model
 
     benchmark = resolve_benchmark(bench)
+    benchmark.check_scorers()  # a missing scorer is found now, not after generation
     settings = EvalSettings(
         seeds=parse_seeds(seeds),
         max_new_tokens=max_new_tokens,
