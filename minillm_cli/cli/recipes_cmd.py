@@ -47,7 +47,19 @@ def list_recipes() -> None:
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Recipe name from `minillm recipes list`, e.g. tiny/kd.")) -> None:
     """Print a shipped recipe (redirect it to a file to start your own: `... show tiny/kd > mine.yaml`)."""
-    text = shipped_recipe(name).read_text(encoding="utf-8")
+    from minillm_cli.recipe.copy import local_data_paths
+
+    path = shipped_recipe(name)
+    text = path.read_text(encoding="utf-8")
+    data = local_data_paths(path)
+    if data:  # on stderr: `show NAME > mine.yaml` still writes the recipe verbatim, and the user sees this
+        key = path.relative_to(recipes_root()).with_suffix("").as_posix()
+        Console(stderr=True, highlight=False).print(
+            f"# this recipe reads {', '.join(data)} relative to its own folder: "
+            f"`minillm recipes copy {key} DIR` copies it with its data",
+            markup=False,
+            soft_wrap=True,
+        )
     if console.is_terminal:
         from rich.syntax import Syntax
 
@@ -55,6 +67,21 @@ def show(name: str = typer.Argument(..., help="Recipe name from `minillm recipes
         console.print(Syntax(text, "yaml", theme="ansi_dark"), soft_wrap=True)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")  # verbatim, valid YAML
+
+
+@app.command("copy")
+def copy(
+    name: str = typer.Argument(..., help="Recipe name from `minillm recipes list`, e.g. tiny/kd."),
+    directory: Path = typer.Argument(..., help="Folder to copy into (created if needed)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist there."),
+) -> None:
+    """Copy a shipped recipe and the data files it names into DIR (relative paths stay valid)."""
+    from minillm_cli.recipe.copy import copy_recipe
+
+    written = copy_recipe(name, directory, force=force)
+    for path in written:
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True, highlight=False)
+    console.print(f"run it with: minillm distill {escape(str(written[0]))}", soft_wrap=True, highlight=False)
 
 
 @app.command("validate")
