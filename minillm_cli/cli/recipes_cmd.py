@@ -84,6 +84,20 @@ def copy(
     console.print(f"run it with: minillm distill {escape(str(written[0]))}", soft_wrap=True, highlight=False)
 
 
+@app.command("schema")
+def schema() -> None:
+    """Print the recipe JSON Schema (installed plugins' options included) for your editor.
+
+    Save it (`minillm recipes schema > recipe.schema.json`) and put `# yaml-language-server: $schema=recipe.schema.json`
+    at the top of a recipe.
+    """
+    import json
+
+    from minillm_cli.recipe.json_schema import recipe_json_schema
+
+    sys.stdout.write(json.dumps(recipe_json_schema(), indent=2) + "\n")
+
+
 @app.command("validate")
 def validate(
     files: list[Path] = typer.Argument(..., help="Recipe YAML files."),
