@@ -1,46 +1,106 @@
-"""The public API for plugin authors: base classes and the hook marker."""
+"""The public API for plugin authors: base classes, the helpers the built-in plugins use, and the hook marker.
 
-from minillm_cli.benchmark import Benchmark, EvalExample
-from minillm_cli.components import Component, PluginParams
-from minillm_cli.divergence import (
-    Divergence,
-    Reducer,
-    SequenceDivergence,
-    StepNorm,
-    TokenDivergence,
-    TokenDivergenceParams,
-    token_divergence_loss,
-    token_divergence_sum,
-)
-from minillm_cli.hookspecs import hookimpl
-from minillm_cli.model_family import ModelFamily, ScratchParams
-from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext
-from minillm_cli.scores import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens
+Built-in plugins import only from here, exactly like a third party. Names are imported on first use (PEP 562
+module ``__getattr__``), so ``from minillm_cli.api import ModelFamily`` does not import torch; the
+torch-based classes (divergences, samplers, decoding) import it when they are first asked for.
+"""
 
-__all__ = [
-    "Benchmark",
-    "ChunkFn",
-    "Component",
-    "Divergence",
-    "EvalExample",
-    "ModelFamily",
-    "OutputHead",
-    "PluginParams",
-    "PromptBatch",
-    "RolloutBatch",
-    "Sampler",
-    "SamplerContext",
-    "ScratchParams",
-    "Reducer",
-    "ResponseScores",
-    "SequenceDivergence",
-    "StepNorm",
-    "TokenDivergence",
-    "TokenDivergenceParams",
-    "TokenWalk",
-    "as_scores",
-    "hookimpl",
-    "token_divergence_loss",
-    "token_divergence_sum",
-    "walk_tokens",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # plugin base classes and their options
+    "Component": "minillm_cli.components",
+    "PluginParams": "minillm_cli.components",
+    "hookimpl": "minillm_cli.hookspecs",
+    # benchmarks
+    "Benchmark": "minillm_cli.benchmark",
+    "EvalExample": "minillm_cli.benchmark",
+    "Record": "minillm_cli.benchmark",
+    "read_records": "minillm_cli.benchmark",
+    "load_hub_rows": "minillm_cli.benchmark",
+    "fetch_jsonl": "minillm_cli.benchmark",
+    # model families
+    "ModelFamily": "minillm_cli.model_family",
+    "ScratchParams": "minillm_cli.model_family",
+    "ALPACA_PROMPT": "minillm_cli.model_family",
+    "ALPACA_PROMPT_WITH_INPUT": "minillm_cli.model_family",
+    # divergences
+    "Divergence": "minillm_cli.divergence",
+    "TokenDivergence": "minillm_cli.divergence",
+    "TokenDivergenceParams": "minillm_cli.divergence",
+    "SequenceDivergence": "minillm_cli.divergence",
+    "Reducer": "minillm_cli.divergence",
+    "StepNorm": "minillm_cli.divergence",
+    "DEFAULT_CHUNK_TOKENS": "minillm_cli.divergence",
+    "cross_entropy_per_token": "minillm_cli.divergence",
+    "token_divergence_loss": "minillm_cli.divergence",
+    "token_divergence_sum": "minillm_cli.divergence",
+    # scoring: hidden states and the output layer, logits one chunk of tokens at a time
+    "ChunkFn": "minillm_cli.scores",
+    "OutputHead": "minillm_cli.scores",
+    "ResponseScores": "minillm_cli.scores",
+    "TokenWalk": "minillm_cli.scores",
+    "as_scores": "minillm_cli.scores",
+    "walk_tokens": "minillm_cli.scores",
+    # samplers and decoding
+    "PromptBatch": "minillm_cli.sampler",
+    "RolloutBatch": "minillm_cli.sampler",
+    "Sampler": "minillm_cli.sampler",
+    "SamplerContext": "minillm_cli.sampler",
+    "generate_rollout": "minillm_cli.sampler",
+    "GenerationParams": "minillm_cli.generation",
+    "Decoded": "minillm_cli.generation",
+    "decode": "minillm_cli.generation",
+    "choose_student": "minillm_cli.generation",
+    "choose_teacher": "minillm_cli.generation",
+    "mixture": "minillm_cli.generation",
+    # errors a plugin raises (rendered as a panel with their exit code)
+    "MinillmError": "minillm_cli.errors",
+    "UsageError": "minillm_cli.errors",
+    "RecipeError": "minillm_cli.errors",
+    "PluginError": "minillm_cli.errors",
+    "ResourceError": "minillm_cli.errors",
+    "RuntimeFailure": "minillm_cli.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py checks it matches _EXPORTS
+    from minillm_cli.benchmark import Benchmark, EvalExample, Record, fetch_jsonl, load_hub_rows, read_records
+    from minillm_cli.components import Component, PluginParams
+    from minillm_cli.divergence import (
+        DEFAULT_CHUNK_TOKENS,
+        Divergence,
+        Reducer,
+        SequenceDivergence,
+        StepNorm,
+        TokenDivergence,
+        TokenDivergenceParams,
+        cross_entropy_per_token,
+        token_divergence_loss,
+        token_divergence_sum,
+    )
+    from minillm_cli.errors import MinillmError, PluginError, RecipeError, ResourceError, RuntimeFailure, UsageError
+    from minillm_cli.generation import Decoded, GenerationParams, choose_student, choose_teacher, decode, mixture
+    from minillm_cli.hookspecs import hookimpl
+    from minillm_cli.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT, ModelFamily, ScratchParams
+    from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext, generate_rollout
+    from minillm_cli.scores import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens

@@ -80,6 +80,30 @@ class Benchmark(Component):
     """One line saying what a local data file looks like (shown when one is in the wrong format)."""
     length_buckets: ClassVar[tuple[tuple[int, int | None], ...]] = ((0, 5), (6, 10), (11, None))
     """Reference-length buckets (in words, ``None`` = no upper bound) for the bucketed Rouge-L."""
+    scorer_packages: ClassVar[dict[str, str]] = {"rouge_score": "rouge-score"}
+    """The packages scoring needs (import name -> the name to ``pip install``), checked by
+    :meth:`check_scorers` before anything is generated. Every benchmark reports Rouge-L; a benchmark whose
+    :meth:`extra_scores` needs more adds to this: ``{**Benchmark.scorer_packages, "sacrebleu": "sacrebleu"}``."""
+
+    def check_scorers(self) -> None:
+        """Raise :class:`ResourceError` naming every scoring package that cannot be imported (call before
+        generating, so that a missing scorer is not found after the models have run)."""
+        import importlib
+
+        missing = []
+        for module, package in self.scorer_packages.items():
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                missing.append((package, f"{package} (import {module}: {exc})"))
+        if missing:
+            names = " ".join(sorted({package for package, _ in missing}))
+            raise ResourceError(
+                f"benchmark {self.name!r} cannot be scored: missing package(s) {names}",
+                details=[detail for _, detail in missing],
+                why="its scores need these packages, and nothing is generated without them",
+                hint=f"pip install {names}",
+            )
 
     # -- entry point ---------------------------------------------------------------------------------
     def load_examples(self, data: str | None = None) -> list[EvalExample]:

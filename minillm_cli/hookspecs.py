@@ -4,12 +4,15 @@ A plugin is any module (or object) named by an entry point in the ``minillm`` gr
 some of these hooks with :data:`hookimpl`. Each ``register_*`` hook receives a ``register`` callback;
 call it once per class you provide. The class must subclass the matching base in
 :mod:`minillm_cli.api` and define ``name`` and ``Params``.
+
+``register`` also takes a reference instead of the class, ``register("my_pkg.module:MyClass", name="mine")``:
+the class is then imported (and checked) only when a recipe uses it, so ``minillm plugins`` and ``--help`` stay
+fast when the module imports torch. ``name`` must equal the class's ``name``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -21,7 +24,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 if TYPE_CHECKING:
     import typer
 
-Register = Callable[[type[Any]], None]
+
+class Register(Protocol):
+    """The callback a ``register_*`` hook receives."""
+
+    def __call__(self, cls: type[Any] | str, *, name: str | None = None) -> None: ...
 
 
 class MinillmHookSpecs:

@@ -11,20 +11,23 @@ from __future__ import annotations
 import difflib
 import os
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from minillm_cli.benchmark import Benchmark
-from minillm_cli.divergence import Divergence
 from minillm_cli.errors import PluginError
 from minillm_cli.hookspecs import PROJECT, MinillmHookSpecs
-from minillm_cli.model_family import ModelFamily
-from minillm_cli.registry import Registry
-from minillm_cli.sampler import Sampler
+from minillm_cli.registry import LazyClass, Registry
+
+if TYPE_CHECKING:
+    from minillm_cli.benchmark import Benchmark
+    from minillm_cli.divergence import Divergence
+    from minillm_cli.model_family import ModelFamily
+    from minillm_cli.sampler import Sampler
 
 DISABLE_ENV = "MINILLM_DISABLE_PLUGINS"
 
@@ -46,6 +49,7 @@ class PluginInfo:
     status: str = "loaded"  # loaded | failed | disabled
     error: str | None = None
     provides: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # loaded, but something in it is probably a mistake
     traceback: str | None = field(default=None, repr=False)  # full traceback of a failure (``--debug``)
 
     def as_dict(self) -> dict[str, Any]:
@@ -57,6 +61,7 @@ class PluginInfo:
             "status": self.status,
             "error": self.error,
             "provides": self.provides,
+            "warnings": self.warnings,
         }
 
     def fail(self, exc: BaseException, where: str | None = None) -> None:
@@ -138,10 +143,11 @@ def _short_error(exc: BaseException) -> str:
 
 def _new_registries() -> dict[str, Registry[Any]]:
     return {
-        "divergence": Registry("divergence", Divergence),
-        "sampler": Registry("sampler", Sampler),
-        "model_family": Registry("model family", ModelFamily),
-        "benchmark": Registry("benchmark", Benchmark),
+        # bases by reference: listing what plugins register must not import torch (divergence.py, sampler.py)
+        "divergence": Registry("divergence", "minillm_cli.divergence:Divergence"),
+        "sampler": Registry("sampler", "minillm_cli.sampler:Sampler"),
+        "model_family": Registry("model family", "minillm_cli.model_family:ModelFamily"),
+        "benchmark": Registry("benchmark", "minillm_cli.benchmark:Benchmark"),
     }
 
 
@@ -193,6 +199,7 @@ def load_plugins(eps: list[EntryPoint] | None = None) -> PluginSet:
             infos.append(info)
             continue
         infos.append(info)
+        info.warnings = unmarked_hooks(obj, ep.value)
         try:
             _check_hookimpls(pm, ep.name)
             staged = _run_register_hooks(pm, ep.name, registries)
@@ -230,6 +237,19 @@ def _check_hookimpls(pm: pluggy.PluginManager, plugin_name: str) -> None:
                 raise PluginError(f"hook {caller.name!r} must be a plain hookimpl, not a wrapper")
 
 
+def unmarked_hooks(plugin: object, target: str) -> list[str]:
+    """Warnings for functions named like a hook that lack ``@hookimpl`` (pluggy silently ignores them)."""
+    warnings = []
+    for hook in KNOWN_HOOKS:
+        function = getattr(plugin, hook, None)
+        if callable(function) and getattr(function, f"{PROJECT}_impl", None) is None:
+            warnings.append(
+                f"{target}: {hook}() is not marked @hookimpl, so minillm never calls it and it registers "
+                "nothing; decorate it with @hookimpl (from minillm_cli.api import hookimpl)"
+            )
+    return warnings
+
+
 def _call_impl(impl: pluggy.HookImpl, **kwargs: Any) -> None:
     """Call one hook implementation with the arguments it asks for (pluggy allows a subset)."""
     impl.function(**{name: kwargs[name] for name in impl.argnames})
@@ -239,14 +259,26 @@ def _run_register_hooks(
     pm: pluggy.PluginManager,
     plugin_name: str,
     registries: dict[str, Registry[Any]],
-) -> list[tuple[str, type[Any]]]:
+) -> list[tuple[str, type[Any] | LazyClass]]:
     """Run the plugin's ``register_*`` hooks; return ``(kind, class)`` pairs to add once all succeeded."""
-    staged: list[tuple[str, type[Any]]] = []
+    staged: list[tuple[str, type[Any] | LazyClass]] = []
     for hook_name, kind in REGISTER_HOOKS.items():
         registry = registries[kind]
 
-        def register(cls: type[Any], _registry: Registry[Any] = registry, _kind: str = kind) -> None:
-            _registry.check_class(cls)  # raises TypeError inside the plugin's hook: a clear failure
+        def register(
+            cls: type[Any] | str,
+            *,
+            name: str | None = None,
+            _registry: Registry[Any] = registry,
+            _kind: str = kind,
+        ) -> None:
+            # a bad class or reference raises TypeError inside the plugin's hook: a clear failure
+            if isinstance(cls, str):
+                staged.append((_kind, LazyClass(cls, name)))  # type: ignore[arg-type]
+                return
+            if name is not None:
+                raise TypeError("register(cls) takes name= only with a 'module:Class' reference")
+            _registry.check_class(cls)
             staged.append((_kind, cls))
 
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -270,13 +302,14 @@ def _command_names(commands: list[Any], groups: list[Any]) -> list[str]:
     return list(typer.main.get_command(probe).commands)  # type: ignore[attr-defined]
 
 
-def add_plugin_commands(app: Any, plugin_set: PluginSet) -> None:
+def add_plugin_commands(app: Any, plugin_set: PluginSet, taken: Iterable[str] = ()) -> None:
     """Run every loaded plugin's ``register_commands(app)``.
 
-    A plugin that raises, adds a command Typer cannot build, or reuses a taken command name is marked
-    failed (with everything it registered withdrawn); the CLI and the other plugins keep working.
+    A plugin that raises, adds a command Typer cannot build, or reuses a taken command name (one of ``app``'s
+    or of ``taken``, minillm's own) is marked failed (with everything it registered withdrawn); the CLI and
+    the other plugins keep working.
     """
-    owners = dict.fromkeys(_command_names(app.registered_commands, app.registered_groups), "minillm")
+    owners = dict.fromkeys([*taken, *_command_names(app.registered_commands, app.registered_groups)], "minillm")
     for impl in plugin_set.manager.hook.register_commands.get_hookimpls():
         name = impl.plugin_name
         n_commands, n_groups = len(app.registered_commands), len(app.registered_groups)

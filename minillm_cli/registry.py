@@ -1,34 +1,90 @@
-"""A registry of named plugin classes of one kind, with who registered what."""
+"""A registry of named plugin classes of one kind, with who registered what.
+
+A class is registered either as the class itself or lazily, as a :class:`LazyClass` (``"module:Class"`` and the
+name it declares), which is imported and checked the first time it is used. Listing names (``minillm plugins``,
+``--help``) then imports nothing heavy: the built-in divergences and samplers register lazily so that these
+commands do not import torch.
+"""
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-from typing import Generic, TypeVar
-
-from pydantic import BaseModel
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from minillm_cli.errors import PluginError
 
 T = TypeVar("T")
 
 
+def import_object(target: str) -> Any:
+    """The object ``"package.module:Qual.Name"`` names (importing its module)."""
+    module_name, _, qualname = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 @dataclass(frozen=True)
+class LazyClass:
+    """A class registered by reference: ``target`` is ``"module:Class"``, ``name`` the recipe name it declares."""
+
+    target: str
+    name: str
+
+    def __post_init__(self) -> None:
+        module_name, sep, qualname = self.target.partition(":")
+        if not sep or not module_name or not qualname:
+            raise TypeError(f"lazy class reference {self.target!r} is not of the form 'package.module:ClassName'")
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"lazy class {self.target!r} needs the name it registers (register(target, name=...))")
+        try:  # cheap: finds the file without importing the module itself
+            found = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise TypeError(f"lazy class {self.target!r}: no module named {module_name!r}")
+
+
+@dataclass
 class Entry(Generic[T]):
     name: str
-    cls: type[T]
     plugin: str
     distribution: str
+    registry: Registry[T] = field(repr=False)
+    lazy: LazyClass | None = None  # None: registered as a class
+    _cls: type[T] | None = field(default=None, repr=False)
+
+    @property
+    def cls(self) -> type[T]:
+        """The registered class (a lazy one is imported and checked on first use)."""
+        if self._cls is None:
+            assert self.lazy is not None
+            self._cls = self.registry.load(self)
+        return self._cls
 
 
 class Registry(Generic[T]):
-    """Names to classes for one kind (``divergence``, ``sampler``, ...)."""
+    """Names to classes for one kind (``divergence``, ``sampler``, ...).
 
-    def __init__(self, kind: str, base: type[T]) -> None:
+    ``base`` is the class every entry must subclass, or its ``"module:Class"`` reference (imported when first
+    needed, so that a registry of torch-based classes can list names without importing torch).
+    """
+
+    def __init__(self, kind: str, base: type[T] | str) -> None:
         self.kind = kind
-        self.base = base
+        self._base = base
         self._entries: dict[str, Entry[T]] = {}
         self.conflicts: list[str] = []
+
+    @property
+    def base(self) -> type[T]:
+        if isinstance(self._base, str):
+            self._base = import_object(self._base)
+        return self._base  # type: ignore[return-value]
 
     def check_class(self, cls: object) -> str:
         """Raise ``TypeError`` unless ``cls`` can be registered here; return its ``name``."""
@@ -37,6 +93,8 @@ class Registry(Generic[T]):
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise TypeError(f"{cls.__qualname__} has no string class attribute 'name'")
+        from pydantic import BaseModel
+
         params = getattr(cls, "Params", None)
         if not isinstance(params, type) or not issubclass(params, BaseModel):
             raise TypeError(
@@ -44,8 +102,8 @@ class Registry(Generic[T]):
             )
         return name
 
-    def add(self, cls: type[T], *, plugin: str, distribution: str) -> None:
-        name = self.check_class(cls)
+    def add(self, cls: type[T] | LazyClass, *, plugin: str, distribution: str) -> None:
+        name = cls.name if isinstance(cls, LazyClass) else self.check_class(cls)
         if name in self._entries:
             other = self._entries[name]
             self.conflicts.append(
@@ -53,7 +111,32 @@ class Registry(Generic[T]):
                 f"({other.distribution}) and by plugin {plugin!r} ({distribution})"
             )
             return
-        self._entries[name] = Entry(name, cls, plugin, distribution)
+        if isinstance(cls, LazyClass):
+            self._entries[name] = Entry(name, plugin, distribution, self, lazy=cls)
+        else:
+            self._entries[name] = Entry(name, plugin, distribution, self, _cls=cls)
+
+    def load(self, entry: Entry[T]) -> type[T]:
+        """Import and check a lazily registered class; a failure is the plugin's :class:`PluginError`."""
+        assert entry.lazy is not None
+        where = (
+            f"plugin {entry.plugin!r} ({entry.distribution}) registered {self.kind} {entry.name!r} "
+            f"as {entry.lazy.target}"
+        )
+        try:
+            cls = import_object(entry.lazy.target)
+            name = self.check_class(cls)
+        except Exception as exc:
+            raise PluginError(
+                f"{where}, but loading it failed: {type(exc).__name__}: {exc}",
+                hint="fix or reinstall that plugin, or block it with MINILLM_DISABLE_PLUGINS=<plugin name>",
+            ) from exc
+        if name != entry.name:
+            raise PluginError(
+                f"{where}, but that class is named {name!r}",
+                hint=f"make the name passed to register() match {cls.__qualname__}.name",
+            )
+        return cls
 
     def discard_plugin(self, plugin: str) -> None:
         """Forget everything ``plugin`` registered (it failed after registering)."""

@@ -458,7 +458,8 @@ def test_demo_stops_when_the_teacher_has_not_learned_the_task(tmp_path):
 
 
 def test_variant_specs_and_errors(tmp_path):
-    from minillm_cli.demo.variants import Variant, main, parse_variant
+    from minillm_cli.cli.demo_variants import main
+    from minillm_cli.demo.variants import Variant, parse_variant
 
     assert parse_variant("kd-3k=kd:train.total_steps=3000,train.lr=1e-3") == Variant(
         "kd-3k", "kd", ("train.total_steps=3000", "train.lr=1e-3")

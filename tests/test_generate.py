@@ -123,10 +123,11 @@ def test_text_stream_waits_for_whole_characters():
 
 
 def test_template_is_applied_unless_raw(cli, gpt2, monkeypatch):
+    from minillm_cli import generation
     from minillm_cli.model_family import ALPACA_PROMPT
 
     seen: list[str] = []
-    real_decode = gen.decode
+    real_decode = generation.decode
 
     def spy(prompt_ids, prompt_mask, **kwargs):
         from transformers import AutoTokenizer
@@ -136,7 +137,7 @@ def test_template_is_applied_unless_raw(cli, gpt2, monkeypatch):
             seen.append(tok.decode(row[mask.bool()].tolist()))
         return real_decode(prompt_ids, prompt_mask, **kwargs)
 
-    monkeypatch.setattr(gen, "decode", spy)
+    monkeypatch.setattr(generation, "decode", spy)  # `sample` imports it when called
     assert cli("generate", "--model", gpt2, "-p", "Say hi", "--max-new-tokens", "2").code == 0
     assert cli("generate", "--model", gpt2, "-p", "Say hi", "--raw", "--max-new-tokens", "2").code == 0
     assert seen == [ALPACA_PROMPT.format(instruction="Say hi"), "Say hi"]

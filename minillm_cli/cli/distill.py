@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from minillm_cli.cli.state import state
-from minillm_cli.recipe.loader import load_recipe
 from minillm_cli.recipe.shipped import resolve_recipe_path
 
 
@@ -22,10 +21,11 @@ def distill(
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in the run dir."),
 ) -> None:
     """Distill a student from a teacher as the recipe says."""
-    path = resolve_recipe_path(recipe)
-    loaded = load_recipe(path, overrides)
+    from minillm_cli.recipe.loader import load_recipe  # imports torch: not at start-up
     from minillm_cli.recipe.preflight import preflight
 
+    path = resolve_recipe_path(recipe)
+    loaded = load_recipe(path, overrides)
     preflight(loaded, source=str(path))  # every check `recipes validate` makes, before any process starts
     from minillm_cli.train.distributed import launched_externally
 

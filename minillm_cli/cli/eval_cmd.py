@@ -96,7 +96,11 @@ def _load(path: str, device: Any) -> Any:
 def eval_command(
     bench: str = typer.Option(..., "--bench", "-b", help="Benchmark: dolly, self_inst, vicuna, sni, unni, ..."),
     models: list[str] = typer.Option(
-        ..., "--model", "-m", help="Model folder or hub id; repeat for several models side by side."
+        ...,
+        "--model",
+        "-m",
+        help="Model folder or hub id; repeat for several models side by side. PATH=LABEL names it in the table "
+        "(default: the run name, or the folder's name).",
     ),
     data: str | None = typer.Option(
         None, "--data", help="Local benchmark file or folder in the benchmark's format (default: download it)."
@@ -137,6 +141,10 @@ def eval_command(
 
     check_output_dir(output_dir, "--output-dir/-o")
     benchmark = resolve_benchmark(bench)
+    benchmark.check_scorers()  # a missing scorer is found now, not after generation
+    from minillm_cli.eval.labels import split_model_arg
+
+    models, explicit_labels = map(list, zip(*(split_model_arg(m) for m in models), strict=True))
     settings = EvalSettings(
         seeds=parse_seeds(seeds),
         max_new_tokens=max_new_tokens,
@@ -162,7 +170,7 @@ def eval_command(
         )
 
     err = Console(stderr=True, highlight=False)
-    labels = report.model_labels(models)
+    labels = report.model_labels(models, explicit_labels)
     teacher_loaded = _load(teacher, torch_device) if teacher is not None else None
     all_scores = []
     for path, label in zip(models, labels, strict=True):

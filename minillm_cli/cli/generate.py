@@ -14,14 +14,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import torch
 import typer
-from pydantic import ValidationError
 
 from minillm_cli.errors import ResourceError, UsageError
-from minillm_cli.generation import GenerationParams, decode, eos_token_ids, pad_token_id
+
+if TYPE_CHECKING:  # torch is imported by the functions that use it: `minillm --help` must not import it
+    import torch
+
+    from minillm_cli.generation import GenerationParams
 
 PROMPT_FIELDS = ("instruction", "prompt")
 INPUT_FIELDS = ("input", "context")
@@ -111,6 +113,8 @@ class RowSampler:
         self.on_tokens = on_tokens
 
     def __call__(self, q: torch.Tensor | None, p: torch.Tensor | None) -> torch.Tensor:
+        import torch
+
         assert q is not None
         rows = q.cpu()
         drawn = torch.cat(
@@ -189,6 +193,8 @@ def encode_prompts(
 
 
 def left_pad(batch: Sequence[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     width = max(len(ids) for ids in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -211,6 +217,10 @@ def sample(
 ) -> list[str]:
     """Responses to every prompt (text, special tokens dropped). Prompt ``i`` samples with a generator seeded
     ``seed + i``. With ``stream`` (single prompt only) the response is written there as it is drawn."""
+    import torch
+
+    from minillm_cli.generation import decode, eos_token_ids, pad_token_id
+
     eos = eos_token_ids(tokenizer, model)
     pad = pad_token_id(tokenizer, eos)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -249,6 +259,8 @@ def sample(
 
 
 def _device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -287,7 +299,10 @@ def generate(
     Prompts are written the way the model was trained (its prompt_format.json; the model family's Alpaca-style
     template when it has none), or as --prompt-format / --raw say.
     """
+    from pydantic import ValidationError
+
     from minillm_cli.data.prompt_format import cli_formatter, resolve_prompt_format
+    from minillm_cli.generation import GenerationParams
     from minillm_cli.models import load_model
     from minillm_cli.recipe.schema import ModelSpec
 

@@ -1,27 +1,42 @@
-"""``minillm``: the top-level Typer app, and ``main()`` which renders every MinillmError."""
+"""``minillm``: the top-level Typer app, and ``main()`` which renders every MinillmError.
+
+Start-up is kept short (``--help``, ``--version``, ``recipes list|show`` and ``plugins`` import neither torch nor
+transformers; ``benchmarks/startup.py`` measures it): this module imports nothing at module level, so that a
+Ctrl-C while the rest is imported lands in ``main()``'s handler (exit 130, no traceback); the command modules
+import their heavy dependencies inside the commands.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-from minillm_cli import __version__
-from minillm_cli.cli import demo_cmd, distill, eval_cmd, export_cmd, generate, plugins_cmd, recipes_cmd
-from minillm_cli.cli.render import render_error
-from minillm_cli.cli.state import state
-from minillm_cli.errors import ExitCode, MinillmError
+INTERRUPTED = 130  # ExitCode.INTERRUPTED, before anything is imported
 
 
 def _version(value: bool) -> None:
+    import typer
+
+    from minillm_cli import __version__
+
     if value:
         typer.echo(f"minillm {__version__}")
         raise typer.Exit()
 
 
 def build_app() -> typer.Typer:
+    import typer
+
+    from minillm_cli.cli import demo_cmd, distill, eval_cmd, export_cmd, generate, plugins_cmd, recipes_cmd
+    from minillm_cli.cli.plugin_commands import RootGroup
+    from minillm_cli.cli.state import state
+
     app = typer.Typer(
         name="minillm",
+        cls=RootGroup,  # adds the plugins' commands when listed (--help) or asked for, not for --version
         help="Knowledge distillation of generative language models (MiniLLM and friends).",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
@@ -47,18 +62,18 @@ def build_app() -> typer.Typer:
     plugins_cmd.register(app)
     demo_cmd.register(app)
     app.add_typer(recipes_cmd.app, name="recipes")
-    _add_plugin_commands(app)
     return app
-
-
-def _add_plugin_commands(app: typer.Typer) -> None:
-    from minillm_cli.plugins import add_plugin_commands, get_plugins
-
-    add_plugin_commands(app, get_plugins())
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    try:
+        from minillm_cli.cli.render import render_error
+        from minillm_cli.cli.state import state
+        from minillm_cli.errors import ExitCode, MinillmError
+    except KeyboardInterrupt:  # Ctrl-C while Python imports the CLI: no traceback
+        sys.stderr.write("interrupted\n")
+        _exit(INTERRUPTED)
     args = _strip_local_rank(list(sys.argv[1:] if argv is None else argv))
     state.argv = args
     if "--debug" in args:  # before the app exists, so errors while building it show tracebacks too

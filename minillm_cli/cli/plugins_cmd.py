@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
+from minillm_cli.cli.plugin_commands import ensure_plugin_commands
 from minillm_cli.cli.state import state
 from minillm_cli.errors import ExitCode
-from minillm_cli.plugins import get_plugins
 
 STATUS_STYLES = {"loaded": "green", "disabled": "yellow", "failed": "red"}
 
@@ -25,15 +22,24 @@ KIND_LABELS = {
 
 
 def plugins(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List installed plugins (name, distribution, version) and what each registers."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from minillm_cli.plugins import get_plugins
+
+    ensure_plugin_commands(ctx)  # the commands they add, and any register_commands failure
     ps = get_plugins()
     if as_json:
         payload = {
             "plugins": [p.as_dict() for p in ps.plugins],
             "registries": {kind: reg.names() for kind, reg in ps.registries.items()},
             "conflicts": ps.conflicts,
+            "warnings": [f"plugin {p.name!r}: {w}" for p in ps.plugins for w in p.warnings],
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
@@ -53,6 +59,9 @@ def plugins(
         console.print(table)
         for c in ps.conflicts:
             console.print(Text.assemble(("conflict: ", "red"), c))
+        for p in ps.plugins:
+            for w in p.warnings:
+                console.print(Text.assemble(("warning: ", "yellow"), f"plugin {p.name!r}: {w}"), soft_wrap=True)
         if state.debug:
             for p in ps.plugins:
                 if p.traceback:

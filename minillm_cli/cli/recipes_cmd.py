@@ -8,13 +8,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
-from rich.table import Table
 
 from minillm_cli.cli.render import render_error
 from minillm_cli.cli.state import state
 from minillm_cli.errors import ExitCode, RecipeError
-from minillm_cli.recipe.loader import load_recipe
 from minillm_cli.recipe.shipped import recipes_root, shipped_recipe, shipped_recipes
 
 app = typer.Typer(help="List, show and validate recipes.", no_args_is_help=True)
@@ -37,6 +34,8 @@ def _header_summary(path: Path) -> str:
 @app.command("list")
 def list_recipes() -> None:
     """The recipes shipped with minillm."""
+    from rich.table import Table
+
     table = Table(title=f"shipped recipes ({recipes_root()})")
     table.add_column("name")
     table.add_column("what it is")
@@ -48,12 +47,55 @@ def list_recipes() -> None:
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Recipe name from `minillm recipes list`, e.g. tiny/kd.")) -> None:
     """Print a shipped recipe (redirect it to a file to start your own: `... show tiny/kd > mine.yaml`)."""
-    text = shipped_recipe(name).read_text(encoding="utf-8")
+    from minillm_cli.recipe.copy import local_data_paths
+
+    path = shipped_recipe(name)
+    text = path.read_text(encoding="utf-8")
+    data = local_data_paths(path)
+    if data:  # on stderr: `show NAME > mine.yaml` still writes the recipe verbatim, and the user sees this
+        key = path.relative_to(recipes_root()).with_suffix("").as_posix()
+        Console(stderr=True, highlight=False).print(
+            f"# this recipe reads {', '.join(data)} relative to its own folder: "
+            f"`minillm recipes copy {key} DIR` copies it with its data",
+            markup=False,
+            soft_wrap=True,
+        )
     if console.is_terminal:
+        from rich.syntax import Syntax
+
         # soft_wrap: the terminal folds long lines, Rich inserts no newlines (a copied comment stays a comment)
         console.print(Syntax(text, "yaml", theme="ansi_dark"), soft_wrap=True)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")  # verbatim, valid YAML
+
+
+@app.command("copy")
+def copy(
+    name: str = typer.Argument(..., help="Recipe name from `minillm recipes list`, e.g. tiny/kd."),
+    directory: Path = typer.Argument(..., help="Folder to copy into (created if needed)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist there."),
+) -> None:
+    """Copy a shipped recipe and the data files it names into DIR (relative paths stay valid)."""
+    from minillm_cli.recipe.copy import copy_recipe
+
+    written = copy_recipe(name, directory, force=force)
+    for path in written:
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True, highlight=False)
+    console.print(f"run it with: minillm distill {escape(str(written[0]))}", soft_wrap=True, highlight=False)
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the recipe JSON Schema (installed plugins' options included) for your editor.
+
+    Save it (`minillm recipes schema > recipe.schema.json`) and put `# yaml-language-server: $schema=recipe.schema.json`
+    at the top of a recipe.
+    """
+    import json
+
+    from minillm_cli.recipe.json_schema import recipe_json_schema
+
+    sys.stdout.write(json.dumps(recipe_json_schema(), indent=2) + "\n")
 
 
 @app.command("validate")
@@ -66,6 +108,7 @@ def validate(
 ) -> None:
     """Check recipes as `distill` would before training (plugin options, model configs and tokenizers,
     data files; never weights); exit 3 if any is invalid."""
+    from minillm_cli.recipe.loader import load_recipe  # imports torch: not at start-up
     from minillm_cli.recipe.preflight import preflight
 
     bad = 0

@@ -20,15 +20,17 @@ Example (the budget-matched comparison of the README)::
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from minillm_cli.errors import MinillmError, UsageError
+from minillm_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,18 @@ def _settings(root: Path) -> dict[str, Any]:
     return json.loads(results.read_text(encoding="utf-8"))["settings"]
 
 
-def run_variants(root: Path, variants: Sequence[Variant], *, threads: int = 2) -> dict[str, Any]:
-    from rich.console import Console
+def baseline_results(root: Path) -> dict[str, Any]:
+    """The demo's own rows (its ``results.json``), to show beside the variants."""
+    return json.loads((root / "results.json").read_text(encoding="utf-8"))
 
+
+def run_variants(root: Path, variants: Sequence[Variant], *, console: Console, threads: int = 2) -> dict[str, Any]:
+    """Train and evaluate the variants (progress on ``console``); write and return their results."""
     from minillm_cli.demo import evaluate as demo_eval
     from minillm_cli.demo.jobs import Job, Runner
     from minillm_cli.demo.pipeline import collect_eval_files, summarise
     from minillm_cli.demo.recipes import stage
 
-    console = Console(stderr=True)
     settings = _settings(root)
     run_seeds = settings["student_runs"]["sampling_seeds"]  # what the demo's own students were evaluated with
     runs = int(settings["train_runs"])
@@ -124,7 +129,6 @@ def run_variants(root: Path, variants: Sequence[Variant], *, threads: int = 2) -
                 )
     if jobs:
         Runner(console, lanes=lanes, threads=max(1, threads // lanes), cwd=root).run(jobs)
-    baseline = json.loads((root / "results.json").read_text(encoding="utf-8"))
     results: dict[str, Any] = {}
     for v in variants:
         files = [root / "variants" / v.name / f"run{run + 1}" / "eval.json" for run in range(runs)]
@@ -135,7 +139,6 @@ def run_variants(root: Path, variants: Sequence[Variant], *, threads: int = 2) -
     out = root / "variants" / "results.json"
     earlier = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
     out.write_text(json.dumps({**earlier, **results}, indent=2) + "\n", encoding="utf-8")
-    _print(baseline, results)
     return results
 
 
@@ -156,40 +159,7 @@ def _stamper(stamp: Path, spec: dict[str, Any]):
     return stamp_it
 
 
-def _print(baseline: dict[str, Any], variants: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+if __name__ == "__main__":  # the command line (and its screen) lives in minillm_cli.cli.demo_variants
+    from minillm_cli.cli.demo_variants import main
 
-    from minillm_cli.demo.config import METHODS
-    from minillm_cli.demo.report import COLUMNS, SHORT, cell
-
-    table = Table(title="demo variants beside the demo's own models (mean \u00b1 std over runs x seeds)")
-    table.add_column("Model", no_wrap=True)
-    for _, header, *_ in COLUMNS:
-        table.add_column(header, justify="right")
-    for name in METHODS:
-        if name in baseline:
-            table.add_row(SHORT[name], *(cell(baseline[name].get(m), d, s) for m, _, d, s, _ in COLUMNS))
-    table.add_section()
-    for name, entry in variants.items():
-        table.add_row(name, *(cell(entry.get(m), d, s) for m, _, d, s, _ in COLUMNS))
-    Console().print(table)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from minillm_cli.cli.render import render_error
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 2 or args[0].startswith("-"):
-        sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
-        return 2
-    try:
-        run_variants(Path(args[0]), [parse_variant(a) for a in args[1:]], threads=min(2, os.cpu_count() or 1))
-    except MinillmError as exc:
-        render_error(exc)
-        return int(exc.exit_code)
-    return 0
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

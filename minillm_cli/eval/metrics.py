@@ -62,7 +62,7 @@ def _rouge_scorer() -> Any:
         from minillm_cli.errors import ResourceError
 
         raise ResourceError(
-            "the `rouge-score` package is not installed", hint='pip install "minillm[eval]" (or rouge-score)'
+            "the `rouge-score` package is not installed", hint="pip install rouge-score (a minillm dependency)"
         ) from exc
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 

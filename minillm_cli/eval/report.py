@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from minillm_cli.eval.labels import model_labels as model_labels  # re-exported: labels live there
 from minillm_cli.eval.runner import ModelScores, Prediction
 
 
@@ -43,26 +43,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     return value
-
-
-def model_labels(models: Sequence[str]) -> list[str]:
-    """Short unique labels for model paths: the folder name, with its parent's name when two clash
-    (``runs/a/final`` and ``runs/b/final`` -> ``a-final``, ``b-final``), then a counter."""
-
-    def safe(text: str) -> str:
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "model"
-
-    parts = [Path(m.rstrip("/\\")).parts or (m,) for m in models]
-    labels = [safe(p[-1]) for p in parts]
-    for i, label in enumerate(labels):
-        if labels.count(label) > 1 and len(parts[i]) > 1:
-            labels[i] = safe(f"{parts[i][-2]}-{parts[i][-1]}")
-    seen: dict[str, int] = {}
-    unique = []
-    for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(label if labels.count(label) == 1 else f"{label}-{seen[label]}")
-    return unique
 
 
 def result_dir(output_dir: Path, benchmark: str, label: str, n_models: int) -> Path:

@@ -29,6 +29,7 @@ class PeriodicEval:
             if name not in plugins.benchmarks:
                 raise RecipeError(f"eval.benchmarks: {plugins.benchmarks.unknown_message(name)}")
             bench = plugins.benchmarks.get(name)()
+            bench.check_scorers()  # before training, not at the first evaluation
             examples = bench.load_examples(self.spec.data.get(name))
             if self.spec.limit is not None:
                 examples = examples[: self.spec.limit]

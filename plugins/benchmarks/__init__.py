@@ -5,7 +5,7 @@
 its real source through ``datasets.load_dataset``.
 """
 
-from minillm_cli.hookspecs import hookimpl
+from minillm_cli.api import hookimpl
 from minillm_plugins.benchmarks.dolly import DollyBenchmark
 from minillm_plugins.benchmarks.self_inst import SelfInstBenchmark
 from minillm_plugins.benchmarks.sni import SNIBenchmark

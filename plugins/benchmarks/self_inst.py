@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from minillm_cli.benchmark import Benchmark, EvalExample
+from minillm_cli.api import Benchmark, EvalExample
 
 # The upstream file at a fixed commit of https://github.com/yizhongw/self-instruct (Apache-2.0).
 SELF_INSTRUCT_URL = (

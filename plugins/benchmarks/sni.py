@@ -9,8 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from minillm_cli.benchmark import Benchmark, EvalExample, load_hub_rows, read_records
-from minillm_cli.components import PluginParams
+from minillm_cli.api import Benchmark, EvalExample, PluginParams, load_hub_rows, read_records
 
 
 class SNIParams(PluginParams):

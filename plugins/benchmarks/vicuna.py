@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from minillm_cli.benchmark import Benchmark, EvalExample, Record, fetch_jsonl, read_records
-from minillm_cli.components import PluginParams
+from minillm_cli.api import Benchmark, EvalExample, PluginParams, Record, fetch_jsonl, read_records
 
 # The files at the last commit of https://github.com/lm-sys/FastChat (Apache-2.0) that had the old
 # `fastchat/eval` package (it was removed in the next commit, a0ba8c97).

@@ -1,29 +1,25 @@
-"""Built-in token-level divergences."""
+"""Built-in divergences: token-level ones and the sequence-level ``minillm``.
 
-from minillm_cli.hookspecs import hookimpl
-from minillm_plugins.divergences.akl import AdaptiveKL
-from minillm_plugins.divergences.fkl import ForwardKL
-from minillm_plugins.divergences.jsd import GeneralizedJSD
-from minillm_plugins.divergences.minillm import MiniLLM
-from minillm_plugins.divergences.rkl import ReverseKL
-from minillm_plugins.divergences.sft import CrossEntropy
-from minillm_plugins.divergences.skew import SkewForwardKL, SkewReverseKL
-from minillm_plugins.divergences.tvd import TotalVariation
+Registered by reference (recipe name -> ``"module:Class"``), so that ``minillm plugins`` and ``--help`` list
+them without importing torch; each class is imported the first time a recipe uses it.
+"""
 
-BUILTIN_DIVERGENCES = (
-    ForwardKL,
-    ReverseKL,
-    GeneralizedJSD,
-    TotalVariation,
-    SkewForwardKL,
-    SkewReverseKL,
-    AdaptiveKL,
-    CrossEntropy,
-    MiniLLM,
-)
+from minillm_cli.api import hookimpl
+
+BUILTIN_DIVERGENCES = {
+    "fkl": "minillm_plugins.divergences.fkl:ForwardKL",
+    "rkl": "minillm_plugins.divergences.rkl:ReverseKL",
+    "jsd": "minillm_plugins.divergences.jsd:GeneralizedJSD",
+    "tvd": "minillm_plugins.divergences.tvd:TotalVariation",
+    "sfkl": "minillm_plugins.divergences.skew:SkewForwardKL",
+    "srkl": "minillm_plugins.divergences.skew:SkewReverseKL",
+    "akl": "minillm_plugins.divergences.akl:AdaptiveKL",
+    "sft": "minillm_plugins.divergences.sft:CrossEntropy",
+    "minillm": "minillm_plugins.divergences.minillm:MiniLLM",
+}
 
 
 @hookimpl
 def register_divergences(register) -> None:
-    for cls in BUILTIN_DIVERGENCES:
-        register(cls)
+    for name, target in BUILTIN_DIVERGENCES.items():
+        register(target, name=name)

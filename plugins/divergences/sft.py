@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from minillm_cli.api import TokenDivergence
-from minillm_cli.divergence import cross_entropy_per_token
+from minillm_cli.api import TokenDivergence, cross_entropy_per_token
 
 
 class CrossEntropy(TokenDivergence):

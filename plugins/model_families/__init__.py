@@ -1,6 +1,6 @@
 """Built-in model families."""
 
-from minillm_cli.hookspecs import hookimpl
+from minillm_cli.api import hookimpl
 from minillm_plugins.model_families.generic import GenericFamily
 from minillm_plugins.model_families.gpt2 import GPT2Family
 from minillm_plugins.model_families.llama import LlamaFamily

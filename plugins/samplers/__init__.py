@@ -1,16 +1,21 @@
-"""Built-in samplers."""
+"""Built-in samplers.
 
-from minillm_cli.hookspecs import hookimpl
-from minillm_plugins.samplers.dataset import DatasetSampler
-from minillm_plugins.samplers.mixed import MixedSampler
-from minillm_plugins.samplers.student import StudentSampler
-from minillm_plugins.samplers.teacher import TeacherSampler
-from minillm_plugins.samplers.teacher_mixed import TeacherMixedSampler
+Registered by reference (recipe name -> ``"module:Class"``), so that ``minillm plugins`` and ``--help`` list
+them without importing torch; each class is imported the first time a recipe uses it.
+"""
 
-BUILTIN_SAMPLERS = (DatasetSampler, StudentSampler, TeacherSampler, MixedSampler, TeacherMixedSampler)
+from minillm_cli.api import hookimpl
+
+BUILTIN_SAMPLERS = {
+    "dataset": "minillm_plugins.samplers.dataset:DatasetSampler",
+    "student": "minillm_plugins.samplers.student:StudentSampler",
+    "teacher": "minillm_plugins.samplers.teacher:TeacherSampler",
+    "mixed": "minillm_plugins.samplers.mixed:MixedSampler",
+    "teacher_mixed": "minillm_plugins.samplers.teacher_mixed:TeacherMixedSampler",
+}
 
 
 @hookimpl
 def register_samplers(register) -> None:
-    for cls in BUILTIN_SAMPLERS:
-        register(cls)
+    for name, target in BUILTIN_SAMPLERS.items():
+        register(target, name=name)

@@ -16,9 +16,7 @@ from typing import Any
 import torch
 from pydantic import ConfigDict, Field
 
-from minillm_cli.api import PromptBatch, RolloutBatch, Sampler, SamplerContext
-from minillm_cli.generation import GenerationParams
-from minillm_cli.sampler import generate_rollout
+from minillm_cli.api import GenerationParams, PromptBatch, RolloutBatch, Sampler, SamplerContext, generate_rollout
 
 
 class MixedParams(GenerationParams):

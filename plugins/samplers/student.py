@@ -7,9 +7,7 @@ distribution it was actually drawn from (differs from q(y_t) only with temperatu
 
 from __future__ import annotations
 
-from minillm_cli.api import PromptBatch, RolloutBatch, Sampler, SamplerContext
-from minillm_cli.generation import GenerationParams
-from minillm_cli.sampler import generate_rollout
+from minillm_cli.api import GenerationParams, PromptBatch, RolloutBatch, Sampler, SamplerContext, generate_rollout
 
 
 class StudentSampler(Sampler):

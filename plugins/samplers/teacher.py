@@ -7,9 +7,15 @@ the probability of each token under the distribution it was actually drawn from.
 
 from __future__ import annotations
 
-from minillm_cli.api import PromptBatch, RolloutBatch, Sampler, SamplerContext
-from minillm_cli.generation import GenerationParams, choose_teacher
-from minillm_cli.sampler import generate_rollout
+from minillm_cli.api import (
+    GenerationParams,
+    PromptBatch,
+    RolloutBatch,
+    Sampler,
+    SamplerContext,
+    choose_teacher,
+    generate_rollout,
+)
 
 
 class TeacherSampler(Sampler):

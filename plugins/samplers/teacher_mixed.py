@@ -35,9 +35,15 @@ from dataclasses import replace
 import torch
 from pydantic import Field
 
-from minillm_cli.api import PromptBatch, RolloutBatch, Sampler, SamplerContext
-from minillm_cli.generation import GenerationParams, mixture
-from minillm_cli.sampler import generate_rollout
+from minillm_cli.api import (
+    GenerationParams,
+    PromptBatch,
+    RolloutBatch,
+    Sampler,
+    SamplerContext,
+    generate_rollout,
+    mixture,
+)
 
 
 class TeacherMixedParams(GenerationParams):

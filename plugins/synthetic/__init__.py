@@ -9,7 +9,7 @@ the prompt: ``family``) and the ``synthetic`` benchmark (held-out prompts scored
 ``benchmark``), which ``minillm demo`` uses.
 """
 
-from minillm_cli.hookspecs import hookimpl
+from minillm_cli.api import hookimpl
 from minillm_plugins.synthetic.benchmark import SyntheticBenchmark, load_world, save_world
 from minillm_plugins.synthetic.checker import Checker, Verdict, check, is_valid, mode_of
 from minillm_plugins.synthetic.family import SyntheticFamily

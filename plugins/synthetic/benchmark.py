@@ -25,8 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from minillm_cli.benchmark import Benchmark, EvalExample, read_records
-from minillm_cli.errors import ResourceError
+from minillm_cli.api import Benchmark, EvalExample, ResourceError, read_records
 from minillm_plugins.synthetic.metrics import evaluate
 from minillm_plugins.synthetic.task import EOS, TaskConfig, World, make_world
 

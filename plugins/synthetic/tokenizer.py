@@ -18,7 +18,7 @@ from minillm_plugins.synthetic.task import EOS, PAD, SPECIAL_TOKENS, UNK, World
 def template_words() -> tuple[str, ...]:
     """Words of the Alpaca prompt templates (with and without input), in order of first appearance."""
     try:
-        from minillm_cli.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT
+        from minillm_cli.api import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT
     except ImportError:  # pragma: no cover - the package is always installed with the CLI
         return ()
     text = (

@@ -1,0 +1,83 @@
+"""The plugin API (``minillm_cli.api``) is what built-in plugins use, and all they use."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+import minillm_cli.api as api
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _minillm_cli_imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) of every import of a ``minillm_cli`` module other than ``minillm_cli.api``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "minillm_cli":  # ``from minillm_cli import x`` imports minillm_cli.x (or __init__)
+                modules = [f"minillm_cli.{alias.name}" for alias in node.names]
+            else:
+                modules = [node.module]
+        else:
+            continue
+        for module in modules:
+            if (module == "minillm_cli" or module.startswith("minillm_cli.")) and module != "minillm_cli.api":
+                found.append((node.lineno, module))
+    return found
+
+
+def test_builtin_plugins_import_only_the_public_api() -> None:
+    offenders = []
+    files = sorted((ROOT / "plugins").rglob("*.py"))
+    assert len(files) > 20  # the walk found the plugins
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        offenders += [f"{path.relative_to(ROOT)}:{line}: {module}" for line, module in _minillm_cli_imports(tree)]
+    assert not offenders, "built-in plugins must import only minillm_cli.api:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from minillm_cli.api import TokenDivergence", []),
+        ("import minillm_cli.api", []),
+        ("# from minillm_cli.sampler import x\n'''from minillm_cli.generation import decode'''", []),
+        ("from minillm_cli.sampler import generate_rollout", [(1, "minillm_cli.sampler")]),
+        ("def f():\n    import minillm_cli.generation as g", [(2, "minillm_cli.generation")]),
+        ("from minillm_cli import errors", [(1, "minillm_cli.errors")]),
+        ("from minillm_cli import api", []),
+        ("import minillm_cli", [(1, "minillm_cli")]),
+        ("from minillm_cli_other import x\nfrom .api import y", []),
+    ],
+)
+def test_import_checker(source: str, expected: list[tuple[int, str]]) -> None:
+    """The checker above sees real imports (nested ones too) and ignores comments and strings."""
+    assert _minillm_cli_imports(ast.parse(source)) == expected
+
+
+def test_every_export_resolves_to_its_defining_object() -> None:
+    for name, module in api._EXPORTS.items():
+        assert getattr(api, name) is getattr(importlib.import_module(module), name), name
+    assert sorted(api.__all__) == sorted(api._EXPORTS)
+    assert set(api.__all__) <= set(dir(api))
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'decode_loop'"):
+        api.decode_loop  # noqa: B018
+    with pytest.raises(ImportError):
+        exec("from minillm_cli.api import decode_loop", {})
+
+
+def test_type_checking_imports_match_the_exports() -> None:
+    """The ``if TYPE_CHECKING:`` block (what editors see) names exactly the lazy exports, from the same modules."""
+    tree = ast.parse((ROOT / "minillm_cli" / "api.py").read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
+    seen = {alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert seen == api._EXPORTS
