@@ -63,3 +63,16 @@ def test_saving_the_same_step_twice_replaces_it(tmp_path):
     ckpt.save_checkpoint(FakeEngine(), tmp_path, 5, {"v": 1}, keep_last=2)
     ckpt.save_checkpoint(FakeEngine(), tmp_path, 5, {"v": 2}, keep_last=2)
     assert json.loads((tmp_path / "checkpoints" / "step-5" / "state.json").read_text())["v"] == 2
+
+
+def test_resume_drops_a_torn_last_metrics_line(tmp_path):
+    from minillm_cli.train.metrics import MetricsWriter
+
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": s, "loss": 1.0 / s} for s in (1, 2, 3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4, "lo', encoding="utf-8")
+    writer = MetricsWriter(path, enabled=True, truncate_after=2)
+    assert writer.dropped_lines == [4]
+    assert [json.loads(line) for line in path.read_text().splitlines()] == rows[:2]
+    writer.write({"step": 3, "loss": 0.5})
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2, 3]

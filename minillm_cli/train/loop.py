@@ -186,6 +186,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     periodic = PeriodicEval(recipe, plugins, student.tokenizer, prompts, run_dir)
     if main and periodic.skip_reason:
         progress.log(periodic.skip_reason)
+    if main and metrics.dropped_lines:
+        lines = ", ".join(map(str, metrics.dropped_lines))
+        progress.log(f"warning: dropped unreadable line(s) {lines} of {metrics.path} (torn by a crash or a full disk)")
     if main and data.dropped_long_prompts:
         progress.log(f"dropped {data.dropped_long_prompts} prompt(s) longer than data.max_prompt_length")
     trackers = open_trackers(
