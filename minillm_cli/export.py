@@ -40,6 +40,7 @@ from minillm_cli.errors import RecipeError, ResourceError, RuntimeFailure, Usage
 from minillm_cli.models import LoadedModel, load_model, load_tokenizer
 from minillm_cli.recipe.schema import EngineSpec, ModelSpec
 from minillm_cli.recipe.yaml_io import load_yaml
+from minillm_cli.safe_load import UnsafeCheckpointError, safe_torch_load
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ENGINE_TAG = "engine"  # the tag minillm_cli.train.checkpoint saves the DeepSpeed engine under
@@ -196,10 +197,13 @@ def checkpoint_weights(ck: Checkpoint, dtype: torch.dtype) -> tuple[dict[str, to
     full = engine_dir / FULL_MODEL_STATES
     if full.exists():
         try:
-            try:
-                states = torch.load(full, map_location="cpu", weights_only=False, mmap=True)
-            except RuntimeError:  # a file in the legacy (non-zip) format cannot be memory-mapped
-                states = torch.load(full, map_location="cpu", weights_only=False)
+            with safe_torch_load():
+                try:
+                    states = torch.load(full, map_location="cpu", mmap=True)
+                except RuntimeError:  # a file in the legacy (non-zip) format cannot be memory-mapped
+                    states = torch.load(full, map_location="cpu")
+        except UnsafeCheckpointError:
+            raise
         except Exception as exc:  # torch.load raises many types for a damaged file
             raise ResourceError(f"cannot read {str(full)!r}", why=f"{type(exc).__name__}: {exc}") from exc
         module = states.get("module") if isinstance(states, dict) else None
@@ -214,7 +218,7 @@ def checkpoint_weights(ck: Checkpoint, dtype: torch.dtype) -> tuple[dict[str, to
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     try:
-        with _quiet():
+        with _quiet(), safe_torch_load():
             lazy = get_fp32_state_dict_from_zero_checkpoint(str(ck.path), tag=ENGINE_TAG, lazy_mode=True)
             # one tensor at a time (the lazy tensors gather their partitions on .contiguous()); aliases of a
             # shared parameter stay one tensor

@@ -1,6 +1,11 @@
 """Checkpoints written atomically: everything goes to ``checkpoints/.tmp-step-N`` first, which is renamed to
 ``step-N`` only once complete, and ``checkpoints/latest`` is replaced after that. A kill at any moment leaves
-the previous checkpoint intact and loadable. Only the last ``keep_last`` checkpoints are kept."""
+the previous checkpoint intact and loadable. Only the last ``keep_last`` checkpoints are kept.
+
+Nothing in a checkpoint is unpickled on resume: what minillm writes (each rank's RNG states and payload, e.g.
+the rollout buffer) is JSON + safetensors (:mod:`minillm_cli.train.state_files`), and DeepSpeed's own files
+are read under :func:`minillm_cli.safe_load.safe_torch_load` (``weights_only=True`` with a small allowlist).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from typing import Any
 import torch
 
 from minillm_cli.errors import ResourceError
+from minillm_cli.safe_load import safe_torch_load
 from minillm_cli.train import distributed as dist_utils
+from minillm_cli.train.state_files import load_state, save_state
 
 STATE_FILE = "state.json"
 ENGINE_TAG = "engine"
@@ -29,13 +36,27 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# pickle files of earlier minillm versions: recognised, never loaded
+LEGACY_FILES = ("rng-rank*.pt", "payload-rank*.pt")
+
+
+def _rank_files(ck: Path, kind: str, rank: int) -> tuple[Path, Path]:
+    return ck / f"{kind}-rank{rank}.json", ck / f"{kind}-rank{rank}.safetensors"
+
+
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
 def save_checkpoint(
@@ -53,9 +74,9 @@ def save_checkpoint(
         tmp.mkdir(parents=True)
     dist_utils.barrier()
     engine.save_checkpoint(str(tmp), tag=ENGINE_TAG, save_latest=False)
-    torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
+    save_state(rng_state(), *_rank_files(tmp, "rng", rank))
     if rank_payload is not None:
-        torch.save(rank_payload, tmp / f"payload-rank{rank}.pt")
+        save_state(rank_payload, *_rank_files(tmp, "payload", rank))
     dist_utils.barrier()
     if rank == 0:
         _write_atomic(tmp / STATE_FILE, json.dumps({"step": step, **state}, indent=2))
@@ -106,17 +127,43 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def load_checkpoint(engine: Any, ck: Path) -> dict[str, Any]:
     """Restore engine (weights, optimizer, scheduler) and this rank's RNG; returns the saved state."""
-    state = json.loads((ck / STATE_FILE).read_text(encoding="utf-8"))
-    path, _ = engine.load_checkpoint(str(ck), tag=ENGINE_TAG, load_optimizer_states=True, load_lr_scheduler_states=True)
+    try:
+        state = json.loads((ck / STATE_FILE).read_text(encoding="utf-8"))
+        if not isinstance(state, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ResourceError(
+            f"cannot read {str(ck / STATE_FILE)!r}",
+            why=f"{type(exc).__name__}: {exc}",
+            hint="the checkpoint is damaged; resume from an earlier one (checkpoints/step-N) or start again",
+        ) from exc
+    check_format(ck)
+    with safe_torch_load():
+        path, _ = engine.load_checkpoint(
+            str(ck), tag=ENGINE_TAG, load_optimizer_states=True, load_lr_scheduler_states=True
+        )
     if path is None:
         raise ResourceError(f"checkpoint {ck} could not be loaded by DeepSpeed", hint="is it from this recipe?")
-    rng_file = ck / f"rng-rank{dist_utils.rank()}.pt"
-    if rng_file.exists():
-        set_rng_state(torch.load(rng_file, weights_only=False))
+    rng_json, rng_tensors = _rank_files(ck, "rng", dist_utils.rank())
+    if rng_json.exists():
+        set_rng_state(load_state(rng_json, rng_tensors))
     return state
+
+
+def check_format(ck: Path) -> None:
+    """A checkpoint written by a minillm before the safe format (pickle files) is refused, never unpickled."""
+    legacy = sorted(p.name for pattern in LEGACY_FILES for p in ck.glob(pattern))
+    if legacy and not any(ck.glob("rng-rank*.json")):
+        raise ResourceError(
+            f"checkpoint {str(ck)!r} predates minillm's safe checkpoint format",
+            why=f"it stores minillm's own state as pickle files ({', '.join(legacy[:3])}), which are never loaded "
+            "because unpickling a file can run code from it",
+            hint="start the run again with this minillm version; `minillm export` still turns the checkpoint's "
+            "weights into a model folder",
+        )
 
 
 def load_rank_payload(ck: Path) -> Any:
     """This rank's payload saved with the checkpoint, or None."""
-    f = ck / f"payload-rank{dist_utils.rank()}.pt"
-    return torch.load(f, weights_only=False) if f.exists() else None
+    json_path, tensor_path = _rank_files(ck, "payload", dist_utils.rank())
+    return load_state(json_path, tensor_path) if json_path.exists() else None
