@@ -139,3 +139,59 @@ def test_torn_metrics_line_is_dropped_on_resume(tmp_path):
     assert "Traceback" not in res.output
     assert "dropped unreadable line(s) 3" in res.output
     assert metrics_steps(run) == [1, 2, 3, 4]
+
+
+# -- eval and generate ------------------------------------------------------------------------------------
+
+
+def flat(text: str) -> str:
+    """The panel's text without its box and line wrapping (a long path is folded over several lines)."""
+    return "".join(text.replace("│", "").split())
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from tiny_models import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-gpt2", "gpt2", max_positions=512)
+
+
+def _eval(cli, model: Path, out: Path):
+    fixtures = Path(__file__).parent / "fixtures" / "bench"
+    return cli("eval", "--bench", "dolly", "--model", model, "--data", fixtures / "dolly.jsonl",
+               "--max-new-tokens", "4", "--limit", "2", "--output-dir", out)  # fmt: skip
+
+
+@pytest.mark.parametrize("small_disk", ["64k"], indirect=True)
+def test_eval_on_a_full_disk_exits_5_and_leaves_no_partial_file(cli, tiny_model, small_disk):
+    filler = small_disk / "filler"
+    with pytest.raises(OSError), open(filler, "wb") as f:  # fill the disk to the last block
+        while True:
+            f.write(b"\0" * 4096)
+            f.flush()
+    out = small_disk / "eval"
+    res = _eval(cli, tiny_model, out)
+    assert res.code == 5, res.output
+    assert "Traceback" not in res.output and "nospaceleftondevice" in flat(res.output)
+    assert flat(str(out / "dolly" / "predictions.jsonl")) in flat(res.output)
+    assert not list(small_disk.rglob("*.partial"))
+    filler.unlink()  # space freed: the same command now works
+    assert _eval(cli, tiny_model, out).code == 0
+    assert (out / "dolly" / "scores.json").exists()
+
+
+@pytest.mark.parametrize("small_disk", ["64k"], indirect=True)
+def test_eval_and_generate_into_a_read_only_folder_exit_5(cli, tiny_model, small_disk):
+    _mount("-o", "remount,ro", str(small_disk))
+    try:
+        res = _eval(cli, tiny_model, small_disk / "eval")
+        assert res.code == 5, res.output
+        assert "Traceback" not in res.output and "read-onlyfilesystem" in flat(res.output)
+        assert flat(str(small_disk / "eval")) in flat(res.output)
+        out = small_disk / "gen" / "out.jsonl"
+        res = cli("generate", "-m", tiny_model, "-p", "Say hi", "--max-new-tokens", "2", "-o", out)
+        assert res.code == 5, res.output
+        assert "Traceback" not in res.output and "read-onlyfilesystem" in flat(res.output)
+        assert flat(str(out)) in flat(res.output)
+    finally:
+        _mount("-o", "remount,rw", str(small_disk))
