@@ -156,6 +156,15 @@ def tiny_model(tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-gpt2", "gpt2", max_positions=512)
 
 
+def _fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with pytest.raises(OSError), open(filler, "wb") as f:
+        while True:
+            f.write(b"\0" * 4096)
+            f.flush()
+    return filler
+
+
 def _eval(cli, model: Path, out: Path):
     fixtures = Path(__file__).parent / "fixtures" / "bench"
     return cli("eval", "--bench", "dolly", "--model", model, "--data", fixtures / "dolly.jsonl",
@@ -164,11 +173,7 @@ def _eval(cli, model: Path, out: Path):
 
 @pytest.mark.parametrize("small_disk", ["64k"], indirect=True)
 def test_eval_on_a_full_disk_exits_5_and_leaves_no_partial_file(cli, tiny_model, small_disk):
-    filler = small_disk / "filler"
-    with pytest.raises(OSError), open(filler, "wb") as f:  # fill the disk to the last block
-        while True:
-            f.write(b"\0" * 4096)
-            f.flush()
+    filler = _fill(small_disk)
     out = small_disk / "eval"
     res = _eval(cli, tiny_model, out)
     assert res.code == 5, res.output
@@ -195,3 +200,20 @@ def test_eval_and_generate_into_a_read_only_folder_exit_5(cli, tiny_model, small
         assert flat(str(out)) in flat(res.output)
     finally:
         _mount("-o", "remount,rw", str(small_disk))
+
+
+@pytest.mark.parametrize("small_disk", ["64k"], indirect=True)
+def test_export_onto_a_full_disk_exits_5_and_leaves_nothing(cli, tmp_path, small_disk):
+    from test_export import make_run, scratch_student
+
+    run, _ = make_run(tmp_path, scratch_student("gpt2"))
+    filler = _fill(small_disk)
+    out = small_disk / "hf"
+    res = cli("export", run, out)
+    assert res.code == 5, res.output
+    assert "Traceback" not in res.output and "nospaceleftondevice" in flat(res.output)
+    assert flat(str(out)) in flat(res.output)
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no temporary folder left behind
+    filler.unlink()
+    assert cli("export", run, out).code == 0
+    assert (out / "model.safetensors").exists()
