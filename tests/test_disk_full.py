@@ -217,3 +217,26 @@ def test_export_onto_a_full_disk_exits_5_and_leaves_nothing(cli, tmp_path, small
     filler.unlink()
     assert cli("export", run, out).code == 0
     assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("small_disk", ["1m"], indirect=True)
+def test_final_folder_on_a_full_disk_keeps_the_old_one(tiny_model, small_disk):
+    from types import SimpleNamespace
+
+    from minillm_cli.models import load_model
+    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_cli.train.final import save_hf_folder
+
+    loaded = load_model(ModelSpec(path=str(tiny_model)))
+    out = small_disk / "final"
+    out.mkdir()
+    (out / "model.safetensors").write_text("the previous final model")
+    filler = _fill(small_disk)
+    with pytest.raises(ResourceError) as info:
+        save_hf_folder(SimpleNamespace(module=loaded.model), loaded.tokenizer, out)
+    assert str(out) in info.value.message and "no space left on device" in info.value.message
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "final"]  # no .final.tmp left
+    assert (out / "model.safetensors").read_text() == "the previous final model"
+    filler.unlink()
+    save_hf_folder(SimpleNamespace(module=loaded.model), loaded.tokenizer, out)
+    assert (out / "config.json").exists() and (out / "model.safetensors").stat().st_size > 1000
