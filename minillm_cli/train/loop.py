@@ -76,10 +76,13 @@ def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise ResourceError("out of memory during training", why=why, hint=OOM_HINT) from exc
         if write_failure(exc, Path.cwd()) is not None:  # a failed write no site wrapped (recipe.yaml, trackers)
-            where = getattr(exc, "filename", None) or Path(opts.output_dir or recipe.output_dir)
-            err = resource_error(exc, where, "run output", hint=WRITE_HINT)
-            if err is not None:
-                raise err from exc
+            run_dir = Path(opts.output_dir or recipe.output_dir).absolute()
+            name = getattr(exc, "filename", None)
+            where = Path(name).absolute() if isinstance(name, str) else run_dir
+            if where == run_dir or run_dir in where.parents:  # not a file minillm reads from elsewhere
+                err = resource_error(exc, where, "run output", hint=WRITE_HINT)
+                if err is not None:
+                    raise err from exc
         raise
 
 
