@@ -240,3 +240,16 @@ def test_final_folder_on_a_full_disk_keeps_the_old_one(tiny_model, small_disk):
     filler.unlink()
     save_hf_folder(SimpleNamespace(module=loaded.model), loaded.tokenizer, out)
     assert (out / "config.json").exists() and (out / "model.safetensors").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_two_processes_on_a_full_disk_exit_5_without_hanging(small_disk):
+    run = small_disk / "run"
+    res = run_minillm(
+        "distill", KD, "--nproc", "2", "--output-dir", run, "--set", "train.total_steps=4", "--set",
+        "train.save_every=1", env={"OMP_NUM_THREADS": "1", "COLUMNS": "400"}, timeout=240,
+    )  # fmt: skip
+    assert res.code == 5, res.output
+    assert "no space left on device" in res.output and str(run / "checkpoints") in res.output
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-1"]
+    assert ckpt.latest_checkpoint(run).name == "step-1"

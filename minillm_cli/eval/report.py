@@ -27,7 +27,10 @@ from minillm_cli.eval.labels import model_labels as model_labels  # re-exported:
 from minillm_cli.eval.runner import ModelScores, Prediction
 from minillm_cli.io_errors import writing
 
-HINT = "free space on that disk or choose another --output-dir, then run the evaluation again"
+HINT = (
+    "free space on that disk or choose another output folder, then run the command again "
+    "(a training run whose periodic eval failed continues with --resume)"
+)
 
 
 def _atomic_write(path: Path, text: str) -> None:
