@@ -37,6 +37,7 @@ import yaml
 from pydantic import ValidationError
 
 from minillm_cli.errors import RecipeError, ResourceError, RuntimeFailure, UsageError
+from minillm_cli.io_errors import resource_error
 from minillm_cli.models import LoadedModel, load_model, load_tokenizer
 from minillm_cli.recipe.schema import EngineSpec, ModelSpec
 from minillm_cli.recipe.yaml_io import load_yaml
@@ -556,7 +557,13 @@ def export_checkpoint(
 
     try:
         write_folder(out, fill)
-    except OSError as exc:
+    except Exception as exc:
+        hint = "free space on that disk or choose another OUT; nothing was written"
+        err = resource_error(exc, out, "export", hint=hint)
+        if err is not None:
+            raise err from exc
+        if not isinstance(exc, OSError):
+            raise
         raise ResourceError(
             f"cannot write the export to {str(out)!r}; nothing was written",
             why=f"{type(exc).__name__}: {exc}",

@@ -410,7 +410,7 @@ def test_quick_demo_runs_the_whole_chain(tmp_path):
 
     # a variant of a stage, trained from the same recipe (same SFT student, same seed) with an override
     variants = [sys.executable, "-m", "minillm_cli.demo.variants", str(out), "kd-short=kd:train.total_steps=5"]
-    proc = subprocess.run(variants, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(variants, capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = json.loads((out / "variants" / "results.json").read_text())["kd-short"]
     assert table["variant"] == {"stage": "kd", "overrides": ["train.total_steps=5"]}

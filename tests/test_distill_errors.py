@@ -37,3 +37,25 @@ def test_other_errors_are_not_disguised_as_oom(monkeypatch):
     monkeypatch.setattr(loop, "_run", lambda r, o: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         loop.run_distill(None, loop.RunOptions())
+
+
+def test_a_failed_write_in_the_run_dir_becomes_exit_5(monkeypatch, tmp_path):
+    import errno
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(loop.dist_utils, "init_distributed", lambda: None)
+    target = tmp_path / "run" / "recipe.yaml"
+
+    def full(recipe, opts):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(loop, "_run", full)
+    with pytest.raises(ResourceError) as info:
+        loop.run_distill(SimpleNamespace(output_dir=str(tmp_path / "run")), loop.RunOptions())
+    assert info.value.exit_code == 5 and str(target) in info.value.message
+    assert "no space left on device" in info.value.message and "--resume" in info.value.hint
+
+    outside = tmp_path / "elsewhere.txt"  # a permission problem on a file minillm only reads stays as it is
+    monkeypatch.setattr(loop, "_run", lambda r, o: (_ for _ in ()).throw(PermissionError(13, "denied", str(outside))))
+    with pytest.raises(PermissionError):
+        loop.run_distill(SimpleNamespace(output_dir=str(tmp_path / "run")), loop.RunOptions())

@@ -336,16 +336,21 @@ def generate(
         prompts, loaded.tokenizer, formatter, max_new_tokens=max_new_tokens, limit=max_positions(lm)
     )
 
+    from minillm_cli.io_errors import writing
+
     sink = None
+    hint = "free space on that disk or choose another --output, then run the command again"
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        sink = open(output, "w", encoding="utf-8")  # noqa: SIM115 - closed below, written batch by batch
+        with writing(output, "generations", hint=hint):
+            output.parent.mkdir(parents=True, exist_ok=True)
+            sink = open(output, "w", encoding="utf-8")  # noqa: SIM115 - closed below, written batch by batch
 
     def write_batch(start: int, texts: list[str]) -> None:
         if sink is not None:
-            for offset, text in enumerate(texts):
-                sink.write(json.dumps(prompts[start + offset].record(text), ensure_ascii=False) + "\n")
-            sink.flush()
+            with writing(output, "generations", hint=hint):
+                for offset, text in enumerate(texts):
+                    sink.write(json.dumps(prompts[start + offset].record(text), ensure_ascii=False) + "\n")
+                sink.flush()
 
     single = len(prompts) == 1
     try:
@@ -361,7 +366,8 @@ def generate(
         )
     finally:
         if sink is not None:
-            sink.close()
+            with writing(output, "generations", hint=hint):
+                sink.close()
     if output is not None:
         typer.echo(f"wrote {len(responses)} response(s) to {output}", err=True)
     elif not single:

@@ -25,13 +25,21 @@ from rich.table import Table
 
 from minillm_cli.eval.labels import model_labels as model_labels  # re-exported: labels live there
 from minillm_cli.eval.runner import ModelScores, Prediction
+from minillm_cli.io_errors import writing
+
+HINT = (
+    "free space on that disk or choose another output folder, then run the command again "
+    "(a training run whose periodic eval failed continues with --resume)"
+)
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A failed write (full disk, read-only folder) removes the ``.partial`` file: exit 5 naming ``path``."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    with writing(path, "evaluation output", cleanup=[partial], hint=HINT):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
 
 
 def _clean(value: Any) -> Any:

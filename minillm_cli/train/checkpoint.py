@@ -13,12 +13,15 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from minillm_cli.errors import ResourceError
+from minillm_cli.io_errors import writing
 from minillm_cli.safe_load import safe_torch_load
 from minillm_cli.train import distributed as dist_utils
 from minillm_cli.train.state_files import load_state, save_state
@@ -59,6 +62,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
+def _fails_cleanly(save: Callable[..., Path]) -> Callable[..., Path]:
+    """A write that fails (full disk, read-only folder...) removes the partial ``.tmp-step-N`` and raises a
+    ResourceError (exit 5) naming it; the previous checkpoint and ``latest`` are untouched. Under several
+    processes the failing rank exits with 5 and the others are stopped by the launcher."""
+
+    @wraps(save)
+    def guarded(engine: Any, run_dir: Path, step: int, *args: Any, **kwargs: Any) -> Path:
+        ck_root = Path(run_dir) / "checkpoints"
+        previous = latest_checkpoint(Path(run_dir))
+        keep = f"the previous checkpoint {previous.name} is intact" if previous else "no checkpoint was written yet"
+        hint = (
+            f"{keep}; free space on that disk (or set output.dir / --output-dir to another disk and copy the run "
+            "there), then run the same command with --resume"
+        )
+        cleanup = [ck_root / f".tmp-step-{step}", ck_root / ".latest.tmp"]
+        with writing(ck_root / f"step-{step}", f"checkpoint step-{step}", cleanup=cleanup, hint=hint):
+            return save(engine, run_dir, step, *args, **kwargs)
+
+    return guarded
+
+
+@_fails_cleanly
 def save_checkpoint(
     engine: Any, run_dir: Path, step: int, state: dict[str, Any], keep_last: int, rank_payload: Any = None
 ) -> Path:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from minillm_cli.io_errors import writing
 from minillm_cli.train import distributed as dist_utils
 
 
@@ -26,32 +27,34 @@ def save_hf_folder(
     state = gathered_state_dict(engine)
     if dist_utils.is_main():
         tmp = out.with_name(f".{out.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        from transformers.utils import logging as hf_logging
+        hint = "free space on that disk or choose another output.dir, then run the same command with --resume"
+        with writing(out, "final model", cleanup=[tmp], hint=hint):
+            shutil.rmtree(tmp, ignore_errors=True)
+            from transformers.utils import logging as hf_logging
 
-        from minillm_cli.lora import is_lora, merged_copy
+            from minillm_cli.lora import is_lora, merged_copy
 
-        hf_logging.disable_progress_bar()
-        model = engine.module
-        if is_lora(model):  # a plain folder: adapters merged into the weights
-            model = merged_copy(model).cpu()
-            state = model.state_dict()
-        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-        model.save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
-        if getattr(model, "generation_config", None) is not None:
-            model.generation_config.save_pretrained(tmp)
-        if card is not None:
-            (tmp / "README.md").write_text(card, encoding="utf-8")
-        if prompt_format is not None:
-            from minillm_cli.data.prompt_format import write_prompt_format
+            hf_logging.disable_progress_bar()
+            model = engine.module
+            if is_lora(model):  # a plain folder: adapters merged into the weights
+                model = merged_copy(model).cpu()
+                state = model.state_dict()
+            state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+            model.save_pretrained(tmp, state_dict=state)
+            tokenizer.save_pretrained(tmp)
+            if getattr(model, "generation_config", None) is not None:
+                model.generation_config.save_pretrained(tmp)
+            if card is not None:
+                (tmp / "README.md").write_text(card, encoding="utf-8")
+            if prompt_format is not None:
+                from minillm_cli.data.prompt_format import write_prompt_format
 
-            write_prompt_format(tmp, prompt_format)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, out)
+                write_prompt_format(tmp, prompt_format)
+            if out.exists():
+                old = out.with_name(f".{out.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(out, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(tmp, out)
     dist_utils.barrier()
     return out if dist_utils.is_main() else None

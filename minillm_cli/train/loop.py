@@ -15,6 +15,7 @@ from minillm_cli.data.prompt_format import PromptFormatter, check_same_chat_temp
 from minillm_cli.data.records import load_records
 from minillm_cli.divergence import SequenceDivergence, TokenDivergence
 from minillm_cli.errors import InterruptedRun, MinillmError, ResourceError, RuntimeFailure, UsageError
+from minillm_cli.io_errors import resource_error, write_failure
 from minillm_cli.lora import apply_lora
 from minillm_cli.models import check_vocab, load_model
 from minillm_cli.plugins import get_plugins
@@ -36,6 +37,8 @@ OOM_HINT = (
     "set engine.offload_optimizer / engine.offload_params, or shorten data.max_prompt_length / "
     "max_response_length"
 )
+
+WRITE_HINT = "free space on that disk or choose another output.dir, then run the same command with --resume"
 
 
 @dataclass
@@ -72,6 +75,14 @@ def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
         if _is_oom(exc):
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise ResourceError("out of memory during training", why=why, hint=OOM_HINT) from exc
+        if write_failure(exc, Path.cwd()) is not None:  # a failed write no site wrapped (recipe.yaml, trackers)
+            run_dir = Path(opts.output_dir or recipe.output_dir).absolute()
+            name = getattr(exc, "filename", None)
+            where = Path(name).absolute() if isinstance(name, str) else run_dir
+            if where == run_dir or run_dir in where.parents:  # not a file minillm reads from elsewhere
+                err = resource_error(exc, where, "run output", hint=WRITE_HINT)
+                if err is not None:
+                    raise err from exc
         raise
 
 

@@ -8,6 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from minillm_cli.io_errors import writing
+
+HINT = "free space on that disk or choose another output.dir, then run the same command with --resume"
+
 
 def _rows_up_to(path: Path, last_step: int) -> tuple[list[dict[str, Any]], list[int]]:
     """The rows of ``path`` with ``step <= last_step``, one per step (the last written wins), in step order;
@@ -42,14 +46,16 @@ class MetricsWriter:
             # run writes; the rewrite goes to a temporary file renamed into place, so a kill keeps the old one
             kept, self.dropped_lines = _rows_up_to(path, truncate_after)
             tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text("".join(json.dumps(k) + "\n" for k in kept), encoding="utf-8")
-            os.replace(tmp, path)
+            with writing(path, "metrics", cleanup=[tmp], hint=HINT):
+                tmp.write_text("".join(json.dumps(k) + "\n" for k in kept), encoding="utf-8")
+                os.replace(tmp, path)
         elif enabled and truncate_after is None:
-            path.write_text("", encoding="utf-8")
+            with writing(path, "metrics", hint=HINT):
+                path.write_text("", encoding="utf-8")
 
     def write(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-        with open(self.path, "a", encoding="utf-8") as f:
+        with writing(self.path, "metrics", hint=HINT), open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(clean) + "\n")
