@@ -27,6 +27,7 @@ from minillm_cli.train.engine import DTYPES, init_student, init_teacher
 from minillm_cli.train.final import save_hf_folder
 from minillm_cli.train.metrics import MetricsWriter
 from minillm_cli.train.periodic_eval import PeriodicEval
+from minillm_cli.train.plugin_failure import blame_plugin
 from minillm_cli.train.progress import StepProgress
 from minillm_cli.train.step import StepContext, train_step
 from minillm_cli.train.trackers import open_trackers
@@ -72,6 +73,9 @@ def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
         if _is_oom(exc):
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise ResourceError("out of memory during training", why=why, hint=OOM_HINT) from exc
+        blamed = blame_plugin(exc, get_plugins())
+        if blamed is not None:
+            raise blamed from exc
         raise
 
 
