@@ -14,7 +14,14 @@ from minillm_cli.data.pretrain import load_texts, pack_blocks
 from minillm_cli.data.prompt_format import PromptFormatter, check_same_chat_template
 from minillm_cli.data.records import load_records
 from minillm_cli.divergence import SequenceDivergence, TokenDivergence
-from minillm_cli.errors import InterruptedRun, MinillmError, ResourceError, RuntimeFailure, UsageError
+from minillm_cli.errors import (
+    InterruptedRun,
+    MinillmError,
+    PeerLost,
+    ResourceError,
+    RuntimeFailure,
+    UsageError,
+)
 from minillm_cli.lora import apply_lora
 from minillm_cli.models import check_vocab, load_model
 from minillm_cli.plugins import get_plugins
@@ -70,6 +77,12 @@ def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
     except (KeyboardInterrupt, MinillmError):
         raise
     except Exception as exc:
+        if dist_utils.is_peer_lost(exc):
+            raise PeerLost(
+                f"rank {dist_utils.rank()}: another worker process stopped during training",
+                why=(str(exc).splitlines() or [type(exc).__name__])[0],
+                hint="continue from the latest checkpoint with `minillm distill RECIPE --resume`",
+            ) from exc
         if _is_oom(exc):
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise ResourceError("out of memory during training", why=why, hint=OOM_HINT) from exc
