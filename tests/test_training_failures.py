@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import pytest
 from conftest import run_minillm
 
 import minillm_cli.plugins as plugins_mod
-from minillm_cli.errors import PluginError
+from minillm_cli.errors import PeerLost, PluginError
 from minillm_cli.plugins import load_plugins
+from minillm_cli.train import launch, loop
 from minillm_cli.train.plugin_failure import blame_plugin
 
 FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
@@ -124,3 +126,39 @@ def test_fixture_module_is_importable_for_the_subprocesses():
     finally:
         sys.path.remove(str(FIXTURES))
         sys.modules.pop("fx_raising", None)
+
+
+GLOO_PEER_GONE = (
+    "[../third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:46723. This is "
+    "typically caused by a remote worker crashing."
+)
+
+
+@pytest.mark.parametrize(("world", "expected"), [(2, PeerLost), (1, RuntimeError)])
+def test_collective_failing_for_a_lost_peer_is_peer_lost_only_with_peers(monkeypatch, world, expected):
+    monkeypatch.setattr(loop.dist_utils, "init_distributed", lambda: None)
+    monkeypatch.setattr(loop.dist_utils, "world_size", lambda: world)
+    monkeypatch.setattr(loop, "_run", lambda r, o: (_ for _ in ()).throw(RuntimeError(GLOO_PEER_GONE)))
+    with pytest.raises(expected) as info:
+        loop.run_distill(None, loop.RunOptions())
+    assert (type(info.value) is PeerLost) == (world == 2)
+    if world == 2:
+        assert info.value.exit_code == 1 and "--resume" in info.value.hint
+
+
+def test_the_first_non_sigterm_signal_death_is_the_cause(tmp_path):
+    """The launcher SIGTERMs the survivors after the first failure: the SIGKILLed rank is named, and a rank
+    that recorded its own exit code is not a signal death."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def failure(rank: int, code: int) -> ProcessFailure:
+        f = ProcessFailure(local_rank=rank, pid=100 + rank, exitcode=code, error_file=str(tmp_path / "none"))
+        f.timestamp = 5
+        return f
+
+    err = ChildFailedError("minillm", {0: failure(0, -signal.SIGTERM), 2: failure(2, -signal.SIGKILL)})
+    assert launch._killed_by_signal(err, tmp_path) == (2, "SIGKILL")
+    (tmp_path / "rank-2").write_text("1")  # rank 2 exited by itself: only rank 0's SIGTERM is left
+    assert launch._killed_by_signal(err, tmp_path) == (0, "SIGTERM")
+    (tmp_path / "rank-0").write_text("4")
+    assert launch._killed_by_signal(err, tmp_path) is None
