@@ -74,6 +74,11 @@ class RuntimeFailure(MinillmError):
     title = "Run failed"
 
 
+class PeerLost(RuntimeFailure):
+    """A collective failed because another worker process is gone: the ``--nproc`` launcher, which knows which
+    rank died and how, renders the one panel; under an external launcher the worker renders this one."""
+
+
 class InterruptedRun(MinillmError):
     exit_code = ExitCode.INTERRUPTED
     title = "Interrupted"

@@ -32,7 +32,7 @@ def distill(
     if nproc > 1 and not launched_externally():
         from minillm_cli.train.launch import launch
 
-        raise typer.Exit(launch(nproc, state.argv))
+        raise typer.Exit(launch(nproc, state.argv, run_dir=Path(output_dir or loaded.output_dir)))
 
     from minillm_cli.train import distributed as dist_utils
     from minillm_cli.train.loop import RunOptions, run_distill

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from minillm_cli.cli.render import render_error
         from minillm_cli.cli.state import state
-        from minillm_cli.errors import ExitCode, MinillmError
+        from minillm_cli.errors import ExitCode, MinillmError, PeerLost
     except KeyboardInterrupt:  # Ctrl-C while Python imports the CLI: no traceback
         sys.stderr.write("interrupted\n")
         _exit(INTERRUPTED)
@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         app = build_app()
         app(args=args, prog_name="minillm")
     except MinillmError as err:
-        if _worker_rank() == 0:
+        if isinstance(err, PeerLost) and _under_launcher():
+            pass  # the --nproc launcher names the rank that died, in one panel
+        elif _worker_rank() == 0:
             render_error(err, debug=state.debug)
         else:  # the same error on every rank: one panel (rank 0's) is enough
             sys.stderr.write(f"[rank {_worker_rank()}] {err.message}\n")
@@ -114,10 +116,17 @@ def _strip_local_rank(args: list[str]) -> list[str]:
     return out
 
 
+def _under_launcher() -> bool:
+    """Whether this process is a worker of ``minillm ... --nproc N`` (which reports failures itself)."""
+    import os
+
+    return "MINILLM_EXIT_DIR" in os.environ
+
+
 def _worker_rank() -> int:
     import os
 
-    return int(os.environ.get("RANK", "0")) if "MINILLM_EXIT_DIR" in os.environ else 0
+    return int(os.environ.get("RANK", "0")) if _under_launcher() else 0
 
 
 def _exit(code: int) -> None:

@@ -40,6 +40,24 @@ def init_distributed() -> None:
         get_accelerator().set_device(int(os.environ.get("LOCAL_RANK", "0")))
 
 
+# what gloo (and NCCL) say when a collective's peer process has died
+_PEER_LOST = (
+    "connection closed by peer",
+    "connection reset by peer",
+    "broken pipe",
+    "remote worker crashing",
+    "remote process exited",
+)
+
+
+def is_peer_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective failing because another worker process is gone."""
+    if world_size() <= 1 or not isinstance(exc, RuntimeError | ConnectionError | OSError):
+        return False
+    text = str(exc).lower()
+    return any(marker in text for marker in _PEER_LOST)
+
+
 def rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 

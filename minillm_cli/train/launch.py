@@ -3,10 +3,18 @@ return the exit code the workers chose (not the launcher's generic 1)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from minillm_cli.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
 EXIT_DIR_ENV = "MINILLM_EXIT_DIR"
 
@@ -33,7 +41,7 @@ def record_exit_code(code: int) -> None:
         Path(d, f"rank-{os.environ.get('RANK', '0')}").write_text(str(code), encoding="utf-8")
 
 
-def launch(nproc: int, argv: list[str]) -> int:
+def launch(nproc: int, argv: list[str], run_dir: Path | None = None) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -52,14 +60,65 @@ def launch(nproc: int, argv: list[str]) -> int:
             max_restarts=0,
             monitor_interval=0.5,
         )
+        # elastic logs each worker's failure and its SIGTERMs to the others; minillm reports failures itself
+        elastic_log = logging.getLogger("torch.distributed.elastic")
+        level = elastic_log.level
+        elastic_log.setLevel(logging.CRITICAL)
         try:
             elastic_launch(config, sys.executable)("-m", "minillm_cli", *strip_nproc(argv))
             failed = False
-        except ChildFailedError:
+        except ChildFailedError as err:
             failed = True
+            killed = _killed_by_signal(err, Path(exit_dir))
+            if killed is not None:
+                raise _signal_failure(*killed, argv, run_dir) from None
         finally:
             os.environ.pop(EXIT_DIR_ENV, None)
+            elastic_log.setLevel(level)
         codes = [int(p.read_text()) for p in Path(exit_dir).glob("rank-*")]
     if codes:
         return max(codes, key=lambda c: (c != 0, c))
     return 1 if failed else 0
+
+
+def _killed_by_signal(err: ChildFailedError, exit_dir: Path) -> tuple[int, str] | None:
+    """(rank, signal name) of the first worker that died by a signal; None if none did.
+
+    The launcher SIGTERMs the survivors once one worker failed, so a SIGTERM counts only when no other signal
+    killed a worker, and a worker that recorded its own exit code (in ``exit_dir``) did not die by the signal.
+    """
+    recorded = {int(p.name.removeprefix("rank-")) for p in exit_dir.glob("rank-*")}
+    deaths = [
+        (f.exitcode == -signal.SIGTERM, f.timestamp, rank, f.exitcode)
+        for rank, f in err.failures.items()
+        if f.exitcode < 0 and rank not in recorded
+    ]
+    if not deaths:
+        return None
+    *_, rank, exitcode = min(deaths)
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = f"signal {-exitcode}"
+    return rank, name
+
+
+def _signal_failure(rank: int, signal_name: str, argv: list[str], run_dir: Path | None) -> RuntimeFailure:
+    from minillm_cli.train.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(run_dir) if run_dir is not None else None
+    why = {
+        "SIGKILL": "killed from outside (the kernel's out-of-memory killer, a scheduler, or `kill -9`)",
+        "SIGSEGV": "a crash inside native code",
+        "SIGTERM": "asked to stop from outside (a scheduler or `kill`)",
+    }.get(signal_name, "stopped by a signal from outside")
+    if latest is not None:
+        again = [*argv] + ([] if "--resume" in argv else ["--resume"])
+        hint = f"the latest checkpoint ({latest}) can be resumed: minillm {' '.join(again)}"
+    else:
+        hint = "no checkpoint was written yet: run the command again (`minillm distill RECIPE --resume` once one is)"
+    return RuntimeFailure(
+        f"worker rank {rank} was killed by {signal_name}; the other workers stopped with it",
+        why=why,
+        hint=hint,
+    )

@@ -14,7 +14,14 @@ from minillm_cli.data.pretrain import load_texts, pack_blocks
 from minillm_cli.data.prompt_format import PromptFormatter, check_same_chat_template
 from minillm_cli.data.records import load_records
 from minillm_cli.divergence import SequenceDivergence, TokenDivergence
-from minillm_cli.errors import InterruptedRun, MinillmError, ResourceError, RuntimeFailure, UsageError
+from minillm_cli.errors import (
+    InterruptedRun,
+    MinillmError,
+    PeerLost,
+    ResourceError,
+    RuntimeFailure,
+    UsageError,
+)
 from minillm_cli.io_errors import resource_error, write_failure
 from minillm_cli.lora import apply_lora
 from minillm_cli.models import check_vocab, load_model
@@ -28,6 +35,7 @@ from minillm_cli.train.engine import DTYPES, init_student, init_teacher
 from minillm_cli.train.final import save_hf_folder
 from minillm_cli.train.metrics import MetricsWriter
 from minillm_cli.train.periodic_eval import PeriodicEval
+from minillm_cli.train.plugin_failure import blame_plugin
 from minillm_cli.train.progress import StepProgress
 from minillm_cli.train.step import StepContext, train_step
 from minillm_cli.train.trackers import open_trackers
@@ -72,6 +80,12 @@ def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
     except (KeyboardInterrupt, MinillmError):
         raise
     except Exception as exc:
+        if dist_utils.is_peer_lost(exc):
+            raise PeerLost(
+                f"rank {dist_utils.rank()}: another worker process stopped during training",
+                why=(str(exc).splitlines() or [type(exc).__name__])[0],
+                hint="continue from the latest checkpoint with `minillm distill RECIPE --resume`",
+            ) from exc
         if _is_oom(exc):
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise ResourceError("out of memory during training", why=why, hint=OOM_HINT) from exc
@@ -83,6 +97,9 @@ def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
                 err = resource_error(exc, where, "run output", hint=WRITE_HINT)
                 if err is not None:
                     raise err from exc
+        blamed = blame_plugin(exc, get_plugins())
+        if blamed is not None:
+            raise blamed from exc
         raise
 
 

@@ -1,0 +1,65 @@
+"""A plugin whose divergence or sampler fails during training, chosen by ``MINILLM_FX_FAIL``:
+
+``per_token``: the divergence ``fixture_raising_kl`` raises ValueError at its first call;
+``sample``: the sampler ``fixture_raising`` raises ValueError at its first call;
+``kill``: the divergence SIGKILLs its own process on rank 1 at step 2 (a worker lost to a signal).
+Otherwise both behave like forward KL and the dataset sampler.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import torch
+
+from minillm_cli.api import PromptBatch, RolloutBatch, Sampler, SamplerContext, TokenDivergence, hookimpl
+
+FAIL_ENV = "MINILLM_FX_FAIL"
+
+
+def _explode(what: str) -> None:
+    raise ValueError(f"fixture failure in {what}")
+
+
+class RaisingKL(TokenDivergence):
+    name = "fixture_raising_kl"
+
+    calls = 0
+
+    def per_token(self, student_logits, teacher_logits, targets) -> torch.Tensor:
+        RaisingKL.calls += 1
+        mode = os.environ.get(FAIL_ENV)
+        if mode == "per_token":
+            _explode("per_token")
+        if mode == "kill" and os.environ.get("RANK") == "1" and RaisingKL.calls >= 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        logp = torch.log_softmax(teacher_logits, dim=-1)
+        logq = torch.log_softmax(student_logits, dim=-1)
+        return (logp.exp() * (logp - logq)).sum(-1)
+
+
+class RaisingSampler(Sampler):
+    name = "fixture_raising"
+    records_logprobs = False
+
+    def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
+        if os.environ.get(FAIL_ENV) == "sample":
+            _explode("sample")
+        return RolloutBatch(
+            prompt_ids=batch.prompt_ids,
+            prompt_mask=batch.prompt_mask,
+            response_ids=batch.response_ids,
+            response_mask=batch.response_mask,
+            source=self.name,
+        )
+
+
+@hookimpl
+def register_divergences(register):
+    register(RaisingKL)
+
+
+@hookimpl
+def register_samplers(register):
+    register(RaisingSampler)

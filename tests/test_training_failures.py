@@ -1,0 +1,164 @@
+"""Failures during training, through the CLI: a plugin's exception is a panel naming the plugin (exit 4), and
+under ``--nproc 2`` a worker killed by a signal is one panel naming the rank and the signal (exit 1).
+
+The plugin is tests/plugin_fixtures/fx_raising.py, installed as the distribution ``fx-raising`` through a
+dist-info folder on PYTHONPATH (entry point group ``minillm``); ``MINILLM_FX_FAIL`` says what fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_minillm
+
+import minillm_cli.plugins as plugins_mod
+from minillm_cli.errors import PeerLost, PluginError
+from minillm_cli.plugins import load_plugins
+from minillm_cli.train import launch, loop
+from minillm_cli.train.plugin_failure import blame_plugin
+
+FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
+TINY = ("recipes/tiny/kd.yaml", "--set", "train.micro_batch_size=2")
+
+
+@pytest.fixture
+def plugin_env(tmp_path) -> dict[str, str]:
+    info = tmp_path / "site" / "fx_raising-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fx-raising\nVersion: 0.1\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[minillm]\nraising = fx_raising\n", encoding="utf-8")
+    path = os.pathsep.join([str(info.parent), str(FIXTURES), os.environ.get("PYTHONPATH", "")])
+    return {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+def _distill(env: dict[str, str], fail: str, *args: str):
+    return run_minillm("distill", *TINY, *args, env={**env, "MINILLM_FX_FAIL": fail})
+
+
+@pytest.mark.slow
+def test_divergence_per_token_exception_names_the_plugin(plugin_env, tmp_path):
+    common = ("--output-dir", tmp_path / "run", "--set", "divergence.name=fixture_raising_kl")
+    res = _distill(plugin_env, "per_token", *common, "--set", "train.total_steps=2")
+    assert res.code == 4, res.output
+    out = " ".join(res.output.split())  # the panel wraps lines
+    assert "Plugin error (exit 4)" in out
+    assert "plugin 'raising' (distribution fx-raising) failed in RaisingKL.per_token" in out
+    assert "ValueError: fixture failure in per_token" in out
+    assert "Traceback" not in res.output and "[rank0]" not in res.output
+    debug = run_minillm(
+        "--debug", "distill", *TINY, "--output-dir", tmp_path / "dbg", "--set", "divergence.name=fixture_raising_kl",
+        env={**plugin_env, "MINILLM_FX_FAIL": "per_token"},
+    )  # fmt: skip
+    assert debug.code == 4, debug.output
+    assert "Traceback" in debug.output and 'fx_raising.py", line' in debug.output
+
+
+@pytest.mark.slow
+def test_sampler_exception_under_two_processes_is_one_panel(plugin_env, tmp_path):
+    res = _distill(
+        plugin_env, "sample", "--nproc", "2", "--output-dir", tmp_path / "run",
+        "--set", "sampler.name=fixture_raising", "--set", "train.total_steps=2",
+    )  # fmt: skip
+    assert res.code == 4, res.output
+    out = " ".join(res.output.split())
+    assert out.count("Plugin error (exit 4)") == 1
+    assert "plugin 'raising' (distribution fx-raising) failed in RaisingSampler.sample" in out
+    assert "Traceback" not in res.output and "[rank0]" not in res.output
+
+
+@pytest.mark.slow
+def test_worker_killed_by_signal_is_one_panel_with_the_resume_command(plugin_env, tmp_path):
+    run = tmp_path / "run"
+    res = _distill(
+        plugin_env, "kill", "--nproc", "2", "--output-dir", run, "--set", "divergence.name=fixture_raising_kl",
+        "--set", "train.total_steps=6", "--set", "train.save_every=1",
+    )  # fmt: skip
+    assert res.code == 1, res.output
+    out = " ".join(res.output.split())
+    assert out.count("Run failed (exit 1)") == 1
+    assert "worker rank 1 was killed by SIGKILL" in out
+    assert "can be resumed" in out and out.rstrip().count("--resume") == 1
+    # rank 1 dies during step 2, after the step-1 checkpoint (the panel may wrap the long path anywhere)
+    assert str(run / "checkpoints" / "step-1") in re.sub(r"[\s│]", "", res.output)
+    assert "Traceback" not in res.output and "[rank0]" not in res.output
+    assert "Connection closed by peer" not in res.output and "exitcode" not in res.output
+
+
+def test_builtin_plugin_failure_is_blamed_on_the_builtin_plugin(monkeypatch):
+    """fkl's per_token on mismatched shapes raises inside torch, called from the built-in package's helpers:
+    the innermost plugin frame is in minillm_plugins.divergences._math, the method minillm called is
+    ForwardKL.per_token, the plugin ``divergences`` of the distribution ``minillm``."""
+    import torch
+
+    monkeypatch.delenv(plugins_mod.DISABLE_ENV, raising=False)
+    plugins = load_plugins()
+    fkl = plugins.divergences.get("fkl")()
+    try:
+        fkl.per_token(torch.zeros(3, 5), torch.zeros(3, 7), torch.zeros(3, dtype=torch.long))
+    except RuntimeError as exc:
+        blamed = blame_plugin(exc, plugins)
+    else:
+        pytest.fail("mismatched shapes did not raise")
+    assert isinstance(blamed, PluginError) and blamed.exit_code == 4
+    assert blamed.message.startswith("plugin 'divergences' (distribution minillm) failed in ForwardKL.per_token:")
+    assert "_math.py" in blamed.details[0]
+
+
+def test_error_outside_plugin_code_is_not_blamed_on_a_plugin(monkeypatch):
+    monkeypatch.delenv(plugins_mod.DISABLE_ENV, raising=False)
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        assert blame_plugin(exc, load_plugins()) is None
+
+
+def test_fixture_module_is_importable_for_the_subprocesses():
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        import fx_raising
+
+        assert fx_raising.RaisingKL.name == "fixture_raising_kl"
+    finally:
+        sys.path.remove(str(FIXTURES))
+        sys.modules.pop("fx_raising", None)
+
+
+GLOO_PEER_GONE = (
+    "[../third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:46723. This is "
+    "typically caused by a remote worker crashing."
+)
+
+
+@pytest.mark.parametrize(("world", "expected"), [(2, PeerLost), (1, RuntimeError)])
+def test_collective_failing_for_a_lost_peer_is_peer_lost_only_with_peers(monkeypatch, world, expected):
+    monkeypatch.setattr(loop.dist_utils, "init_distributed", lambda: None)
+    monkeypatch.setattr(loop.dist_utils, "world_size", lambda: world)
+    monkeypatch.setattr(loop, "_run", lambda r, o: (_ for _ in ()).throw(RuntimeError(GLOO_PEER_GONE)))
+    with pytest.raises(expected) as info:
+        loop.run_distill(None, loop.RunOptions())
+    assert (type(info.value) is PeerLost) == (world == 2)
+    if world == 2:
+        assert info.value.exit_code == 1 and "--resume" in info.value.hint
+
+
+def test_the_first_non_sigterm_signal_death_is_the_cause(tmp_path):
+    """The launcher SIGTERMs the survivors after the first failure: the SIGKILLed rank is named, and a rank
+    that recorded its own exit code is not a signal death."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def failure(rank: int, code: int) -> ProcessFailure:
+        f = ProcessFailure(local_rank=rank, pid=100 + rank, exitcode=code, error_file=str(tmp_path / "none"))
+        f.timestamp = 5
+        return f
+
+    err = ChildFailedError("minillm", {0: failure(0, -signal.SIGTERM), 2: failure(2, -signal.SIGKILL)})
+    assert launch._killed_by_signal(err, tmp_path) == (2, "SIGKILL")
+    (tmp_path / "rank-2").write_text("1")  # rank 2 exited by itself: only rank 0's SIGTERM is left
+    assert launch._killed_by_signal(err, tmp_path) == (0, "SIGTERM")
+    (tmp_path / "rank-0").write_text("4")
+    assert launch._killed_by_signal(err, tmp_path) is None
