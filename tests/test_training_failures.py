@@ -59,6 +59,21 @@ def test_divergence_per_token_exception_names_the_plugin(plugin_env, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mode", "words"),
+    [("shape", "1) from per_token"), ("scalar", "returned shape () from per_token"), ("negative", "negative value")],
+)
+def test_wrong_divergence_output_is_stopped_at_its_first_call(plugin_env, tmp_path, mode, words):
+    args = ("--output-dir", tmp_path / "run", "--set", "divergence.name=fixture_raising_kl")
+    res = _distill(plugin_env, mode, *args, "--set", "train.total_steps=2")
+    assert res.code == 4, res.output
+    out = " ".join(res.output.split())
+    assert "fixture_raising_kl" in out and words in out, out
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "run" / "metrics.jsonl").exists() or not (tmp_path / "run" / "metrics.jsonl").read_text()
+
+
+@pytest.mark.slow
 def test_sampler_exception_under_two_processes_is_one_panel(plugin_env, tmp_path):
     res = _distill(
         plugin_env, "sample", "--nproc", "2", "--output-dir", tmp_path / "run",

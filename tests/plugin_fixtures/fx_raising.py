@@ -2,7 +2,9 @@
 
 ``per_token``: the divergence ``fixture_raising_kl`` raises ValueError at its first call;
 ``sample``: the sampler ``fixture_raising`` raises ValueError at its first call;
-``kill``: the divergence SIGKILLs its own process on rank 1 at step 2 (a worker lost to a signal).
+``kill``: the divergence SIGKILLs its own process on rank 1 at step 2 (a worker lost to a signal);
+``shape`` / ``scalar`` / ``negative``: the divergence returns ``[N, 1]`` values, one scalar, or a negative value
+(wrong numbers the core must stop at the source).
 Otherwise both behave like forward KL and the dataset sampler.
 """
 
@@ -36,7 +38,14 @@ class RaisingKL(TokenDivergence):
             os.kill(os.getpid(), signal.SIGKILL)
         logp = torch.log_softmax(teacher_logits, dim=-1)
         logq = torch.log_softmax(student_logits, dim=-1)
-        return (logp.exp() * (logp - logq)).sum(-1)
+        kl = (logp.exp() * (logp - logq)).sum(-1)
+        if mode == "shape":
+            return kl.unsqueeze(-1)
+        if mode == "scalar":
+            return kl.mean()
+        if mode == "negative":
+            return kl - 1.0
+        return kl
 
 
 class RaisingSampler(Sampler):
