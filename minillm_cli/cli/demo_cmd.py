@@ -10,7 +10,7 @@ import typer
 
 def demo(
     quick: bool = typer.Option(
-        False, "--quick", help="The same chain with far fewer steps and prompts (a smoke test, under 5 minutes)."
+        False, "--quick", help="The same chain with far fewer steps and prompts (a smoke test, under 6 minutes)."
     ),
     output_dir: Path = typer.Option(
         Path("runs/demo"), "--output-dir", help="Where data, runs, results.json and demo.png go."
