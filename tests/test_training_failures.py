@@ -173,7 +173,13 @@ def test_the_first_non_sigterm_signal_death_is_the_cause(tmp_path):
 
     err = ChildFailedError("minillm", {0: failure(0, -signal.SIGTERM), 2: failure(2, -signal.SIGKILL)})
     assert launch._killed_by_signal(err, tmp_path) == (2, "SIGKILL")
-    (tmp_path / "rank-2").write_text("1")  # rank 2 exited by itself: only rank 0's SIGTERM is left
+    (tmp_path / "rank-2").write_text("0")  # rank 2 exited cleanly by itself: only rank 0's SIGTERM is left
     assert launch._killed_by_signal(err, tmp_path) == (0, "SIGTERM")
-    (tmp_path / "rank-0").write_text("4")
+    # rank 2 failed with its own error (already printed): rank 0's SIGTERM is the launcher stopping it
+    (tmp_path / "rank-2").write_text("5")
+    assert launch._killed_by_signal(err, tmp_path) is None
+    (tmp_path / "rank-2").unlink()
+    (tmp_path / "rank-0").write_text("4")  # rank 0 failed by itself; rank 2 was SIGKILLed from outside
+    assert launch._killed_by_signal(err, tmp_path) == (2, "SIGKILL")
+    (tmp_path / "rank-2").write_text("1")
     assert launch._killed_by_signal(err, tmp_path) is None

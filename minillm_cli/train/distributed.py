@@ -16,7 +16,8 @@ def free_port() -> int:
 
 
 def launched_externally() -> bool:
-    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+    """Whether a launcher (torchrun, deepspeed, minillm --nproc) started this process as one of its workers."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
 
 
 def init_distributed() -> None:
@@ -24,9 +25,14 @@ def init_distributed() -> None:
     import deepspeed
     from deepspeed.accelerator import get_accelerator
 
+    backend = get_accelerator().communication_backend_name()
     if not launched_externally():
-        os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"})
-        os.environ.setdefault("MASTER_PORT", str(free_port()))
+        # One process: an in-process store, no TCP port to race for. No MASTER_ADDR/MASTER_PORT either, so a
+        # process this one starts later (a test, a notebook launching `minillm distill`) does not take itself
+        # for a worker of a launcher. DeepSpeed's engine reads LOCAL_RANK from the environment.
+        os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"})
+        if not dist.is_initialized():
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
     if get_accelerator().device_name() == "cpu" and os.environ.get("MINILLM_DS_SHM", "0") != "1":
         # DeepSpeed's CPU shared-memory all-reduce op is JIT-compiled on first use (~1 min); gloo alone is
         # correct and fast enough for CPU runs. MINILLM_DS_SHM=1 turns it back on.
@@ -34,8 +40,8 @@ def init_distributed() -> None:
 
         # (``import deepspeed.comm.torch as m`` would bind the ``torch`` attribute of deepspeed.comm instead)
         importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
-    if not dist.is_initialized():
-        deepspeed.init_distributed(dist_backend=get_accelerator().communication_backend_name(), verbose=False)
+    # with the group above already up, this only sets up DeepSpeed's communication wrapper around it
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
     if get_accelerator().device_name() != "cpu":
         get_accelerator().set_device(int(os.environ.get("LOCAL_RANK", "0")))
 

@@ -85,13 +85,15 @@ def _killed_by_signal(err: ChildFailedError, exit_dir: Path) -> tuple[int, str] 
     """(rank, signal name) of the first worker that died by a signal; None if none did.
 
     The launcher SIGTERMs the survivors once one worker failed, so a SIGTERM counts only when no other signal
-    killed a worker, and a worker that recorded its own exit code (in ``exit_dir``) did not die by the signal.
+    killed a worker and no worker recorded a failure of its own (in ``exit_dir``: that worker's error is the
+    cause, and it has already printed it); a worker that recorded its exit code did not die by a signal.
     """
-    recorded = {int(p.name.removeprefix("rank-")) for p in exit_dir.glob("rank-*")}
+    recorded = {int(p.name.removeprefix("rank-")): p.read_text().strip() for p in exit_dir.glob("rank-*")}
+    own_failure = any(code not in ("", "0") for code in recorded.values())
     deaths = [
         (f.exitcode == -signal.SIGTERM, f.timestamp, rank, f.exitcode)
         for rank, f in err.failures.items()
-        if f.exitcode < 0 and rank not in recorded
+        if f.exitcode < 0 and rank not in recorded and not (own_failure and f.exitcode == -signal.SIGTERM)
     ]
     if not deaths:
         return None
