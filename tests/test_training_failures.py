@@ -86,6 +86,21 @@ def test_sampler_exception_under_two_processes_is_one_panel(plugin_env, tmp_path
     assert "Traceback" not in res.output and "[rank0]" not in res.output
 
 
+def test_a_failure_only_rank_1_sees_is_one_panel_from_the_launcher(plugin_env, tmp_path):
+    """Rank 0 runs on and only loses its peer: the launcher renders rank 1's own error, with its exit code."""
+    res = _distill(
+        plugin_env, "sample_rank1", "--nproc", "2", "--output-dir", tmp_path / "run",
+        "--set", "sampler.name=fixture_raising", "--set", "train.total_steps=2",
+    )  # fmt: skip
+    assert res.code == 4, res.output
+    out = " ".join(res.output.split())
+    assert out.count("Plugin error (exit 4)") == 1
+    flat = re.sub(r"[\s│]+", " ", res.output)
+    assert "rank 1: plugin 'raising' (distribution fx-raising) failed in RaisingSampler.sample" in flat, res.output
+    assert "what to do:" in out
+    assert "Traceback" not in res.output and "Run failed" not in out
+
+
 @pytest.mark.slow
 def test_worker_killed_by_signal_is_one_panel_with_the_resume_command(plugin_env, tmp_path):
     run = tmp_path / "run"

@@ -82,12 +82,18 @@ def main(argv: list[str] | None = None) -> None:
         app = build_app()
         app(args=args, prog_name="minillm")
     except MinillmError as err:
+        rendered = False
         if isinstance(err, PeerLost) and _under_launcher():
             pass  # the --nproc launcher names the rank that died, in one panel
         elif _worker_rank() == 0:
             render_error(err, debug=state.debug)
-        else:  # the same error on every rank: one panel (rank 0's) is enough
+            rendered = True
+        else:  # the same error on every rank: one panel (rank 0's, or the launcher's if only this rank saw it)
             sys.stderr.write(f"[rank {_worker_rank()}] {err.message}\n")
+        if _under_launcher():
+            from minillm_cli.train.launch import record_error
+
+            record_error(err, rendered=rendered)
         _exit(int(err.exit_code))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

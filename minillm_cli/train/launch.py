@@ -3,15 +3,16 @@ return the exit code the workers chose (not the launcher's generic 1)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from minillm_cli.errors import RuntimeFailure
+from minillm_cli.errors import ExitCode, MinillmError, PeerLost, RuntimeFailure
 
 if TYPE_CHECKING:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -39,6 +40,52 @@ def record_exit_code(code: int) -> None:
     d = os.environ.get(EXIT_DIR_ENV)
     if d:
         Path(d, f"rank-{os.environ.get('RANK', '0')}").write_text(str(code), encoding="utf-8")
+
+
+def record_error(err: MinillmError, *, rendered: bool) -> None:
+    """Called by a worker that stops with ``err``: the launcher renders the one panel of a failure that only a
+    rank other than 0 saw (rank 0 shows its own errors itself, ``rendered``)."""
+    d = os.environ.get(EXIT_DIR_ENV)
+    if not d:
+        return
+    record = {
+        "title": err.title,
+        "exit_code": int(err.exit_code),
+        "message": err.message,
+        "why": err.why,
+        "hint": err.hint,
+        "details": err.details,
+        "rendered": rendered,
+        "peer_lost": isinstance(err, PeerLost),
+    }
+    Path(d, f"error-rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+class WorkerError(MinillmError):
+    """The error one worker stopped with, rendered by the launcher with that worker's title and exit code."""
+
+    def __init__(self, rank: int, record: dict[str, Any]) -> None:
+        super().__init__(
+            f"rank {rank}: {record['message']}", why=record.get("why"), hint=record.get("hint"),
+            details=record.get("details") or [],
+        )  # fmt: skip
+        self.title = str(record.get("title") or "Error")
+        self.exit_code = ExitCode(int(record.get("exit_code", 1)))
+
+
+def _unshown_worker_error(exit_dir: Path) -> WorkerError | None:
+    """The first error a worker recorded when no worker's panel was shown (rank 0 ran on, or only lost its
+    peer); None when a panel is already on screen or no worker recorded one."""
+    records = {}
+    for path in exit_dir.glob("error-rank*.json"):
+        try:
+            records[int(path.stem.removeprefix("error-rank"))] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    if any(r.get("rendered") for r in records.values()):
+        return None
+    causes = sorted(rank for rank, r in records.items() if not r.get("peer_lost"))
+    return WorkerError(causes[0], records[causes[0]]) if causes else None
 
 
 def launch(nproc: int, argv: list[str], run_dir: Path | None = None) -> int:
@@ -72,6 +119,9 @@ def launch(nproc: int, argv: list[str], run_dir: Path | None = None) -> int:
             killed = _killed_by_signal(err, Path(exit_dir))
             if killed is not None:
                 raise _signal_failure(*killed, argv, run_dir) from None
+            unshown = _unshown_worker_error(Path(exit_dir))
+            if unshown is not None:
+                raise unshown from None
         finally:
             os.environ.pop(EXIT_DIR_ENV, None)
             elastic_log.setLevel(level)

@@ -2,6 +2,7 @@
 
 ``per_token``: the divergence ``fixture_raising_kl`` raises ValueError at its first call;
 ``sample``: the sampler ``fixture_raising`` raises ValueError at its first call;
+``sample_rank1``: the same on rank 1 only (rank 0 runs on until it loses its peer);
 ``kill``: the divergence SIGKILLs its own process on rank 1 at step 2 (a worker lost to a signal);
 ``shape`` / ``scalar`` / ``negative``: the divergence returns ``[N, 1]`` values, one scalar, or a negative value
 (wrong numbers the core must stop at the source).
@@ -53,7 +54,8 @@ class RaisingSampler(Sampler):
     records_logprobs = False
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
-        if os.environ.get(FAIL_ENV) == "sample":
+        mode = os.environ.get(FAIL_ENV)
+        if mode == "sample" or (mode == "sample_rank1" and os.environ.get("RANK") == "1"):
             _explode("sample")
         return RolloutBatch(
             prompt_ids=batch.prompt_ids,
