@@ -426,6 +426,33 @@ def test_quick_demo_runs_the_whole_chain(tmp_path):
     proc = subprocess.run(variants, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and (out / "variants" / "kd-short" / "run1" / "eval.json").stat().st_mtime == mtime
 
+    # the student chain at another size under the same teacher (short, for the test: the claim runs the demo's)
+    scale = [
+        sys.executable, "-m", "minillm_cli.demo.scale", str(out), "2x16x2", "--methods", "kd",
+        "--set", "student_sft.steps=6", "--set", "distill.steps=3", "--set", "eval.prompts=20",
+        "--set", "eval.exposure_prompts=5", "--set", "eval.calibration_prompts=20",
+    ]  # fmt: skip
+    proc = subprocess.run(scale, capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    scaled = json.loads((out / "scale" / "results.json").read_text())
+    assert [row["name"] for row in scaled["sizes"]] == ["2x16x2", "2x24x2"]  # smallest first, the demo's own
+    small, own = scaled["sizes"]
+    assert own["source"] == "demo" and own["models"]["kd"] == results["kd"]
+    assert set(small["models"]) == {"sft", "kd"} and len(small["models"]["kd"]["validity"]["seeds"]) == n_seeds
+    from safetensors import safe_open
+
+    with safe_open(str(out / "scale/2x16x2/runs/run1/sft/final/model.safetensors"), "pt") as f:
+        counted = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    assert small["parameters"] == counted  # the size trained is the size reported
+    kd_recipe = (out / "scale/2x16x2/recipes/run1/kd.yaml").read_text()
+    assert str(out / "runs" / "teacher" / "final") in kd_recipe and "scale/2x16x2/runs/run1/sft/final" in kd_recipe
+    assert len((out / "scale/2x16x2/runs/run2/kd/metrics.jsonl").read_text().splitlines()) == 3
+    assert (out / "scale.png").read_bytes().startswith(PNG_MAGIC)
+    assert json.loads((out / "results.json").read_text())["scale"]["sizes"][0]["name"] == "2x16x2"
+    mtime = (out / "scale/2x16x2/eval/run1/kd.json").stat().st_mtime
+    proc = subprocess.run(scale, capture_output=True, text=True, timeout=120)  # finished sizes are kept
+    assert proc.returncode == 0 and (out / "scale/2x16x2/eval/run1/kd.json").stat().st_mtime == mtime
+
 
 @pytest.mark.slow
 def test_demo_stops_when_the_teacher_has_not_learned_the_task(tmp_path):
