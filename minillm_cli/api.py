@@ -64,6 +64,10 @@ _EXPORTS: dict[str, str] = {
     "pad_token_id": "minillm_cli.generation",
     "shared_vocab_size": "minillm_cli.generation",
     "model_device": "minillm_cli.generation",
+    # the checks of `minillm plugins check`, for a plugin's own tests
+    "CheckResult": "minillm_cli.plugin_check",
+    "check_divergence": "minillm_cli.plugin_check",
+    "check_sampler": "minillm_cli.plugin_check",
     # errors a plugin raises (rendered as a panel with their exit code)
     "MinillmError": "minillm_cli.errors",
     "UsageError": "minillm_cli.errors",
@@ -121,5 +125,6 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
     )
     from minillm_cli.hookspecs import hookimpl
     from minillm_cli.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT, ModelFamily, ScratchParams
+    from minillm_cli.plugin_check import CheckResult, check_divergence, check_sampler
     from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext, generate_rollout
     from minillm_cli.scores import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens

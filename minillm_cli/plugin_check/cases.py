@@ -12,9 +12,10 @@ empty sequence turns a field's variation off). A field without a declaration get
 constraints (``ge``/``gt``/``le``/``lt``):
 
 * ``bool``: the other value; ``Literal[...]`` and enums: every other choice;
-* ``int``: the inclusive bounds (``gt`` + 1, ``lt`` - 1 for exclusive ones), then twice the default or
-  default + 1; ``float``: the inclusive bounds, then half and twice the default;
-* ``X | None``: ``None`` when the default is not ``None``, plus the values for ``X``;
+* ``int``: the inclusive bounds (``gt`` + 1, ``lt`` - 1 for exclusive ones), then twice the default (1 for
+  a default of 0); ``float``: the inclusive bounds, then half and twice the default (1.0 for 0);
+* ``X | None``: ``None`` when the default is not ``None``, plus the values for ``X`` (with 1 / 1.0 in place
+  of the default's multiples when the default is ``None``);
 * anything else (strings, lists): no variation.
 
 At most :data:`MAX_DERIVED` derived values per field, and only those ``Params`` accepts; a *declared* value
@@ -89,6 +90,8 @@ def _numeric(kind: type, default: Any, bounds: dict[str, Any]) -> list[Any]:
             values.append(int(bounds["lt"]) - 1)
         if isinstance(default, int):
             values.append(default * 2 if default else default + 1)
+        elif default is None:
+            values.append(1)
     else:
         if "ge" in bounds:
             values.append(float(bounds["ge"]))
@@ -96,6 +99,8 @@ def _numeric(kind: type, default: Any, bounds: dict[str, Any]) -> list[Any]:
             values.append(float(bounds["le"]))
         if isinstance(default, int | float) and not isinstance(default, bool):
             values += [float(default) / 2, float(default) * 2] if default else [1.0]
+        elif default is None:
+            values.append(1.0)
     return values
 
 

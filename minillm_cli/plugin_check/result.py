@@ -62,6 +62,7 @@ def run_cases(kind: str, name: str, check: str, cases: list[Any], fn: Callable[[
         except CheckFailed as exc:
             return CheckResult(kind, name, check, False, len(cases), f"{case}: {exc}")
         except Exception as exc:  # the plugin's own code raised
-            failure = f"{case}: raised {type(exc).__name__}: {exc}{_where(exc)}"
+            text = getattr(exc, "message", None) or str(exc)  # a MinillmError's one-line message
+            failure = f"{case}: raised {type(exc).__name__}: {text}{_where(exc)}"
             return CheckResult(kind, name, check, False, len(cases), failure)
     return CheckResult(kind, name, check, True, len(cases))
