@@ -68,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "CheckResult": "minillm_cli.plugin_check",
     "check_divergence": "minillm_cli.plugin_check",
     "check_sampler": "minillm_cli.plugin_check",
+    "tiny_models": "minillm_cli.plugin_check",
     # errors a plugin raises (rendered as a panel with their exit code)
     "MinillmError": "minillm_cli.errors",
     "UsageError": "minillm_cli.errors",
@@ -125,6 +126,6 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
     )
     from minillm_cli.hookspecs import hookimpl
     from minillm_cli.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT, ModelFamily, ScratchParams
-    from minillm_cli.plugin_check import CheckResult, check_divergence, check_sampler
+    from minillm_cli.plugin_check import CheckResult, check_divergence, check_sampler, tiny_models
     from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext, generate_rollout
     from minillm_cli.scores import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens

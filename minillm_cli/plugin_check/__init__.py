@@ -22,7 +22,7 @@ from typing import Any
 from minillm_cli.plugin_check.cases import Case, Cases, param_cases
 from minillm_cli.plugin_check.result import CheckResult
 
-__all__ = ["Case", "Cases", "CheckResult", "check_divergence", "check_sampler", "param_cases"]
+__all__ = ["Case", "Cases", "CheckResult", "check_divergence", "check_sampler", "param_cases", "tiny_models"]
 
 
 def check_divergence(cls: type[Any], name: str | None = None) -> list[CheckResult]:
@@ -45,3 +45,12 @@ def check_sampler(cls: type[Any], name: str | None = None) -> list[CheckResult]:
     from minillm_cli.plugin_check.sampler import check_sampler as run
 
     return run(cls, name)
+
+
+def tiny_models() -> Any:
+    """What the sampler checks run on (built once per process): ``.student`` and ``.teacher`` (tiny GPT-2s
+    sharing the byte-level ``.tokenizer``), ``.batch`` (a :class:`~minillm_cli.sampler.PromptBatch` of three
+    prompts with gold responses), ``.eos`` (the EOS ids) and ``.vocab`` (the vocabulary size)."""
+    from minillm_cli.plugin_check.sampler import build_world
+
+    return build_world()

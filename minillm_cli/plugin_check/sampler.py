@@ -23,6 +23,7 @@ rank must run the same number of forward passes under ZeRO-3); use ``generate_ro
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from dataclasses import dataclass, replace
@@ -62,7 +63,9 @@ def _towards_eos(model: Any, eos: int, nats: float) -> None:
         model.transformer.ln_f.bias.add_(row * (nats / float(row.pow(2).sum())))
 
 
+@functools.lru_cache(maxsize=1)
 def build_world() -> World:
+    """The tiny models and prompts (built once per process: samplers only decode with them)."""
     from minillm_cli.generation import eos_token_ids
     from minillm_cli.models import load_model
     from minillm_cli.recipe.schema import ModelSpec
