@@ -167,6 +167,7 @@ def test_builtin_teacher_mixed_sampler_keeps_the_contract(world):
         "log-probs",
         "reproducible",
         "checkpointable",
+        "synced (ZeRO-3)",
     ]
     assert all(r.passed for r in results), [r.failure for r in results if not r.passed]
     assert results[0].cases == 13  # every GenerationParams field and alpha, probe_student_length were varied
@@ -189,6 +190,16 @@ def test_sampler_reporting_processed_logprobs_fails_for_the_options_that_show_it
     # processed distribution the token was drawn from is no longer the student's own
     assert logprobs.failure.startswith("max_new_tokens=8, min_new_tokens=1: behaviour_logprobs differ")
     assert results["contract"].passed and results["EOS inside the mask"].passed
+
+
+def test_own_decoding_loop_ignoring_synced_fails_only_the_synced_check(broken, world):
+    """The issue's sampler: a correct loop of its own that would hang under ZeRO-3 with several ranks."""
+    results = check_sampler(broken[1].OwnLoop, world=world)
+    assert [r.check for r in results if not r.passed] == ["synced (ZeRO-3)"], [r.failure for r in results]
+    failure = results[-1].failure
+    assert "forward passes without minillm's rank synchronisation" in failure and "generate_rollout" in failure
+    # max_new_tokens=1 (one step, nothing to synchronise) is skipped; the first multi-step case fails
+    assert failure.startswith("max_new_tokens=8: ")
 
 
 # ------------------------------------------------------------------------------------------ the CLI

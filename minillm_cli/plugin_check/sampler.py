@@ -15,17 +15,23 @@ starts at 8 when the sampler has that option) and its :class:`~minillm_cli.sampl
   log-probs of the response tokens (one forward over prompt + response), 0 at masked positions;
 * ``reproducible``: the same generator seed gives the same rollout;
 * ``checkpointable``: ``state_dict()`` survives JSON, and the rollout (``extras`` included) survives the
-  checkpoint format (JSON + safetensors, no pickle).
-
-What cannot be checked on one process: that a custom decoding loop honours ``SamplerContext.synced`` (every
-rank must run the same number of forward passes under ZeRO-3); use ``generate_rollout`` or ``decode``.
+  checkpoint format (JSON + safetensors, no pickle);
+* ``synced (ZeRO-3)``: with ``ctx.synced`` set and another rank simulated that is still decoding (minillm's
+  rank synchronisation in :func:`~minillm_cli.generation.decode` answers "not done"), a sampler that runs the
+  models must go through that synchronisation (``generate_rollout``, or ``decode(..., synced=ctx.synced)``),
+  and its rollout must be the one it returns unsynced (options with ``max_new_tokens`` 1 decode one step
+  and are skipped). A loop of its own that stops when its rows are done
+  would hang under ZeRO-3 with several ranks (each forward pass is a collective there); this check cannot tell
+  a custom loop that synchronises by other means, so use ``decode``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,7 @@ PROMPTS = ("Name a colour.", "Add two and three.", "Hi")
 RESPONSES = ("Blue.", "Five, because 2 + 3 = 5.", "Hello!")
 MAX_NEW_TOKENS = 8
 LOGPROB_TOLERANCE = 1e-4
-SAMPLER_CHECKS = ("contract", "EOS inside the mask", "log-probs", "reproducible", "checkpointable")
+SAMPLER_CHECKS = ("contract", "EOS inside the mask", "log-probs", "reproducible", "checkpointable", "synced (ZeRO-3)")
 
 
 @dataclass
@@ -95,7 +101,7 @@ def build_world() -> World:
     return World(student.model, teacher.model, tok, batch, ids, int(student.model.config.vocab_size))
 
 
-def _context(world: World, *, teacher: bool = True, seed: int = 7) -> SamplerContext:
+def _context(world: World, *, teacher: bool = True, seed: int = 7, synced: bool = False) -> SamplerContext:
     return SamplerContext(
         student=world.student,
         teacher=world.teacher if teacher else None,
@@ -103,6 +109,7 @@ def _context(world: World, *, teacher: bool = True, seed: int = 7) -> SamplerCon
         step=3,
         generator=torch.Generator().manual_seed(seed),
         seed=11,
+        synced=synced,
     )
 
 
@@ -219,12 +226,67 @@ def _check_checkpointable(cls: type[Sampler], case: Case, world: World, rollout:
     fail_if(not torch.equal(back.response_ids.cpu(), rollout.response_ids.cpu()), "the rollout changed when saved")
 
 
+@contextlib.contextmanager
+def _peer_still_decoding() -> Iterator[list[int]]:
+    """Make minillm's rank synchronisation answer "another rank is not done" (as a slower rank would), and
+    count how often it is asked."""
+    from minillm_cli import generation
+
+    asked: list[int] = []
+    original = generation._all_ranks_done
+
+    def not_done(local_done: bool, device: torch.device) -> bool:
+        asked.append(int(local_done))
+        return False
+
+    generation._all_ranks_done = not_done  # type: ignore[assignment]
+    try:
+        yield asked
+    finally:
+        generation._all_ranks_done = original  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def _forward_count(*models: Any) -> Iterator[list[int]]:
+    calls = [0]
+
+    def hook(module: Any, args: Any, kwargs: Any) -> None:
+        calls[0] += 1
+
+    handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in models]
+    try:
+        yield calls
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _check_synced(cls: type[Sampler], case: Case, world: World, rollout: RolloutBatch) -> None:
+    sampler = cls(cls.Params.model_validate(case.options))
+    if getattr(sampler.params, "max_new_tokens", 2) < 2:
+        return  # one decoding step: every rank runs exactly one forward pass, nothing to synchronise
+    batch = world.batch if cls.needs_responses else PromptBatch(world.batch.prompt_ids, world.batch.prompt_mask)
+    with _forward_count(world.student, world.teacher) as calls, _peer_still_decoding() as asked:
+        synced = sampler.sample(batch, _context(world, synced=True))
+    if calls[0] and not asked:
+        raise CheckFailed(
+            f"with ctx.synced the models ran {calls[0]} forward passes without minillm's rank synchronisation: "
+            "under ZeRO-3 with several ranks a rank that stops decoding first leaves the others waiting forever; "
+            "decode with generate_rollout, or decode(..., synced=ctx.synced)"
+        )
+    same = tuple(synced.response_ids.shape) == tuple(rollout.response_ids.shape) and torch.equal(
+        synced.response_ids.cpu(), rollout.response_ids.cpu()
+    )
+    fail_if(not same, "with ctx.synced (another rank still decoding) the rollout differs from the unsynced one")
+
+
 _CHECKS = {
     "contract": _check_contract,
     "EOS inside the mask": _check_eos,
     "log-probs": _check_logprobs,
     "reproducible": _check_reproducible,
     "checkpointable": _check_checkpointable,
+    "synced (ZeRO-3)": _check_synced,
 }
 
 
