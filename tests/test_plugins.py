@@ -274,8 +274,8 @@ def test_example_plugins_check_through_the_cli(example_in_process, cli):
     checked = {tuple(line.split()[1:3]) for line in lines[:-1]}
     assert checked == {("divergence", "hellinger"), ("divergence", "reinforce_rkl"), ("sampler", "geometric_mixed")}
     assert all(line.startswith("PASS") for line in lines[:-1])
-    assert len(lines) - 1 == 5 + 4 + 6  # token, sequence and sampler checks
-    assert lines[-1] == "15 checks of 3 plugin classes: all passed"
+    assert len(lines) - 1 == 5 + 5 + 6  # token, sequence and sampler checks
+    assert lines[-1] == "16 checks of 3 plugin classes: all passed"
 
 
 def test_example_plugin_command(example_in_process, cli):

@@ -150,6 +150,13 @@ def test_sequence_divergence_with_nan_gradients_at_minus_inf_fails(broken):
     )
 
 
+def test_sequence_divergence_normalising_by_its_own_micro_batch_fails_the_split_check(broken):
+    results = _by_check(check_divergence(broken[0].LocalMean))
+    assert [c for c, r in results.items() if not r.passed] == ["micro-batch split"]
+    failure = results["micro-batch split"].failure
+    assert failure.startswith("defaults: two micro-batches sum to ") and "norm.tokens" in failure
+
+
 # ------------------------------------------------------------------------------------------ samplers
 
 
@@ -224,7 +231,13 @@ def test_cli_json_and_selection_by_plugin_name(broken, cli):
     assert result.code == 4, result.output
     payload = json.loads(result.stdout)
     names = {r["name"] for r in payload["results"]}
-    assert names == {"fixture_topk_kl", "fixture_unclamped_kl", "fixture_shifted_kl", "fixture_naive_reinforce"}
+    assert names == {
+        "fixture_topk_kl",
+        "fixture_unclamped_kl",
+        "fixture_shifted_kl",
+        "fixture_naive_reinforce",
+        "fixture_local_mean",
+    }
     assert payload["failed"] == sorted(f"divergence {n}" for n in names)
     shifted = [r for r in payload["results"] if r["name"] == "fixture_shifted_kl"]
     assert [r["check"] for r in shifted if not r["passed"]] == ["zero at equal"]
@@ -242,6 +255,6 @@ def test_cli_passing_plugin_exits_0_and_unknown_name_is_a_usage_error(cli):
 def test_builtin_minillm_passes_the_sequence_checks():
     """No false alarm on a correct, many-optioned sequence-level divergence (34 option sets)."""
     results = check_divergence(load_plugins().divergences.get("minillm"), "minillm")
-    assert [r.check for r in results] == ["prepare", "loss", "zero at equal", "pretrain_loss"]
+    assert [r.check for r in results] == ["prepare", "loss", "zero at equal", "micro-batch split", "pretrain_loss"]
     assert all(r.passed for r in results), [f"{r.check}: {r.failure}" for r in results if not r.passed]
     assert results[0].cases == 34

@@ -12,6 +12,9 @@ the student. For every option set of :func:`~minillm_cli.plugin_check.cases.para
 * ``loss``: a finite 0-dim loss and metrics per micro-batch, finite gradients for the student's hidden states
   and output layer, none for ``-inf`` entries;
 * ``zero at equal``: with student = teacher = the sampling policy, the loss and its gradient are 0;
+* ``micro-batch split``: the two micro-batches' contributions (with the step's global :class:`StepNorm`) sum
+  to the loss and gradient of the same six responses as one micro-batch, so the step's loss does not depend
+  on ``micro_batch_size`` or the number of ranks;
 * ``pretrain_loss``: finite value, metrics and gradients on a pretraining block.
 """
 
@@ -34,7 +37,8 @@ LENGTHS = ((6, 4, 1), (3, 6, 5))  # response lengths of the two micro-batches
 BLOCKED = (2, 7)
 ZERO_TOLERANCE = 1e-5
 
-SEQUENCE_CHECKS = ("prepare", "loss", "zero at equal", "pretrain_loss")
+SEQUENCE_CHECKS = ("prepare", "loss", "zero at equal", "micro-batch split", "pretrain_loss")
+SPLIT_RTOL, SPLIT_ATOL = 1e-4, 1e-6
 
 
 @dataclass
@@ -225,6 +229,70 @@ def _check_equal(cls: type[SequenceDivergence], case: Case) -> None:
                 raise CheckFailed(f"the gradient is {largest:.4g}, not 0, at {setup.name} (micro-batch {i})")
 
 
+def _joined(setup: Setup) -> Setup:
+    """The same responses as one micro-batch (both micro-batches have ``T`` positions)."""
+    import dataclasses
+
+    def cat(values: list[Any]) -> Any:
+        if all(v is None for v in values):
+            return None
+        if isinstance(values[0], torch.Tensor):
+            return torch.cat(values, dim=0)
+        if isinstance(values[0], dict):
+            return {k: cat([v[k] for v in values]) for k in values[0]}
+        return values[0]
+
+    fields = {f.name: cat([getattr(b, f.name) for b in setup.batches]) for f in dataclasses.fields(RolloutBatch)}
+    one = RolloutBatch(**fields)
+
+    def model(m: Model) -> Model:
+        return Model([torch.cat(m.hidden, dim=0)], m.head)
+
+    return Setup(setup.name, model(setup.student), model(setup.teacher), [one], setup.blocked)
+
+
+def _check_split(cls: type[SequenceDivergence], case: Case) -> None:
+    for setup in setups()[:2]:
+        div = _make(cls, case)
+        prepared = _prepare(div, setup)
+        total, hidden_grads = 0.0, []
+        setup.student.head.zero_grad()
+        for i in range(len(setup.batches)):
+            student = setup.student.scores(i, grad=True)
+            teacher = setup.teacher.scores(i, grad=False)
+            loss, _ = div.loss(student, teacher, setup.batches[i], prepared[i], _norm(setup))
+            if loss.requires_grad:
+                loss.backward()
+            total += loss.item()
+            hidden_grads.append(student.hidden.grad if student.hidden.grad is not None else torch.zeros(0))
+        split_weight = setup.student.head.weight.grad
+        split_weight = split_weight.clone() if split_weight is not None else None
+
+        one = _joined(setup)
+        div = _make(cls, case)
+        (joined_prepared,), _ = div.prepare(one.batches, Reducer())
+        student = one.student.scores(0, grad=True)
+        one.student.head.zero_grad()
+        loss, _ = div.loss(student, one.teacher.scores(0, grad=False), one.batches[0], joined_prepared, _norm(one))
+        if loss.requires_grad:
+            loss.backward()
+        if abs(loss.item() - total) > SPLIT_ATOL + SPLIT_RTOL * abs(loss.item()):
+            raise CheckFailed(
+                f"two micro-batches sum to {total:.6g}, the same responses as one give {loss.item():.6g}, at "
+                f"{setup.name}: divide by the step's global counts (norm.tokens, norm.sequences), not the "
+                "micro-batch's own"
+            )
+        pairs = [(torch.cat(hidden_grads, dim=0), student.hidden.grad), (split_weight, one.student.head.weight.grad)]
+        for got, want in pairs:
+            if got is None or want is None or got.numel() == 0:
+                continue
+            if not torch.allclose(got, want, rtol=SPLIT_RTOL, atol=SPLIT_ATOL):
+                raise CheckFailed(
+                    f"the gradient of two micro-batches differs from that of one (max difference "
+                    f"{float((got - want).abs().max()):.3g}) at {setup.name}"
+                )
+
+
 def _check_pretrain(cls: type[SequenceDivergence], case: Case) -> None:
     for setup in setups():
         div = _make(cls, case)
@@ -250,6 +318,7 @@ _CHECKS = {
     "prepare": _check_prepare,
     "loss": _check_loss,
     "zero at equal": _check_equal,
+    "micro-batch split": _check_split,
     "pretrain_loss": _check_pretrain,
 }
 

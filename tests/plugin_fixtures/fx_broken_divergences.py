@@ -8,6 +8,8 @@
 * ``fixture_shifted_kl``: KL + 0.01, never 0 at equal distributions.
 * ``fixture_naive_reinforce``: a sequence-level REINFORCE loss whose log-probs come from ``softmax(...).log()``
   (nan gradients once a masked vocabulary entry is -inf).
+* ``fixture_local_mean``: the same loss with correct log-probs, but divided by the micro-batch's own token
+  count instead of the step's (``norm.tokens``): the step's loss then depends on how it is split.
 """
 
 from __future__ import annotations
@@ -85,7 +87,22 @@ class NaiveReinforce(SequenceDivergence):
         return -(returns * walk.values).sum() / norm.tokens, {}
 
 
+class LocalMean(NaiveReinforce):
+    name = "fixture_local_mean"
+
+    def loss(self, student, teacher, batch, prepared, norm):
+        mask = batch.response_mask.bool()
+
+        def logq(s, t, tg):
+            return s.log_softmax(-1).gather(-1, tg[:, None])[:, 0]
+
+        walk = walk_tokens(student, None, batch.response_ids, mask, logq)
+        returns = prepared["returns"].reshape(-1)[walk.index]
+        old = batch.behaviour_logprobs.reshape(-1)[walk.index]
+        return -(returns * torch.exp(walk.values - old)).sum() / mask.sum(), {}
+
+
 @hookimpl
 def register_divergences(register):
-    for cls in (TopKKL, UnclampedKL, ShiftedKL, NaiveReinforce):
+    for cls in (TopKKL, UnclampedKL, ShiftedKL, NaiveReinforce, LocalMean):
         register(cls)
