@@ -44,6 +44,7 @@ def broken(monkeypatch):
     fakes = [
         EntryPoint(name="broken", value="fx_broken_divergences", group="minillm"),
         EntryPoint(name="broken_samplers", value="fx_broken_samplers", group="minillm"),
+        EntryPoint(name="plain", value="fx_plain_divergence", group="minillm"),
     ]
     monkeypatch.setattr(plugins_mod, "entry_points", lambda group: [*real(group=group), *fakes])
     import fx_broken_divergences
@@ -246,7 +247,7 @@ def test_cli_json_and_selection_by_plugin_name(broken, cli):
 def test_cli_passing_plugin_exits_0_and_unknown_name_is_a_usage_error(cli):
     ok = cli("plugins", "check", "rkl")
     assert ok.code == 0, ok.output
-    assert ok.stdout.splitlines()[-1] == "5 checks of 1 plugin classes: all passed"
+    assert ok.stdout.splitlines()[-1] == "5 checks of 1 plugin class: all passed"
     unknown = cli("plugins", "check", "no_such_divergence")
     assert unknown.code == ExitCode.USAGE
     assert "no divergence, sampler or plugin named 'no_such_divergence'" in unknown.stderr
@@ -258,3 +259,12 @@ def test_builtin_minillm_passes_the_sequence_checks():
     assert [r.check for r in results] == ["prepare", "loss", "zero at equal", "micro-batch split", "pretrain_loss"]
     assert all(r.passed for r in results), [f"{r.check}: {r.failure}" for r in results if not r.passed]
     assert results[0].cases == 34
+
+
+def test_cli_a_bare_divergence_subclass_fails_its_level(broken, cli):
+    result = cli("plugins", "check", "fixture_plain")
+    assert result.code == 4, result.output
+    line, summary = result.stdout.splitlines()
+    assert line.split()[:4] == ["FAIL", "divergence", "fixture_plain", "level"]
+    assert "subclasses Divergence but neither TokenDivergence nor SequenceDivergence" in line
+    assert summary == "1 check of 1 plugin class: 1 failed (divergence fixture_plain)"

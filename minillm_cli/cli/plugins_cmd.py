@@ -124,7 +124,8 @@ def check(
         typer.echo(json.dumps({"results": [r.as_dict() for r in results], "failed": failed}, indent=2))
     else:
         checked = len({(r.kind, r.name) for r in results})
-        summary = f"{len(results)} checks of {checked} plugin classes: "
+        summary = f"{len(results)} check{'s' if len(results) != 1 else ''} of {checked} plugin "
+        summary += f"class{'es' if checked != 1 else ''}: "
         summary += f"{len(failed)} failed ({', '.join(failed)})" if failed else "all passed"
         console.print(Text(summary, style="red" if failed else "green"))
     if failed:
