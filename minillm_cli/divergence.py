@@ -289,7 +289,8 @@ class SequenceDivergence(Divergence):
         """Auxiliary loss on a block of the pretraining corpus (``data.pretrain``), added to every micro-batch's
         loss; zero unless the divergence defines one.
 
-        ``targets`` ``[b, L]`` are the block's tokens, predicted by row ``t`` of ``student`` (with grad);
+        ``targets`` ``[b, L]`` are the block's tokens after its first, ``targets[:, t]`` predicted by row ``t``
+        of ``student`` (with grad);
         ``mask`` ``[b, L]`` is all ones; ``norm_tokens`` is the optimizer step's global number of block tokens
         (divide a sum over tokens by it). ``teacher`` is the teacher's scores of the block when the
         divergence's ``Params`` has a ``kd_ratio`` above 0 (the teacher forward is skipped otherwise), else

@@ -99,12 +99,14 @@ class SamplerContext:
     ``student`` (the model being trained, in whatever wrapper the engine uses; call it, do not unwrap it, so
     that ZeRO-3 can gather its parameters) and ``teacher`` (``None`` without a ``teacher:`` section), and the
     ``tokenizer`` they share. ``generator`` is this rank's sampling RNG for this micro-batch (token draws):
-    seeded from ``(seed, step, rank, micro-batch)``, so a resumed run draws the same tokens.
+    seeded from the recipe seed, the step (or rollout phase), the rank and the micro-batch, so a resumed run
+    draws the same tokens.
 
     ``step``: the optimizer step being computed, counted **from 0** (the first step is ``step == 0``); the
     metrics rows and checkpoint folders count finished steps **from 1** (``"step": 1`` in ``metrics.jsonl``
-    and ``checkpoints/step-1`` are written after ``step == 0`` ran). With a sequence-level divergence one
-    call samples a whole rollout phase, and ``step`` is the phase's first optimizer step.
+    and ``checkpoints/step-1`` are written after ``step == 0`` ran). With a sequence-level divergence the
+    sampler is called for every micro-batch of a rollout phase when the phase starts, and ``step`` is the
+    phase's first optimizer step.
 
     ``seed`` is the recipe seed: a decision that must be the same on every rank (e.g. GKD's on-/off-policy
     coin) derives its own generator from ``(seed, step)`` instead of using ``generator`` or the global RNG.
