@@ -58,6 +58,17 @@ _EXPORTS: dict[str, str] = {
     "choose_student": "minillm_cli.generation",
     "choose_teacher": "minillm_cli.generation",
     "mixture": "minillm_cli.generation",
+    "ChooseFn": "minillm_cli.generation",
+    "processed_probs": "minillm_cli.generation",
+    "eos_token_ids": "minillm_cli.generation",
+    "pad_token_id": "minillm_cli.generation",
+    "shared_vocab_size": "minillm_cli.generation",
+    "model_device": "minillm_cli.generation",
+    # the checks of `minillm plugins check`, for a plugin's own tests
+    "CheckResult": "minillm_cli.plugin_check",
+    "check_divergence": "minillm_cli.plugin_check",
+    "check_sampler": "minillm_cli.plugin_check",
+    "tiny_models": "minillm_cli.plugin_check",
     # errors a plugin raises (rendered as a panel with their exit code)
     "MinillmError": "minillm_cli.errors",
     "UsageError": "minillm_cli.errors",
@@ -99,8 +110,22 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
         token_divergence_sum,
     )
     from minillm_cli.errors import MinillmError, PluginError, RecipeError, ResourceError, RuntimeFailure, UsageError
-    from minillm_cli.generation import Decoded, GenerationParams, choose_student, choose_teacher, decode, mixture
+    from minillm_cli.generation import (
+        ChooseFn,
+        Decoded,
+        GenerationParams,
+        choose_student,
+        choose_teacher,
+        decode,
+        eos_token_ids,
+        mixture,
+        model_device,
+        pad_token_id,
+        processed_probs,
+        shared_vocab_size,
+    )
     from minillm_cli.hookspecs import hookimpl
     from minillm_cli.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT, ModelFamily, ScratchParams
+    from minillm_cli.plugin_check import CheckResult, check_divergence, check_sampler, tiny_models
     from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext, generate_rollout
     from minillm_cli.scores import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -11,6 +12,10 @@ class PluginParams(BaseModel):
     """Base of every plugin's recipe options: frozen, and unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: option values ``minillm plugins check`` tries, per field name (a class attribute, not an option);
+    #: fields not listed get values derived from their type and bounds (:mod:`minillm_cli.plugin_check.cases`)
+    check_values: ClassVar[dict[str, Sequence[Any]]] = {}
 
 
 class Component:

@@ -198,17 +198,32 @@ class StepNorm:
 
 
 class SequenceDivergence(Divergence):
-    """A divergence defined on whole sampled responses (needs a generating sampler such as ``teacher_mixed``).
+    """A divergence defined on whole sampled responses: a policy-gradient style loss (MiniLLM's reverse KL)
+    that needs on-policy rollouts with the student's log-probs, i.e. a sampler with ``records_logprobs``
+    (``student``, ``teacher_mixed``).
 
-    The loop calls :meth:`prepare` once per rollout phase with every micro-batch of the phase's buffer (this
-    rank's share), then, for ``ppo_epochs`` passes over the buffer, :meth:`loss` per micro-batch with the
-    current student's scores. Losses and metrics returned by :meth:`loss` are this micro-batch's contribution:
-    the loop sums them over micro-batches and ranks.
+    How the loop drives it, per rollout *phase* (``rollouts_per_phase`` sequences over all ranks, default one
+    optimizer step's worth):
 
-    Scores are :class:`~minillm_cli.scores.ResponseScores`: the final hidden states at the response positions
-    and the output layer (never ``[B, T, V]`` logits). Compute anything vocabulary-sized with
-    :func:`~minillm_cli.scores.walk_tokens` (chunks of tokens, recomputed in backward); a plain logits tensor
-    is accepted wherever scores are (:func:`~minillm_cli.scores.as_scores`).
+    1. the sampler fills a buffer with this rank's micro-batches of the phase (:class:`RolloutBatch` each);
+    2. :meth:`prepare` is called **once** with the whole buffer and turns it into per-token quantities
+       (rewards, returns, advantages), one dict per micro-batch, plus the phase's metrics;
+    3. for ``ppo_epochs`` passes over the buffer (shuffled, ``train.grad_accum`` micro-batches per optimizer
+       step), :meth:`loss` is called per micro-batch with the *current* student's scores (with grad) and the
+       teacher's (no grad), and, when the recipe has ``data.pretrain``, :meth:`pretrain_loss` on a block of
+       the pretraining corpus; the sum of both is backpropagated.
+
+    Losses and metrics returned by :meth:`loss` and :meth:`pretrain_loss` are this micro-batch's
+    *contribution*: the loop sums them over the step's micro-batches and ranks, so divide sums by the step's
+    global counts in :class:`StepNorm` (``norm.tokens`` for a mean over tokens, ``norm.sequences`` over
+    sequences) and the result does not depend on how the step is split.
+
+    Scores are :class:`~minillm_cli.scores.ResponseScores`: the final hidden states ``[B, T, H]`` at the
+    response positions and the output layer (never ``[B, T, V]`` logits); row ``t`` predicts
+    ``response_ids[:, t]``. Compute anything vocabulary-sized with :func:`~minillm_cli.scores.walk_tokens`
+    (chunks of valid tokens, float32 logits cut to the vocabulary rows both models share, recomputed in
+    backward); a plain logits tensor is accepted wherever scores are (:func:`~minillm_cli.scores.as_scores`).
+    ``minillm plugins check`` runs a sequence divergence's methods on synthetic rollouts.
     """
 
     level: ClassVar[str] = "sequence"
@@ -216,16 +231,31 @@ class SequenceDivergence(Divergence):
 
     @property
     def ppo_epochs(self) -> int:
+        """Passes over each rollout buffer (the ``ppo_epochs`` option when ``Params`` has one, else 1)."""
         return int(getattr(self.params, "ppo_epochs", 1))
 
     @property
     def rollouts_per_phase(self) -> int | None:
-        """Sequences sampled per phase across all ranks (None: one optimizer step's worth)."""
+        """Sequences sampled per phase across all ranks (the ``rollouts_per_phase`` option; None: one
+        optimizer step's worth)."""
         return getattr(self.params, "rollouts_per_phase", None)
 
     def prepare(self, batches: list[Any], reduce: Reducer) -> tuple[list[dict[str, torch.Tensor]], dict[str, float]]:
-        """Per-token quantities of the buffer (rewards, returns, advantages), one dict per micro-batch, and
-        phase metrics (already global)."""
+        """Once per phase: per-token quantities of the buffer, and the phase's metrics.
+
+        ``batches``: this rank's micro-batches of the phase, each a :class:`~minillm_cli.sampler.RolloutBatch`
+        as the sampler returned it, on the training device: ``response_ids`` / ``response_mask`` ``[B, T]``
+        (EOS inside the mask), ``behaviour_logprobs`` (always present: the loop refuses a rollout without
+        them) and, when the sampler recorded them, ``teacher_logprobs``, ``importance_weights``,
+        ``teacher_hidden`` and ``extras``. ``reduce``: sums, maxima and minima over ranks (identity on one
+        process), for statistics over the whole phase (e.g. whitening advantages); every rank must make the
+        same calls in the same order.
+
+        Returns one dict of tensors per micro-batch, in the order of ``batches`` (usually ``[B, T]``, aligned
+        with ``response_ids``; saved in checkpoints, so tensors only), which :meth:`loss` gets back as
+        ``prepared``; and metrics of the phase, already global (the same on every rank), logged as
+        ``rollout/<name>``.
+        """
         raise NotImplementedError
 
     def loss(
@@ -236,8 +266,16 @@ class SequenceDivergence(Divergence):
         prepared: dict[str, torch.Tensor],
         norm: StepNorm,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """This micro-batch's loss contribution and metrics. ``student`` (with grad) and ``teacher`` (no
-        grad) score ``batch.response_ids``: row ``t`` predicts ``response_ids[:, t]``."""
+        """This micro-batch's loss contribution (a 0-dim tensor connected to ``student``) and metrics.
+
+        ``student`` (with grad) and ``teacher`` (no grad; ``None`` only without a teacher model) score
+        ``batch.response_ids``: row ``t`` predicts ``response_ids[:, t]``, and only positions where
+        ``batch.response_mask`` is 1 count. ``batch`` is the :class:`~minillm_cli.sampler.RolloutBatch` of
+        this micro-batch (the same object :meth:`prepare` saw, or its copy restored from a checkpoint);
+        ``prepared`` is the dict :meth:`prepare` returned for it; ``norm`` holds the optimizer step's global
+        token and sequence counts. Metrics are contributions too (summed over micro-batches and ranks), as
+        0-dim tensors or floats.
+        """
         raise NotImplementedError
 
     def pretrain_loss(
@@ -248,8 +286,16 @@ class SequenceDivergence(Divergence):
         mask: torch.Tensor,
         norm_tokens: float,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Auxiliary loss on a pretraining-corpus block (``targets[:, t]`` is predicted by row ``t`` of
-        ``student``); zero unless the divergence defines one."""
+        """Auxiliary loss on a block of the pretraining corpus (``data.pretrain``), added to every micro-batch's
+        loss; zero unless the divergence defines one.
+
+        ``targets`` ``[b, L]`` are the block's tokens after its first, ``targets[:, t]`` predicted by row ``t``
+        of ``student`` (with grad);
+        ``mask`` ``[b, L]`` is all ones; ``norm_tokens`` is the optimizer step's global number of block tokens
+        (divide a sum over tokens by it). ``teacher`` is the teacher's scores of the block when the
+        divergence's ``Params`` has a ``kd_ratio`` above 0 (the teacher forward is skipped otherwise), else
+        ``None``. Returns the contribution and its metrics, like :meth:`loss`.
+        """
         src = student.source if isinstance(student, ResponseScores) else student
         zero = src.reshape(-1)[:0].float().sum()
         return zero, {}

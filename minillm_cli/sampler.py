@@ -21,7 +21,13 @@ from minillm_cli.generation import (
 
 @dataclass
 class PromptBatch:
-    """Prompts (left-padded) and, when the data has them, gold responses (right-padded)."""
+    """What a sampler gets: one micro-batch of this rank's training examples, on the training device.
+
+    ``prompt_ids`` / ``prompt_mask``: ``[B, P]``, **left**-padded (padding first, mask 0 there), the prompts
+    already formatted (``data.prompt_format``) and tokenized. ``response_ids`` / ``response_mask``: ``[B, R]``,
+    **right**-padded, the data's gold responses ending with EOS (inside the mask) when the data has responses,
+    else ``None`` (a sampler with ``needs_responses = False`` must not need them).
+    """
 
     prompt_ids: torch.Tensor
     prompt_mask: torch.Tensor
@@ -31,24 +37,55 @@ class PromptBatch:
 
 @dataclass
 class RolloutBatch:
-    """What a sampler returns: prompt and response ids with masks, plus whatever it already knows so
-    nothing is computed twice (behaviour log-probs, teacher log-probs, importance weights, all ``[B, T_r]``
-    aligned with ``response_ids``)."""
+    """What :meth:`Sampler.sample` returns: the responses a training step learns from, plus what the sampler
+    already knows about them, so nothing is computed twice.
+
+    Shapes: ``B`` rows (the prompt batch's, in the same order), ``P`` prompt positions, ``T`` response positions
+    (the longest response of the batch). Every per-token tensor is ``[B, T]`` and aligned with
+    ``response_ids``: column ``t`` is about response token ``t``. Tensors may live on any device (the loop
+    moves the batch to the training device with :meth:`to`). ``minillm plugins check`` checks this contract.
+
+    Masks and EOS: ``response_mask`` is 1 for the tokens of each response **including the EOS that ended it**,
+    then 0 for the padding after it (right padding: a row's ones are a prefix). A row that reached
+    ``max_new_tokens`` without EOS is all ones. Divergences are computed only where the mask is 1, and the
+    loss is divided by the global number of mask-1 tokens (all micro-batches, all ranks), so the EOS token is
+    trained on, and what is written after it never matters.
+    """
 
     prompt_ids: torch.Tensor
+    """``[B, P]`` long, the prompts as given in :class:`PromptBatch` (left-padded)."""
     prompt_mask: torch.Tensor
+    """``[B, P]``, 1 at real prompt tokens, 0 at the left padding."""
     response_ids: torch.Tensor
+    """``[B, T]`` long, right-padded response token ids (below the vocabulary size both models share);
+    positions after a row's end hold any id (``pad_token_id`` by convention), never read."""
     response_mask: torch.Tensor
+    """``[B, T]`` (bool, or 0/1 of the prompt mask's dtype): 1 at response tokens, the final EOS included."""
     behaviour_logprobs: torch.Tensor | None = None
+    """``[B, T]`` float32: log q(y_t | x, y_<t) under the **student's unprocessed** distribution (temperature 1,
+    no top-k/top-p, normalised over the shared vocabulary rows) with the weights it had when it sampled (the
+    "old" policy of a PPO-style update); 0 at masked positions. Sequence-level divergences need it: a sampler
+    that always fills it sets ``records_logprobs = True``. ``None``: the student did not decode."""
     teacher_logprobs: torch.Tensor | None = None
+    """``[B, T]`` float32: log p(y_t | x, y_<t) under the teacher's unprocessed distribution; 0 at masked
+    positions. MiniLLM uses it as the reward without another teacher pass. ``None``: not known."""
     importance_weights: torch.Tensor | None = None
+    """``[B, T]`` float32: w_t = q(y_t) / m(y_t), the student's unprocessed probability over the probability of
+    the distribution ``m`` the token was actually drawn from (1 at masked positions). ``None`` means all ones
+    (the tokens were drawn from the student itself)."""
     teacher_hidden: torch.Tensor | None = None
     """``[B, T, H]`` the teacher's final hidden state predicting each response token, kept by a sampler that
     decoded with the teacher: scoring then runs no teacher forward (zeros at masked positions)."""
     source: str = ""
+    """Who wrote the responses (``"student"``, ``"teacher"``, ``"dataset"``, ...), for logs."""
     extras: dict[str, Any] = field(default_factory=dict)
+    """Anything else (e.g. ``sampling_probs`` from :func:`generate_rollout`, ``on_policy`` of ``mixed``). A
+    sequence-level divergence's rollout buffer is saved in checkpoints, so values are tensors, numbers,
+    strings, booleans, ``None``, lists and string-keyed dicts of those (no other objects: nothing is pickled).
+    :meth:`to` does not move tensors in ``extras``."""
 
     def to(self, device: torch.device | str) -> RolloutBatch:
+        """The same batch with every tensor field (not ``extras``) on ``device``."""
         moved = {
             k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items() if k != "extras"
         }
@@ -57,13 +94,32 @@ class RolloutBatch:
 
 @dataclass
 class SamplerContext:
-    """Everything a sampler may use for one step.
+    """Everything a sampler may use for one call of :meth:`Sampler.sample`.
 
-    ``generator`` is this rank's sampling RNG (token draws). ``seed`` is the recipe seed and ``step`` the
-    optimizer step: a decision that must be the same on every rank (e.g. GKD's on-/off-policy coin) derives
-    its own generator from ``(seed, step)`` instead of using ``generator`` or the global RNG. ``synced``:
-    every rank runs the same number of decoding steps (needed when parameters are sharded with ZeRO-3).
-    Generation settings (max_new_tokens, temperature, top-k, top-p) are options of the sampler's ``Params``.
+    ``student`` (the model being trained, in whatever wrapper the engine uses; call it, do not unwrap it, so
+    that ZeRO-3 can gather its parameters) and ``teacher`` (``None`` without a ``teacher:`` section), and the
+    ``tokenizer`` they share. ``generator`` is this rank's sampling RNG for this micro-batch (token draws):
+    seeded from the recipe seed, the step (or rollout phase), the rank and the micro-batch, so a resumed run
+    draws the same tokens.
+
+    ``step``: the optimizer step being computed, counted **from 0** (the first step is ``step == 0``); the
+    metrics rows and checkpoint folders count finished steps **from 1** (``"step": 1`` in ``metrics.jsonl``
+    and ``checkpoints/step-1`` are written after ``step == 0`` ran). With a sequence-level divergence the
+    sampler is called for every micro-batch of a rollout phase when the phase starts, and ``step`` is the
+    phase's first optimizer step.
+
+    ``seed`` is the recipe seed: a decision that must be the same on every rank (e.g. GKD's on-/off-policy
+    coin) derives its own generator from ``(seed, step)`` instead of using ``generator`` or the global RNG.
+    ``rank`` is this process's rank (0 on one process).
+
+    ``synced``: parameters are sharded across several ranks (ZeRO-3, ``world_size > 1``), so every forward
+    pass of the student or the teacher is a collective operation: each rank must run **the same number** of
+    forward passes, or the ranks that call one more time wait forever for the others (the run hangs, with no
+    error). A decoding loop that stops when its own rows have all ended does exactly that, because ranks sample
+    responses of different lengths. :func:`generate_rollout` / :func:`~minillm_cli.generation.decode` honour
+    it (a rank that is done keeps stepping on padding until every rank is done); a sampler with its own loop
+    must do the same. Generation settings (max_new_tokens, temperature, top-k, top-p) are options of the
+    sampler's ``Params``.
     """
 
     student: Any
@@ -77,8 +133,11 @@ class SamplerContext:
 
 
 class Sampler(Component):
-    """Decides where the response tokens of a training batch come from."""
+    """Decides where the response tokens of a training batch come from (the gold data, the student, the
+    teacher, a mixture). Subclasses set ``name``, ``description``, ``Params`` and the flags below, and implement
+    :meth:`sample`; most build on :func:`generate_rollout`."""
 
+    #: whether the sampler needs a teacher model (a recipe without ``teacher:`` is then a recipe error)
     needs_teacher: ClassVar[bool] = False
     #: whether the training data must have gold responses (off-policy samplers); generating samplers only
     #: need prompts
@@ -88,13 +147,31 @@ class Sampler(Component):
     records_logprobs: ClassVar[bool | None] = None
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
+        """Return the rollout of one micro-batch of prompts.
+
+        Called once per micro-batch of every optimizer step (token-level divergences) or of every rollout
+        phase (sequence-level ones), on every rank; nothing returned is trained through (decoding runs
+        without gradients). ``batch`` holds this rank's prompts (and gold responses when the data has them),
+        ``ctx`` the models, tokenizer, RNG and step (:class:`SamplerContext`).
+
+        The result must keep the contract of :class:`RolloutBatch`: the same ``B`` rows in the same order,
+        ``response_ids``/``response_mask`` ``[B, T]`` right-padded with the EOS inside the mask, per-token
+        tensors aligned with them, log-probs under the *unprocessed* distributions. Draw random numbers only
+        from ``ctx.generator`` (or a generator derived from ``ctx.seed`` and ``ctx.step``), so runs are
+        reproducible and resumable. Decode with :func:`generate_rollout` (or
+        :func:`~minillm_cli.generation.decode`, passing ``synced=ctx.synced``): a loop of your own that ignores
+        ``ctx.synced`` hangs under ZeRO-3 with several ranks. An exception raised here stops training with a
+        plugin error (exit 4) naming the plugin.
+        """
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        """State saved in checkpoints (schedules, buffers). Stateless samplers return ``{}``."""
+        """State saved in checkpoints (schedules, counters), written as JSON: numbers, strings, booleans,
+        ``None``, lists and string-keyed dicts only. Stateless samplers return ``{}``."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (on resume; ``{}`` for a checkpoint without it)."""
         del state
 
 
@@ -109,14 +186,25 @@ def generate_rollout(
     choose: ChooseFn | None = None,
 ) -> RolloutBatch:
     """Sample responses to a batch's prompts with :func:`minillm_cli.generation.decode`, using the context's
-    models, tokenizer (EOS / pad ids), sampling generator and rank synchronisation.
+    models, tokenizer (EOS / pad ids), sampling generator and rank synchronisation (``ctx.synced``): the helper
+    every built-in generating sampler uses, and the one a sampler plugin should use.
+
+    ``params``: the sampling options (the sampler's own ``Params``, subclassing
+    :class:`~minillm_cli.generation.GenerationParams`). ``use_student`` / ``use_teacher``: which models decode
+    (each with its own KV cache; both see the same tokens). ``choose(q, p)``: the distribution ``[B, V]`` the
+    next token is drawn from, given the student's and the teacher's *processed* distributions (temperature,
+    top-k, top-p; ``None`` for a model that does not decode); default: the student's if it decodes, else the
+    teacher's (see :func:`~minillm_cli.generation.mixture`, :func:`~minillm_cli.generation.choose_teacher`).
+    ``source`` is the label stored in :attr:`RolloutBatch.source`.
 
     Sampling is over the vocabulary rows the student and the teacher share (when there is a teacher), whichever
-    of them decodes. The rollout (prompts included) lives on the decoding model's device; it carries the
-    student's log-probs as ``behaviour_logprobs`` when the student decodes, the teacher's as
-    ``teacher_logprobs`` and ``teacher_hidden`` (the teacher's final hidden states, so scoring runs no
-    teacher forward over these tokens) when the teacher does, and ``extras["sampling_probs"]``: each token's probability
-    under the distribution it was drawn from.
+    of them decodes. A row ends at its first EOS (the tokenizer's, the chat template's end-of-turn token, the
+    models' ``generation_config``), which stays inside the mask. The rollout (prompts included) lives on the
+    decoding model's device; it carries the student's log-probs as ``behaviour_logprobs`` when the student
+    decodes, the teacher's as ``teacher_logprobs`` and ``teacher_hidden`` (the teacher's final hidden states, so
+    scoring runs no teacher forward over these tokens) when the teacher does, and ``extras["sampling_probs"]``:
+    each token's probability under the distribution it was drawn from (so ``importance_weights`` are
+    ``exp(behaviour_logprobs) / sampling_probs``, as ``teacher_mixed`` computes them).
     """
     student = ctx.student if use_student else None
     teacher = ctx.teacher if use_teacher else None

@@ -1,4 +1,5 @@
-"""``minillm plugins``: every plugin, what it registers, and any that failed to load."""
+"""``minillm plugins``: every plugin, what it registers, and any that failed to load; ``minillm plugins check``:
+the property checks of installed divergences and samplers (:mod:`minillm_cli.plugin_check`)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,25 @@ KIND_LABELS = {
 }
 
 
+app = typer.Typer(
+    invoke_without_command=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    help="List installed plugins (name, distribution, version) and what each registers; "
+    "`minillm plugins check` tests their divergences and samplers.",
+)
+
+
+@app.callback()
 def plugins(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List installed plugins (name, distribution, version) and what each registers."""
+    """List installed plugins (name, distribution, version) and what each registers.
+
+    `minillm plugins check [NAME...]` runs property checks on installed divergences and samplers."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -71,5 +86,51 @@ def plugins(
         raise typer.Exit(int(ExitCode.PLUGIN))
 
 
-def register(app: typer.Typer) -> None:
-    app.command("plugins")(plugins)
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    names: list[str] | None = typer.Argument(
+        None, help="Divergence, sampler or plugin names (default: every installed divergence and sampler)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (one object per check)."),
+) -> None:
+    """Property checks of installed divergences and samplers, one line per plugin and check.
+
+    Divergences: finite, non-negative, zero at equal distributions, finite gradients, output shape, over the
+    option values each plugin declares (`Params.check_values`) or derives, with -inf logits and probabilities
+    that underflow to 0. Samplers: the RolloutBatch contract on tiny models. Exit 4 when a check fails."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from minillm_cli.plugin_check.runner import run_checks, select_targets
+    from minillm_cli.plugins import get_plugins
+
+    ensure_plugin_commands(ctx)
+    targets = select_targets(get_plugins(), list(names or []))
+    console = Console(highlight=False, soft_wrap=True)
+    results = []
+    for r in run_checks(targets):
+        results.append(r)
+        if as_json:
+            continue
+        line = Text.assemble(
+            ("PASS" if r.passed else "FAIL", "green" if r.passed else "bold red"),
+            f"  {r.kind:<10} {r.name:<16} {r.check:<20} ",
+            (f"{r.cases} option set{'s' if r.cases != 1 else ''}" if r.passed else (r.failure or ""), "dim"),
+        )
+        console.print(line)
+    failed = sorted({f"{r.kind} {r.name}" for r in results if not r.passed})
+    if as_json:
+        typer.echo(json.dumps({"results": [r.as_dict() for r in results], "failed": failed}, indent=2))
+    else:
+        checked = len({(r.kind, r.name) for r in results})
+        summary = f"{len(results)} check{'s' if len(results) != 1 else ''} of {checked} plugin "
+        summary += f"class{'es' if checked != 1 else ''}: "
+        summary += f"{len(failed)} failed ({', '.join(failed)})" if failed else "all passed"
+        console.print(Text(summary, style="red" if failed else "green"))
+    if failed:
+        raise typer.Exit(int(ExitCode.PLUGIN))
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="plugins")

@@ -7,9 +7,22 @@ module; minillm imports it and calls the hooks below, which are marked with ``ho
 from __future__ import annotations
 
 from minillm_cli.api import hookimpl
+from minillm_example_plugin.geometric import GeometricMixedParams, GeometricMixedSampler, geometric_mixture
 from minillm_example_plugin.hellinger import Hellinger, HellingerParams
+from minillm_example_plugin.reinforce import ReinforceParams, ReinforceRKL
 
-__all__ = ["Hellinger", "HellingerParams", "register_commands", "register_divergences"]
+__all__ = [
+    "GeometricMixedParams",
+    "GeometricMixedSampler",
+    "Hellinger",
+    "HellingerParams",
+    "ReinforceParams",
+    "ReinforceRKL",
+    "geometric_mixture",
+    "register_commands",
+    "register_divergences",
+    "register_samplers",
+]
 
 EXAMPLE_P = (0.7, 0.2, 0.1)
 EXAMPLE_Q = (0.4, 0.4, 0.2)
@@ -18,7 +31,14 @@ EXAMPLE_Q = (0.4, 0.4, 0.2)
 @hookimpl
 def register_divergences(register) -> None:
     """Called once at start-up: hand minillm every divergence class this plugin provides."""
-    register(Hellinger)
+    register(Hellinger)  # token-level
+    register(ReinforceRKL)  # sequence-level
+
+
+@hookimpl
+def register_samplers(register) -> None:
+    """Called once at start-up: hand minillm every sampler class this plugin provides."""
+    register(GeometricMixedSampler)
 
 
 def _parse_distribution(text: str) -> list[float]:
