@@ -274,3 +274,30 @@ def test_choice_share_setting(tmp_path):
         apply_overrides(default_settings(), ["choice_share=1"])
     with pytest.raises(UsageError, match="choice_prompts must be at least 2"):
         apply_overrides(default_settings(), ["eval.choice_prompts=1"])
+
+
+def test_pipeline_collects_label_metrics_and_pools_bins_over_runs(tmp_path):
+    from dataclasses import replace
+
+    from minillm_cli.demo.config import EvalConfig, default_settings
+    from minillm_cli.demo.pipeline import DemoPaths, collect, collect_label_bins
+
+    settings = replace(
+        default_settings(), methods=("kd",), train_runs=2, choice_share=0.2, eval=EvalConfig(seeds=(10, 20))
+    )
+    paths = DemoPaths(tmp_path)
+    confidences = {"teacher": [[0.99, 0.97], [0.95]], "run1/sft": [[0.6]], "run2/sft": [[0.7, 0.55]]}
+    confidences.update({"run1/kd": [[0.9]], "run2/kd": [[0.92, 0.81]]})
+    for sid, per_seed in confidences.items():
+        bins = [reliability_bins(c, [True] * len(c)) for c in per_seed]
+        ece = [sum(1 - x for x in c) / len(c) for c in per_seed]
+        path = paths.eval_file(sid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"per_seed": {"label_ece": ece}, "label_bins": bins}))
+    results = collect(settings, paths)
+    assert results["kd"]["label_ece"]["seeds"] == pytest.approx([0.1, (0.08 + 0.19) / 2])
+    assert results["teacher"]["label_ece"]["seeds"] == pytest.approx([0.02, 0.05])
+    pooled = collect_label_bins(settings, paths)
+    assert set(pooled) == {"teacher", "sft", "kd"} and pooled["kd"]["seeds"] == 2
+    assert [b["count"] for b in pooled["kd"]["bins"]][8:] == [2, 1]  # 0.81, 0.9 | 0.92
+    assert pooled["kd"]["bins"][8]["confidence"] == pytest.approx(0.855)
