@@ -27,6 +27,10 @@ Default (at most 15 minutes on a 2-core CPU; 10-12 minutes measured, 2 single-th
   of the 3 sampling seeds, each student run with its own one of them, so a student's spread is over training
   runs and sampling together.
 
+``choice_share`` (0 by default) replaces that share of the training records with yes/no choice prompts, and
+then every model is also scored for label-word accuracy and ECE on ``eval.choice_prompts`` held-out ones per
+seed (:mod:`minillm_cli.demo.calibration`).
+
 ``--quick`` (at most 6 minutes) runs the same chain with a fifth of the training prompts, far fewer steps and
 prompts, and 2 training runs of 2 sampling seeds each; its numbers are a smoke test, not a result.
 Any setting can be changed with ``minillm demo --set KEY=VALUE`` (:mod:`.overrides`).
