@@ -27,6 +27,10 @@ Default (at most 15 minutes on a 2-core CPU; 10-12 minutes measured, 2 single-th
   of the 3 sampling seeds, each student run with its own one of them, so a student's spread is over training
   runs and sampling together.
 
+``choice_share`` (0 by default) replaces that share of the training records with yes/no choice prompts, and
+then every model is also scored for label-word accuracy and ECE on ``eval.choice_prompts`` held-out ones per
+seed (:mod:`minillm_cli.demo.calibration`).
+
 ``--quick`` (at most 6 minutes) runs the same chain with a fifth of the training prompts, far fewer steps and
 prompts, and 2 training runs of 2 sampling seeds each; its numbers are a smoke test, not a result.
 Any setting can be changed with ``minillm demo --set KEY=VALUE`` (:mod:`.overrides`).
@@ -82,6 +86,9 @@ class EvalConfig:
     """ExAccErr(l) is reported at this l: every valid response (mode, >= 3 items, EOS) is this long"""
     calibration_prompts: int = 1000
     """prompts for next-token ECE, each with one fresh reference of the true distribution per seed"""
+    choice_prompts: int = 1000
+    """held-out yes/no choice prompts per seed for label-word accuracy and ECE (drawn afresh with each seed,
+    labels balanced); measured only when ``choice_share`` > 0 (:mod:`minillm_cli.demo.calibration`)"""
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,10 @@ class DemoSettings:
     """the distillation methods to run (the teacher and the SFT student always run)"""
     world: dict[str, Any] = field(default_factory=dict)
     """overrides of the synthetic task's :class:`TaskConfig` (e.g. ``{"shared_weight": 0.0}``)"""
+    choice_share: float = 0.0
+    """share of the ``train_prompts`` training records that are yes/no choice prompts
+    (:mod:`minillm_plugins.synthetic.choice`; every stage trains on the same mixed split). 0: none, and no
+    label-word metrics. The claim-2 run uses 0.2 (see the README's demo section)"""
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
@@ -129,6 +140,11 @@ class DemoSettings:
                 f"eval.seeds ({len(self.eval.seeds)} seeds) must split evenly over train_runs ({self.train_runs}): "
                 "every training run is evaluated with the same number of sampling seeds"
             )
+        if not 0.0 <= self.choice_share < 1.0:
+            problems.append(f"choice_share must be in [0, 1), got {self.choice_share}")
+        if self.eval.choice_prompts < 2:
+            n = self.eval.choice_prompts
+            problems.append(f"eval.choice_prompts must be at least 2 (one of each label), got {n}")
         unknown = [m for m in self.methods if m not in DISTILLED]
         if unknown or len(set(self.methods)) != len(self.methods):
             problems.append(f"methods must be distinct names among {', '.join(DISTILLED)}; got {list(self.methods)}")
@@ -196,6 +212,7 @@ def quick_settings(seed: int = 0) -> DemoSettings:
             exposure_prompts=50,
             exposure_samples=2,
             calibration_prompts=200,
+            choice_prompts=200,
         ),
     )
 

@@ -11,6 +11,10 @@ response depends only on the model, the prompt, the seed and the prompt's positi
 * ``ece`` and ``token_accuracy``: next-token calibration under teacher forcing
   (:func:`minillm_cli.eval.analysis.token_calibration`) on one fresh reference of the true distribution per
   prompt and seed, EOS included (so the seeds differ in the references, not only in the samples);
+* ``label_accuracy`` and ``label_ece``: label-word accuracy and ECE on ``choice_prompts`` held-out yes/no
+  choice prompts drawn afresh with the seed (:mod:`minillm_cli.demo.calibration`), when the data folder's
+  training split holds choice prompts (``choice.json``), else None; the reliability bins go to the result
+  file's ``label_bins`` (one list per seed);
 * ``exposure_bias``: ExAccErr(l) in % against the teacher (:func:`minillm_cli.eval.analysis.measure_exposure_bias`)
   with that seed's generator, at ``l = exposure_length``; the teacher itself has none (``None``).
 
@@ -41,6 +45,8 @@ METRICS = (
     "exposure_bias",
     "ece",
     "token_accuracy",
+    "label_accuracy",
+    "label_ece",
     "finished",
     "error_hybrid",
 )
@@ -98,11 +104,15 @@ def evaluate_model(
     *,
     teacher_dir: str | Path | None = None,
     tick: Callable[[str], None] | None = None,
+    label_bins: list[Any] | None = None,
 ) -> dict[str, list[float | None]]:
-    """Per-seed values of every metric in :data:`METRICS` (lists in the order of ``cfg.seeds``)."""
+    """Per-seed values of every metric in :data:`METRICS` (lists in the order of ``cfg.seeds``); each seed's
+    label-word reliability bins are appended to ``label_bins`` when given (None for a seed without them)."""
+    from minillm_cli.demo.calibration import evaluate_choices
     from minillm_cli.eval import metrics as eval_metrics
     from minillm_cli.eval.analysis import measure_exposure_bias, token_calibration
     from minillm_cli.eval.runner import EvalSettings, generate_predictions
+    from minillm_plugins.synthetic.choice import read_choice_spec
     from minillm_plugins.synthetic.task import EOS
 
     tick = tick or (lambda _: None)
@@ -112,6 +122,7 @@ def evaluate_model(
     teacher = load(str(teacher_dir)).model if teacher_dir is not None else None
     model, tokenizer, family = loaded.model, loaded.tokenizer, loaded.family
     prompts = [bench.format_prompt(example, family) for example in examples]
+    with_choices = read_choice_spec(data_dir) is not None
     out: dict[str, list[float | None]] = {name: [] for name in METRICS}
     for seed in cfg.seeds:
         settings = EvalSettings(
@@ -142,6 +153,11 @@ def evaluate_model(
         )
         out["ece"].append(calibration.ece)
         out["token_accuracy"].append(calibration.accuracy)
+        labels = evaluate_choices(model, tokenizer, world, cfg.choice_prompts, seed) if with_choices else None
+        out["label_accuracy"].append(labels.accuracy if labels else None)
+        out["label_ece"].append(labels.ece if labels else None)
+        if label_bins is not None:
+            label_bins.append(labels.bins if labels else None)
         tick(f"seed {seed}: calibration")
 
         if teacher is None:
@@ -182,7 +198,7 @@ def true_distribution(data_dir: str | Path, cfg: EvalConfig) -> dict[str, list[f
         out["rouge_l"].append(
             eval_metrics.mean(eval_metrics.rouge_l(r, e.references) for r, e in zip(responses, examples, strict=True))
         )
-        for name in ("exposure_bias", "ece", "token_accuracy"):
+        for name in ("exposure_bias", "ece", "token_accuracy", "label_accuracy", "label_ece"):
             out[name].append(None)
     return out
 
@@ -221,8 +237,15 @@ def run_job(job: EvalJob) -> dict[str, Any]:
             with progress.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"done": what, "elapsed_s": time.perf_counter() - start}) + "\n")
 
-    values = evaluate_model(job.model, job.data, job.config(), teacher_dir=job.teacher, tick=tick)
-    result = {"name": job.name, "model": job.model, "per_seed": values, "wall_s": time.perf_counter() - start}
+    bins: list[Any] = []
+    values = evaluate_model(job.model, job.data, job.config(), teacher_dir=job.teacher, tick=tick, label_bins=bins)
+    result = {
+        "name": job.name,
+        "model": job.model,
+        "per_seed": values,
+        "label_bins": bins,
+        "wall_s": time.perf_counter() - start,
+    }
     out = Path(job.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")

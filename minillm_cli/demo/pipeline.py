@@ -34,6 +34,7 @@ from typing import Any
 
 from rich.console import Console
 
+from minillm_cli.demo import calibration as demo_calibration
 from minillm_cli.demo import evaluate as demo_eval
 from minillm_cli.demo.config import DISTILLED, LABELS, RECIPES, DemoSettings
 from minillm_cli.demo.jobs import Job, Runner
@@ -41,7 +42,7 @@ from minillm_cli.demo.recipes import build_recipes, stage, write_pretraining_cor
 from minillm_cli.errors import RuntimeFailure, UsageError
 
 MARKER = "demo-settings.json"
-OWNED = ("data", "tokenizer", "recipes", "runs", "eval", "logs", "results.json", "demo.png", MARKER)
+OWNED = ("data", "tokenizer", "recipes", "runs", "eval", "logs", "results.json", "demo.png", "calibration.png", MARKER)
 """What the demo writes in its folder (and removes when it replaces an earlier demo there)."""
 
 
@@ -81,6 +82,10 @@ class DemoPaths:
     def figure(self) -> Path:
         return self.root / "demo.png"
 
+    @property
+    def calibration_figure(self) -> Path:
+        return self.root / "calibration.png"
+
     def run(self, stage_id: str) -> Path:
         return self.runs / stage_id
 
@@ -115,14 +120,17 @@ def make_data(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
 
     world = make_world(settings.seed, TaskConfig(**settings.world))  # checked by DemoSettings
     sizes = {"train": settings.train_prompts, "valid": settings.valid_prompts, "test": settings.test_prompts}
-    write_splits(world, paths.data, sizes, seed=settings.seed)
+    n_choice = demo_calibration.n_choice_records(settings)
+    write_splits(world, paths.data, {**sizes, "train": sizes["train"] - n_choice}, seed=settings.seed)
+    extra_words = demo_calibration.mix_choice_prompts(world, paths.data, n_choice, seed=settings.seed)
     save_world(world, paths.data)
-    tokenizer = save_tokenizer(world, paths.tokenizer)
+    tokenizer = save_tokenizer(world, paths.tokenizer, extra_words)
     write_pretraining_corpus(paths.data)  # MiniLLM's pretraining term reads it when minillm_lm_coef > 0
     from minillm_plugins.synthetic.tokenizer import vocabulary
 
-    vocab = len(vocabulary(world))
+    vocab = len(vocabulary(world, extra_words))
     return {
+        "choice_train_records": n_choice,
         "world_seed": world.seed,
         "world": dict(json.loads((paths.data / "world.json").read_text())["config"]),
         "splits": sizes,
@@ -203,6 +211,20 @@ def collect(settings: DemoSettings, paths: DemoPaths) -> dict[str, dict[str, Any
         runs = [0] if name == "teacher" else range(settings.train_runs)
         per_seed = collect_eval_files([paths.eval_file(stage(name, run)) for run in runs])
         out[name] = {metric: summarise(values) for metric, values in per_seed.items()}
+    return out
+
+
+def collect_label_bins(settings: DemoSettings, paths: DemoPaths) -> dict[str, dict[str, Any]]:
+    """``{model: {"bins": ...}}``: every model's label-word reliability bins, pooled over its seeds (and, for
+    a student, its runs) (:func:`minillm_cli.demo.calibration.pool_bins`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("teacher", "sft", *[m for m in DISTILLED if m in settings.methods]):
+        runs = [0] if name == "teacher" else range(settings.train_runs)
+        per_seed = []
+        for run in runs:
+            per_seed += json.loads(paths.eval_file(stage(name, run)).read_text(encoding="utf-8")).get("label_bins", [])
+        kept = [bins for bins in per_seed if bins]
+        out[name] = {"bins": demo_calibration.pool_bins(kept), "seeds": len(kept)}
     return out
 
 
@@ -303,6 +325,8 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
 
     t = time.perf_counter()
     results: dict[str, Any] = collect(settings, paths)
+    if settings.choice_share > 0:
+        results["label_calibration"] = collect_label_bins(settings, paths)
     truth = demo_eval.true_distribution(paths.data, settings.eval)
     results["true_distribution"] = {
         metric: summarise(values) for metric, values in truth.items() if any(v is not None for v in values)
@@ -325,9 +349,13 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
     results["wall_times"] = {name: round(value, 2) for name, value in walls.items()}
     paths.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     draw_figure(results, paths.runs, paths.figure)
+    if demo_calibration.has_label_metrics(results):
+        demo_calibration.draw_calibration_figure(results, paths.calibration_figure)
     results["wall_times"]["total"] = round(time.perf_counter() - start, 2)
     paths.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print_table(results, Console())
+    if demo_calibration.has_label_metrics(results):
+        Console().print(demo_calibration.calibration_table(results))
     console.print(f"results: {paths.results}  figure: {paths.figure}  total {results['wall_times']['total']:.0f} s")
     return results
 
@@ -341,6 +369,10 @@ NOTES = {
     "mean_length": "words before EOS (a valid response has 1 + 3..5)",
     "exposure_bias": "ExAccErr(l) in % against the teacher at l = eval.exposure_length (null: the teacher)",
     "ece": "next-token ECE under teacher forcing on one fresh true-distribution reference per prompt and seed",
+    "label_accuracy": "share of eval.choice_prompts held-out yes/no choice prompts per seed (balanced) whose more "
+    "probable label word is the exact label (only when choice_share > 0)",
+    "label_ece": "ECE of the label words' probabilities normalised over yes/no (confidence: the predicted label's), "
+    "10 equal-width bins; label_calibration: its reliability bins pooled over seeds and runs",
     "true_distribution": "responses drawn from the task's true distribution, same prompts and seeds",
 }
 

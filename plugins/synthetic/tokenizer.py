@@ -9,6 +9,7 @@ built from the same seed share it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,19 @@ def template_words() -> tuple[str, ...]:
     return tuple(dict.fromkeys(text.split()))
 
 
-def vocabulary(world: World) -> dict[str, int]:
-    words = [*SPECIAL_TOKENS, *world.words(), *template_words()]
+def vocabulary(world: World, extra_words: Sequence[str] = ()) -> dict[str, int]:
+    """Word -> id: special tokens, the task's words, the templates' words, then ``extra_words`` (e.g. the
+    choice prompts' words, :data:`minillm_plugins.synthetic.choice.WORDS`), each word once."""
+    words = [*SPECIAL_TOKENS, *world.words(), *template_words(), *extra_words]
     return {w: i for i, w in enumerate(dict.fromkeys(words))}
 
 
-def build_tokenizer(world: World) -> Any:
+def build_tokenizer(world: World, extra_words: Sequence[str] = ()) -> Any:
     """A ``transformers.PreTrainedTokenizerFast`` over the world's words."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordLevel(vocab=vocabulary(world), unk_token=UNK))
+    tok = Tokenizer(models.WordLevel(vocab=vocabulary(world, extra_words), unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.add_special_tokens(list(SPECIAL_TOKENS))
     return PreTrainedTokenizerFast(
@@ -45,8 +48,9 @@ def build_tokenizer(world: World) -> Any:
     )
 
 
-def save_tokenizer(world: World, directory: str | Path) -> Path:
-    """``save_pretrained`` the world's tokenizer into ``directory`` (loadable with ``AutoTokenizer``)."""
+def save_tokenizer(world: World, directory: str | Path, extra_words: Sequence[str] = ()) -> Path:
+    """``save_pretrained`` the world's tokenizer (with ``extra_words``) into ``directory`` (loadable with
+    ``AutoTokenizer``)."""
     directory = Path(directory)
-    build_tokenizer(world).save_pretrained(str(directory))
+    build_tokenizer(world, extra_words).save_pretrained(str(directory))
     return directory
