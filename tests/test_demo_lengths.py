@@ -201,3 +201,20 @@ def test_benchmark_buckets_follow_the_world(tmp_path):
     # in words (the mode word + outputs), as `minillm eval` buckets the first reference
     assert bench.length_buckets == ((3, 5), (6, 9), (10, 13), (14, 25))
     assert SyntheticBenchmark.length_buckets == ((0, 4), (5, 5), (6, None))
+
+
+def test_lengths_command_prints_the_report_and_redraws_the_figure(tmp_path, capsys):
+    import json
+
+    from minillm_cli.demo.lengths import main, summary_lines
+
+    results = _results()
+    lines = summary_lines(results, lengths=(3,))
+    assert lines[1].split() == ["sft", "l=3:", "1.5", "+-", "0.7"]  # [1, 2]
+    row = next(line for line in lines if line.strip().startswith("rouge_l@13-24"))
+    assert "kd +6.00 +- 2.12 (2 -> 2)" in row and "gkd +2.00 +- 2.12 (2 -> 9)" in row
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert main([str(tmp_path)]) == 0
+    assert (tmp_path / "lengths.png").read_bytes().startswith(PNG_MAGIC)
+    assert "exaccerr@3" in capsys.readouterr().out
+    assert main([str(tmp_path / "missing")]) == 2

@@ -148,3 +148,64 @@ def _mean(values: Sequence[float]) -> float:
 def _var(values: Sequence[float]) -> float:
     m = _mean(values)
     return sum((v - m) ** 2 for v in values) / (len(values) - 1)
+
+
+def summary_lines(results: dict[str, Any], lengths: Sequence[int] = (5, 10, 15, 20, 25)) -> list[str]:
+    """Plain-text lines of the length report: ExAccErr at a few generation lengths, then every MiniLLM
+    comparison (difference +- its standard error, and the runs per method it needs)."""
+    from minillm_cli.demo.config import METHODS
+
+    report = results.get("lengths") or length_report(results, METHODS)
+    out = ["ExAccErr % at generation length l (mean +- std):"]
+    for name in METHODS:
+        if name == "teacher" or name not in results:
+            continue
+        cells = []
+        for length in lengths:
+            entry = results[name].get(f"exaccerr@{length}") or {}
+            mean = entry.get("mean")
+            cells.append(f"l={length}: " + ("n/a" if mean is None else f"{mean:.1f} +- {entry.get('std') or 0:.1f}"))
+        out.append(f"  {name:8s} " + "; ".join(cells))
+    out.append(
+        f"{BASELINE} minus each student: diff +- se (values per model, one per training run and sampling seed "
+        "-> values per model for |diff| = 2 se at this spread)"
+    )
+    for key, others in report.get("comparisons", {}).items():
+        if key.startswith("exaccerr@") and int(key.split("@")[1]) not in lengths:
+            continue
+        parts = []
+        for other, c in others.items():
+            se = "?" if c["se"] is None else f"{c['se']:.2f}"
+            mark = "*" if c["resolved"] else ""
+            parts.append(f"{other} {c['diff']:+.2f}{mark} +- {se} ({c['runs']} -> {c['runs_needed']})")
+        out.append(f"  {key:14s} " + "; ".join(parts))
+    out.append("  (* = over two standard errors)")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m minillm_cli.demo.lengths DIR``: print the length report of a finished demo and redraw its
+    ``lengths.png``."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from minillm_cli.demo.lengths_figure import draw_lengths_figure
+    from minillm_cli.demo.report import print_lengths_table
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or not (Path(args[0]) / "results.json").is_file():
+        sys.stderr.write("usage: python -m minillm_cli.demo.lengths DIR (a finished demo's folder)\n")
+        return 2
+    root = Path(args[0])
+    results = json.loads((root / "results.json").read_text(encoding="utf-8"))
+    print_lengths_table(results, Console())
+    print("\n".join(summary_lines(results)))
+    draw_lengths_figure(results, root / "lengths.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
