@@ -212,7 +212,7 @@ def test_lengths_command_prints_the_report_and_redraws_the_figure(tmp_path, caps
     lines = summary_lines(results, lengths=(3,))
     assert lines[1].split() == ["sft", "l=3:", "1.5", "+-", "0.7"]  # [1, 2]
     row = next(line for line in lines if line.strip().startswith("rouge_l@13-24"))
-    assert "kd +6.00 +- 2.12 (2 -> 2)" in row and "gkd +2.00 +- 2.12 (2 -> 9)" in row
+    assert "kd +6.00* +- 2.12 (2 -> 2)" in row and "gkd +2.00 +- 2.12 (2 -> 9)" in row
     (tmp_path / "results.json").write_text(json.dumps(results))
     assert main([str(tmp_path)]) == 0
     assert (tmp_path / "lengths.png").read_bytes().startswith(PNG_MAGIC)
