@@ -216,5 +216,5 @@ def test_lengths_command_prints_the_report_and_redraws_the_figure(tmp_path, caps
     (tmp_path / "results.json").write_text(json.dumps(results))
     assert main([str(tmp_path)]) == 0
     assert (tmp_path / "lengths.png").read_bytes().startswith(PNG_MAGIC)
-    assert "exaccerr@3" in capsys.readouterr().out
+    assert "rouge_l@13-24" in capsys.readouterr().out
     assert main([str(tmp_path / "missing")]) == 2
