@@ -299,7 +299,12 @@ def test_evaluate_model_measures_every_metric_per_seed(tmp_path, data_dir):
     cfg = EvalConfig(seeds=(1, 2), prompts=12, batch_size=5, references=3, exposure_prompts=4, calibration_prompts=6)
     ticks = []
     values = evaluate_model(model, data_dir, cfg, teacher_dir=teacher, tick=ticks.append)
-    assert set(values) == set(METRICS) and len(ticks) == 6
+    assert set(METRICS) <= set(values) and len(ticks) == 6
+    # by length: the default world's buckets (3, 4, 5 outputs) and ExAccErr at every length up to 12 tokens
+    assert {f"{k}@{b}" for k in ("share", "validity", "rouge_l") for b in ("3-3", "4-4", "5-5")} | {
+        f"exaccerr@{n}" for n in range(1, 13)
+    } == set(values) - set(METRICS)
+    assert [sum(values[f"share@{b}"][i] for b in ("3-3", "4-4", "5-5")) for i in (0, 1)] == pytest.approx([1, 1])
     for metric, per_seed in values.items():
         assert len(per_seed) == 2, metric
     for metric in ("validity", "coverage", "ece", "finished"):

@@ -41,6 +41,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+PROMPT_BUDGET = 16
+"""tokens of a prompt in training and evaluation (a prompt is 3 + ``max_items`` words: 8 by default)"""
+
 
 @dataclass(frozen=True)
 class ModelSize:
@@ -48,9 +51,15 @@ class ModelSize:
     hidden: int
     heads: int
 
-    def scratch(self) -> dict[str, Any]:
+    def scratch(self, positions: int = 32) -> dict[str, Any]:
         # dropout 0: the data is fresh samples of a known distribution, and the runs are short
-        return {"layers": self.layers, "hidden": self.hidden, "heads": self.heads, "max_positions": 32, "dropout": 0.0}
+        return {
+            "layers": self.layers,
+            "hidden": self.hidden,
+            "heads": self.heads,
+            "max_positions": positions,
+            "dropout": 0.0,
+        }
 
     def parameters(self, vocab: int, positions: int = 32) -> int:
         """Parameter count of a GPT-2 of this size (tied embeddings, 4x MLP)."""
@@ -74,7 +83,9 @@ class EvalConfig:
     (:meth:`DemoSettings.run_seeds`)"""
     prompts: int = 1000
     """test prompts per seed (the same prompts for every seed and model)"""
-    max_new_tokens: int = 12
+    max_new_tokens: int = 0
+    """0: the demo's response budget (:meth:`DemoSettings.response_budget`: 12 in the default world, where a
+    valid response has at most 7 tokens; 31 in the varying-length world)"""
     batch_size: int = 250
     references: int = 8
     """responses of the true distribution per prompt, for Rouge-L (maximum over them)"""
@@ -82,8 +93,9 @@ class EvalConfig:
     exposure_samples: int = 4
     """responses per prompt and side (model, teacher) for ExAccErr: 2,000 a side; the effect is a few % of
     the accumulated KL, so differences under ~5 points are within the spread over seeds"""
-    exposure_length: int = 5
-    """ExAccErr(l) is reported at this l: every valid response (mode, >= 3 items, EOS) is this long"""
+    exposure_length: int = 0
+    """ExAccErr(l) is reported at this l in the table (the whole curve is in results.json); 0: the shortest valid
+    response in tokens (mode, ``min_items`` outputs, EOS: 5 in the default world), which every response reaches"""
     calibration_prompts: int = 1000
     """prompts for next-token ECE, each with one fresh reference of the true distribution per seed"""
     choice_prompts: int = 1000
@@ -158,7 +170,37 @@ class DemoSettings:
             raise ValueError("; ".join(problems))
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every setting, with the evaluation's automatic values (0) resolved (:meth:`eval_config`)."""
+        return {**asdict(self), "eval": asdict(self.eval_config())}
+
+    def task_config(self) -> Any:
+        from minillm_plugins.synthetic.task import TaskConfig
+
+        return TaskConfig(**self.world)
+
+    def response_budget(self) -> int:
+        """Tokens a response may take in training and generation: the longest valid one (mode, outputs, EOS)
+        plus 5 to be wrong in (12 in the default world, 31 in the varying-length one)."""
+        from minillm_plugins.synthetic.task import response_tokens
+
+        return response_tokens(self.task_config()) + 5
+
+    def positions(self) -> int:
+        """Position embeddings of every demo model: 32 when a prompt budget of 16 tokens plus
+        :meth:`response_budget` fits (the default world), else that sum rounded up to a multiple of 16."""
+        need = PROMPT_BUDGET + self.response_budget()
+        return 32 if need <= 32 else -(-need // 16) * 16
+
+    def eval_config(self) -> EvalConfig:
+        """``eval`` with its automatic values filled in from the world."""
+        from minillm_plugins.synthetic.task import response_length_range
+
+        cfg = self.eval
+        if cfg.max_new_tokens <= 0:
+            cfg = replace(cfg, max_new_tokens=self.response_budget())
+        if cfg.exposure_length <= 0:
+            cfg = replace(cfg, exposure_length=response_length_range(self.task_config())[0] + 2)
+        return cfg
 
     def run_seeds(self, run: int) -> tuple[int, ...]:
         """The sampling seeds student run ``run`` (0-based) is evaluated with."""

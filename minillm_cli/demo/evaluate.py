@@ -16,7 +16,11 @@ response depends only on the model, the prompt, the seed and the prompt's positi
   training split holds choice prompts (``choice.json``), else None; the reliability bins go to the result
   file's ``label_bins`` (one list per seed);
 * ``exposure_bias``: ExAccErr(l) in % against the teacher (:func:`minillm_cli.eval.analysis.measure_exposure_bias`)
-  with that seed's generator, at ``l = exposure_length``; the teacher itself has none (``None``).
+  with that seed's generator, at ``l = exposure_length``; the teacher itself has none (``None``);
+* by reference length (:mod:`minillm_cli.demo.lengths`): ``share@B``, ``validity@B`` and ``rouge_l@B`` per
+  bucket ``B`` of the first reference's length in output symbols, and ``exaccerr@L`` for every generation
+  length ``L`` up to ``max_new_tokens`` (None where no response of both sides is that long; the teacher: none).
+  ExAccErr at ``L`` averages over the responses (of the model and of the teacher) at least ``L`` tokens long.
 
 ``python -m minillm_cli.demo.evaluate JOB.json`` runs one evaluation as its own process (the demo runs two at
 once); it writes the result JSON and appends one progress line per finished unit to the job's progress file.
@@ -29,7 +33,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,15 +113,23 @@ def evaluate_model(
     """Per-seed values of every metric in :data:`METRICS` (lists in the order of ``cfg.seeds``); each seed's
     label-word reliability bins are appended to ``label_bins`` when given (None for a seed without them)."""
     from minillm_cli.demo.calibration import evaluate_choices
+    from minillm_cli.demo.lengths import bucket_scores, curve_scores, output_count
     from minillm_cli.eval import metrics as eval_metrics
     from minillm_cli.eval.analysis import measure_exposure_bias, token_calibration
     from minillm_cli.eval.runner import EvalSettings, generate_predictions
+    from minillm_plugins.synthetic.checker import Checker
     from minillm_plugins.synthetic.choice import read_choice_spec
-    from minillm_plugins.synthetic.task import EOS
+    from minillm_plugins.synthetic.task import EOS, length_buckets, response_tokens
 
     tick = tick or (lambda _: None)
     bench, examples = held_out_examples(data_dir, cfg)
     world = bench.world
+    if cfg.max_new_tokens <= 0:  # the demo resolves it; a hand-written job may not
+        cfg = replace(cfg, max_new_tokens=response_tokens(world.config) + 5)
+    if cfg.exposure_length <= 0:
+        cfg = replace(cfg, exposure_length=world.config.min_items + 2)
+    buckets = length_buckets(world.config)
+    checker = Checker(world)
     loaded = load(str(model_dir))
     teacher = load(str(teacher_dir)).model if teacher_dir is not None else None
     model, tokenizer, family = loaded.model, loaded.tokenizer, loaded.family
@@ -138,10 +150,16 @@ def evaluate_model(
             [p.prediction for p in predictions],
             [p.length < cfg.max_new_tokens for p in predictions],
         )
-        rouge = eval_metrics.mean(eval_metrics.rouge_l(p.prediction, p.example.references) for p in predictions)
+        rouges = [eval_metrics.rouge_l(p.prediction, p.example.references) for p in predictions]
         for name in ("validity", "coverage", "mode_coverage", "mean_length", "true_nll", "finished", "error_hybrid"):
             out[name].append(task[name])
-        out["rouge_l"].append(rouge)
+        out["rouge_l"].append(eval_metrics.mean(rouges))
+        valid = [
+            checker.is_valid(p.example.instruction, p.prediction, eos=p.length < cfg.max_new_tokens)
+            for p in predictions
+        ]
+        lengths = [output_count(p.example.references[0]) for p in predictions]
+        _append(out, bucket_scores(buckets, lengths, valid, rouges))
         tick(f"seed {seed}: generated")
 
         n_cal = min(cfg.calibration_prompts, len(examples))
@@ -149,7 +167,12 @@ def evaluate_model(
             f"{world.references(e.instruction, 1, seed=seed)[0]} {EOS}" for e in examples[:n_cal]
         ]  # one fresh sample of the true distribution per prompt and seed, EOS included
         calibration = token_calibration(
-            model, tokenizer, prompts[:n_cal], references, max_prompt_tokens=64, max_reference_tokens=16
+            model,
+            tokenizer,
+            prompts[:n_cal],
+            references,
+            max_prompt_tokens=64,
+            max_reference_tokens=max(16, cfg.max_new_tokens),
         )
         out["ece"].append(calibration.ece)
         out["token_accuracy"].append(calibration.accuracy)
@@ -162,6 +185,7 @@ def evaluate_model(
 
         if teacher is None:
             out["exposure_bias"].append(None)
+            _append(out, curve_scores([], [], cfg.max_new_tokens))
         else:
             curve = measure_exposure_bias(
                 model,
@@ -175,15 +199,23 @@ def evaluate_model(
                 seed=seed,
             )
             out["exposure_bias"].append(curve.at(cfg.exposure_length))
+            _append(out, curve_scores(curve.lengths, curve.exaccerr, cfg.max_new_tokens))
             tick(f"seed {seed}: exposure bias")
     return out
+
+
+def _append(out: dict[str, list[float | None]], values: dict[str, float | None]) -> None:
+    for name, value in values.items():
+        out.setdefault(name, []).append(value)
 
 
 def true_distribution(data_dir: str | Path, cfg: EvalConfig) -> dict[str, list[float | None]]:
     """The task metrics of responses drawn from the true distribution for the same prompts and seeds (a
     perfect model): what coverage and Rouge-L can reach with this many samples."""
+    from minillm_cli.demo.lengths import bucket_scores, output_count
     from minillm_cli.eval import metrics as eval_metrics
     from minillm_plugins.synthetic.metrics import evaluate
+    from minillm_plugins.synthetic.task import length_buckets
 
     bench, examples = held_out_examples(data_dir, cfg)
     world = bench.world
@@ -195,25 +227,28 @@ def true_distribution(data_dir: str | Path, cfg: EvalConfig) -> dict[str, list[f
         task = evaluate(world, parsed, responses, eos=True)
         for name in ("validity", "coverage", "mode_coverage", "mean_length", "true_nll", "finished", "error_hybrid"):
             out[name].append(task[name])
-        out["rouge_l"].append(
-            eval_metrics.mean(eval_metrics.rouge_l(r, e.references) for r, e in zip(responses, examples, strict=True))
-        )
+        rouges = [eval_metrics.rouge_l(r, e.references) for r, e in zip(responses, examples, strict=True)]
+        out["rouge_l"].append(eval_metrics.mean(rouges))
+        lengths = [output_count(e.references[0]) for e in examples]
+        _append(out, bucket_scores(length_buckets(world.config), lengths, [True] * len(responses), rouges))
         for name in ("exposure_bias", "ece", "token_accuracy", "label_accuracy", "label_ece"):
             out[name].append(None)
     return out
 
 
-def teacher_gate(teacher_dir: str | Path, data_dir: str | Path, prompts: int, *, seed: int = 1) -> float:
+def teacher_gate(
+    teacher_dir: str | Path, data_dir: str | Path, prompts: int, *, seed: int = 1, max_new_tokens: int = 12
+) -> float:
     """Validity of the teacher on ``prompts`` validation prompts (one sample each, temperature 1)."""
     from minillm_cli.eval.runner import EvalSettings, generate_predictions
     from minillm_plugins.synthetic.benchmark import SyntheticBenchmark
 
-    bench = SyntheticBenchmark(n_references=1, max_new_tokens=12)
+    bench = SyntheticBenchmark(n_references=1, max_new_tokens=max_new_tokens)
     examples = bench.load_examples(str(Path(data_dir) / "valid.jsonl"))[:prompts]
     loaded = load(str(teacher_dir))
     texts = [bench.format_prompt(e, loaded.family) for e in examples]
     settings = EvalSettings(
-        seeds=(seed,), max_new_tokens=12, max_prompt_tokens=64, batch_size=250, no_repeat_ngram_size=0
+        seeds=(seed,), max_new_tokens=max_new_tokens, max_prompt_tokens=64, batch_size=250, no_repeat_ngram_size=0
     )
     predictions = generate_predictions(loaded.model, loaded.tokenizer, texts, examples, settings)
     task = bench.task_metrics(

@@ -36,13 +36,16 @@ from rich.console import Console
 
 from minillm_cli.demo import calibration as demo_calibration
 from minillm_cli.demo import evaluate as demo_eval
-from minillm_cli.demo.config import DISTILLED, LABELS, RECIPES, DemoSettings
+from minillm_cli.demo.config import DISTILLED, LABELS, METHODS, RECIPES, DemoSettings
 from minillm_cli.demo.jobs import Job, Runner
 from minillm_cli.demo.recipes import build_recipes, stage, write_pretraining_corpus
 from minillm_cli.errors import RuntimeFailure, UsageError
 
 MARKER = "demo-settings.json"
-OWNED = ("data", "tokenizer", "recipes", "runs", "eval", "logs", "results.json", "demo.png", "calibration.png", MARKER)
+OWNED = (
+    "data", "tokenizer", "recipes", "runs", "eval", "logs", "results.json", "demo.png", "lengths.png",
+    "calibration.png", MARKER,
+)  # fmt: skip
 """What the demo writes in its folder (and removes when it replaces an earlier demo there)."""
 
 
@@ -85,6 +88,10 @@ class DemoPaths:
     @property
     def calibration_figure(self) -> Path:
         return self.root / "calibration.png"
+
+    @property
+    def lengths_figure(self) -> Path:
+        return self.root / "lengths.png"
 
     def run(self, stage_id: str) -> Path:
         return self.runs / stage_id
@@ -136,8 +143,10 @@ def make_data(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
         "splits": sizes,
         "vocabulary": vocab,
         "tokenizer": str(tokenizer),
-        "teacher_parameters": settings.teacher.parameters(vocab),
-        "student_parameters": settings.student.parameters(vocab),
+        "teacher_parameters": settings.teacher.parameters(vocab, settings.positions()),
+        "student_parameters": settings.student.parameters(vocab, settings.positions()),
+        "max_positions": settings.positions(),
+        "response_budget": settings.response_budget(),
     }
 
 
@@ -173,7 +182,8 @@ def _eval_job(name: str, run: int, settings: DemoSettings, paths: DemoPaths, thr
     """Evaluation of the teacher (every sampling seed) or of run ``run``'s ``name`` (that run's seeds)."""
     is_teacher = name == "teacher"
     sid = stage(name, run)
-    cfg = replace(settings.eval, seeds=settings.eval.seeds if is_teacher else settings.run_seeds(run))
+    full = settings.eval_config()
+    cfg = replace(full, seeds=full.seeds if is_teacher else settings.run_seeds(run))
     job = demo_eval.EvalJob(
         name=sid,
         model=str(paths.run(sid) / "final"),
@@ -254,7 +264,9 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
     import torch
 
     from minillm_cli.demo.figure import draw_figure
-    from minillm_cli.demo.report import print_table
+    from minillm_cli.demo.lengths import length_report
+    from minillm_cli.demo.lengths_figure import draw_lengths_figure
+    from minillm_cli.demo.report import print_lengths_table, print_table
 
     start = time.perf_counter()
     torch.set_num_threads(1)  # this process only checks the teacher while the stages run beside it
@@ -284,7 +296,12 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
 
     def check_teacher() -> str:
         t0 = time.perf_counter()
-        validity = demo_eval.teacher_gate(paths.run("teacher") / "final", paths.data, settings.gate_prompts)
+        validity = demo_eval.teacher_gate(
+            paths.run("teacher") / "final",
+            paths.data,
+            settings.gate_prompts,
+            max_new_tokens=settings.response_budget(),
+        )
         gate.update(validity=validity, wall_s=time.perf_counter() - t0)
         if validity < settings.min_teacher_validity:
             raise RuntimeFailure(
@@ -327,7 +344,7 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
     results: dict[str, Any] = collect(settings, paths)
     if settings.choice_share > 0:
         results["label_calibration"] = collect_label_bins(settings, paths)
-    truth = demo_eval.true_distribution(paths.data, settings.eval)
+    truth = demo_eval.true_distribution(paths.data, settings.eval_config())
     results["true_distribution"] = {
         metric: summarise(values) for metric, values in truth.items() if any(v is not None for v in values)
     }
@@ -344,19 +361,25 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
         "recipes": {name: str(path) for name, path in recipes.items()},
         "notes": NOTES,
     }
+    results["lengths"] = length_report(results, METHODS)
     walls["report"] = time.perf_counter() - t
     walls["total"] = time.perf_counter() - start
     results["wall_times"] = {name: round(value, 2) for name, value in walls.items()}
     paths.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     draw_figure(results, paths.runs, paths.figure)
+    draw_lengths_figure(results, paths.lengths_figure)
     if demo_calibration.has_label_metrics(results):
         demo_calibration.draw_calibration_figure(results, paths.calibration_figure)
     results["wall_times"]["total"] = round(time.perf_counter() - start, 2)
     paths.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print_table(results, Console())
+    print_lengths_table(results, Console())
     if demo_calibration.has_label_metrics(results):
         Console().print(demo_calibration.calibration_table(results))
-    console.print(f"results: {paths.results}  figure: {paths.figure}  total {results['wall_times']['total']:.0f} s")
+    console.print(
+        f"results: {paths.results}  figures: {paths.figure}, {paths.lengths_figure.name}  "
+        f"total {results['wall_times']['total']:.0f} s"
+    )
     return results
 
 
@@ -366,7 +389,11 @@ NOTES = {
     "validity": "share of responses the exact checker accepts (precision)",
     "coverage": "share of the test prompts' valid (mode, symbol, output) choices used at least once",
     "rouge_l": "Rouge-L F x100, maximum over `references` samples of the true distribution",
-    "mean_length": "words before EOS (a valid response has 1 + 3..5)",
+    "mean_length": "words before EOS (a valid response has 1 + arity x items: 1 + 3..5 in the default world)",
+    "X@B": "share@B, validity@B, rouge_l@B: by bucket B of the first reference's length in output symbols; "
+    "exaccerr@L: ExAccErr in % at generation length L (over the responses at least L tokens long)",
+    "lengths": "per bucket / length: every model's mean and std, and MiniLLM minus each other student (diff, "
+    "se, resolved = |diff| > 2 se, runs_needed = runs per method for |diff| = 2 se at the measured spread)",
     "exposure_bias": "ExAccErr(l) in % against the teacher at l = eval.exposure_length (null: the teacher)",
     "ece": "next-token ECE under teacher forcing on one fresh true-distribution reference per prompt and seed",
     "label_accuracy": "share of eval.choice_prompts held-out yes/no choice prompts per seed (balanced) whose more "

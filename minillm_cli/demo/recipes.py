@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from minillm_cli.demo.config import DemoSettings, TrainStage
+from minillm_cli.demo.config import PROMPT_BUDGET, DemoSettings, TrainStage
 
-MAX_PROMPT = 16
+MAX_PROMPT = PROMPT_BUDGET
 MAX_RESPONSE = 12
-"""tokens: a prompt is 8 words, a valid response at most 7 (mode, 5 items, EOS); room to be wrong"""
+"""tokens in the default world: a prompt is 8 words, a valid response at most 7 (mode, 5 items, EOS); room to
+be wrong. Another world's budget is :meth:`DemoSettings.response_budget`."""
 
 
 def _train(stage: TrainStage) -> dict[str, Any]:
@@ -28,12 +29,12 @@ def _train(stage: TrainStage) -> dict[str, Any]:
     }
 
 
-def _generation() -> dict[str, Any]:
-    return {"max_new_tokens": MAX_RESPONSE, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+def _generation(max_new_tokens: int = MAX_RESPONSE) -> dict[str, Any]:
+    return {"max_new_tokens": max_new_tokens, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
 
 
-def _scratch(size: Any, tokenizer: Path) -> dict[str, Any]:
-    return {"family": "synthetic", "scratch": size.scratch(), "tokenizer": str(tokenizer)}
+def _scratch(size: Any, tokenizer: Path, positions: int = 32) -> dict[str, Any]:
+    return {"family": "synthetic", "scratch": size.scratch(positions), "tokenizer": str(tokenizer)}
 
 
 def _trained(run: Path) -> dict[str, Any]:
@@ -66,10 +67,11 @@ def build_recipes(settings: DemoSettings, data: Path, tokenizer: Path, runs: Pat
     the distilled students of ``settings.methods`` (each from that run's SFT student's ``final/``, with the
     same number of optimizer steps and batch size)."""
     s = settings
+    budget, positions = s.response_budget(), s.positions()
     data_spec = {
         "train": str(data / "train.jsonl"),
         "max_prompt_length": MAX_PROMPT,
-        "max_response_length": MAX_RESPONSE,
+        "max_response_length": budget,
     }
     teacher_run = runs / "teacher"
 
@@ -89,7 +91,7 @@ def build_recipes(settings: DemoSettings, data: Path, tokenizer: Path, runs: Pat
             "teacher",
             0,
             1,
-            student=_scratch(s.teacher, tokenizer),
+            student=_scratch(s.teacher, tokenizer, positions),
             sampler={"name": "dataset"},
             divergence={"name": "sft"},
             train=_train(s.teacher_sft),
@@ -114,7 +116,7 @@ def build_recipes(settings: DemoSettings, data: Path, tokenizer: Path, runs: Pat
                 "sft",
                 run,
                 2,
-                student=_scratch(s.student, tokenizer),
+                student=_scratch(s.student, tokenizer, positions),
                 sampler={"name": "dataset"},
                 divergence={"name": "sft"},
                 train=_train(s.student_sft),
@@ -133,7 +135,7 @@ def build_recipes(settings: DemoSettings, data: Path, tokenizer: Path, runs: Pat
                 run,
                 4,
                 **common,
-                sampler={"name": "teacher", **_generation()},
+                sampler={"name": "teacher", **_generation(budget)},
                 divergence={"name": "sft"},
                 train=distill,
             ),
@@ -142,7 +144,7 @@ def build_recipes(settings: DemoSettings, data: Path, tokenizer: Path, runs: Pat
                 run,
                 5,
                 **common,
-                sampler={"name": "mixed", "lambda": s.gkd_lambda, **_generation()},
+                sampler={"name": "mixed", "lambda": s.gkd_lambda, **_generation(budget)},
                 divergence={"name": "jsd", "beta": s.gkd_beta},
                 train=distill,
             ),
@@ -152,7 +154,7 @@ def build_recipes(settings: DemoSettings, data: Path, tokenizer: Path, runs: Pat
                 6,
                 **common,
                 data=minillm_data,
-                sampler={"name": "teacher_mixed", "alpha": s.minillm_alpha, **_generation()},
+                sampler={"name": "teacher_mixed", "alpha": s.minillm_alpha, **_generation(budget)},
                 divergence=minillm_divergence,
                 train=distill,
             ),

@@ -93,3 +93,44 @@ def print_table(results: dict[str, Any], console: Console) -> None:
     if walls:
         parts = [f"{name} {seconds:.0f}s" for name, seconds in walls.items() if name != "total"]
         console.print(f"wall time {walls.get('total', 0):.0f} s: " + ", ".join(parts))
+
+
+def lengths_table(results: dict[str, Any]) -> Table | None:
+    """Rouge-L and validity per reference-length bucket, one row per model (None when no bucket was measured)."""
+    from minillm_cli.demo.lengths import _order
+
+    names = [*METHODS, "true_distribution"]
+    buckets = sorted(
+        {k.split("@", 1)[1] for n in names if n in results for k in results[n] if k.startswith("rouge_l@")},
+        key=_order,
+    )
+    if not buckets:
+        return None
+    shares = (results.get("teacher") or {}).get(f"share@{buckets[0]}")
+    table = Table(
+        title="by reference length (output symbols of the first reference): Rouge-L / validity %",
+        caption="share of prompts per bucket: "
+        + ", ".join(f"{b} {cell((results.get('teacher') or {}).get(f'share@{b}'), 0, 100.0)}%" for b in buckets)
+        if shares
+        else None,
+        padding=(0, 1),
+    )
+    table.add_column("Model", no_wrap=True)
+    for b in buckets:
+        table.add_column(b, justify="right")
+    for name in names:
+        if name not in results:
+            continue
+        row = results[name]
+        table.add_row(
+            SHORT.get(name, name),
+            *(f"{cell(row.get(f'rouge_l@{b}'), 1)} / {cell(row.get(f'validity@{b}'), 1, 100.0)}" for b in buckets),
+            style="italic dim" if name == "true_distribution" else None,
+        )
+    return table
+
+
+def print_lengths_table(results: dict[str, Any], console: Console) -> None:
+    table = lengths_table(results)
+    if table is not None:
+        console.print(table)

@@ -27,7 +27,7 @@ from typing import Any
 
 from minillm_cli.api import Benchmark, EvalExample, ResourceError, read_records
 from minillm_plugins.synthetic.metrics import evaluate
-from minillm_plugins.synthetic.task import EOS, TaskConfig, World, make_world
+from minillm_plugins.synthetic.task import EOS, TaskConfig, World, length_buckets, make_world
 
 WORLD_FILE = "world.json"
 DEFAULT_REFERENCES = 8
@@ -76,7 +76,8 @@ class SyntheticBenchmark(Benchmark):
         "a JSONL split written by `minillm demo` (Dolly fields 'instruction', 'context', 'response', optionally "
         f"a 'references' list) with {WORLD_FILE} in the same folder, or that folder itself (its test.jsonl)"
     )
-    # reference lengths in words are 1 + the number of items (3..5 in the default world)
+    # reference lengths in words are 1 + the number of outputs (3..5 in the default world); a loaded world sets
+    # its own (:func:`length_buckets`, shifted by the mode word)
     length_buckets = ((0, 4), (5, 5), (6, None))
 
     def __init__(self, params: Any = None, *, n_references: int = DEFAULT_REFERENCES, max_new_tokens: int = 256):
@@ -94,6 +95,10 @@ class SyntheticBenchmark(Benchmark):
             if not path.is_file():
                 raise self.format_error(f"{path.parent} holds no test.jsonl")
         self.world = load_world(path.parent / WORLD_FILE)
+        if self.world.config.max_arity > 1 or self.world.config.max_items > 5:
+            self.length_buckets = tuple(
+                (low + 1, None if high is None else high + 1) for low, high in length_buckets(self.world.config)
+            )
         return self.parse_records(read_records(path))
 
     def load_hub(self) -> list[EvalExample]:

@@ -4,9 +4,9 @@ A response is text of space-separated words, as a word-level tokenizer decodes i
 stopped at EOS is read from the text (the word ``<eos>``; what follows it, padding included, is ignored) unless
 the caller says so with ``eos=True`` / ``eos=False`` (for text decoded with special tokens skipped).
 
-Valid means: a mode word allowed for the prompt's genre, then exactly one output per input symbol, each valid
-for that symbol *in that mode*, then EOS. Equivalently, the response has positive probability under the true
-distribution (:meth:`World.probability`) and is finished.
+Valid means: a mode word allowed for the prompt's genre, then exactly ``arity(mode)`` outputs per input symbol
+(one in the default world), each valid for its symbol *in that mode*, then EOS. Equivalently, the response has
+positive probability under the true distribution (:meth:`World.probability`) and is finished.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class Checker:
         if world.mode_probability(prompt.genre, mode) <= 0:
             return Verdict(False, f"mode {mode_word} is not allowed for genre {genre_word}", FORBIDDEN_MODE, mode)
         items = words[1:]
-        for i, (word, symbol) in enumerate(zip(items, prompt.symbols, strict=False), start=1):
+        symbols = world.item_symbols(prompt, mode)
+        for i, (word, symbol) in enumerate(zip(items, symbols, strict=False), start=1):
             output = self._outputs.get(word)
             symbol_word = world.symbol_words[symbol]
             if output is None:
@@ -98,10 +99,11 @@ class Checker:
                     mode,
                 )
             return Verdict(False, f"item {i}: {word} is not valid for {symbol_word} in any mode", WRONG_ITEM, mode)
-        if len(items) < len(prompt.symbols):
-            return Verdict(False, f"{len(items)} items for {len(prompt.symbols)} input symbols", TOO_SHORT, mode)
-        if len(items) > len(prompt.symbols):
-            return Verdict(False, f"{len(items)} items for {len(prompt.symbols)} input symbols", TOO_LONG, mode)
+        if len(items) != len(symbols):
+            arity = world.arities[mode]
+            per = f" x {arity} outputs each in mode {mode_word}" if arity > 1 else ""
+            message = f"{len(items)} items for {len(prompt.symbols)} input symbols{per}"
+            return Verdict(False, message, TOO_SHORT if len(items) < len(symbols) else TOO_LONG, mode)
         if not finished:
             return Verdict(False, "no EOS at the end (unfinished)", NO_EOS, mode)
         return Verdict(True, "", "", mode)

@@ -91,7 +91,7 @@ def coverage(
             continue
         modes_used.add((p.genre, mode))
         words, _ = response_words(r, eos)
-        for s, w in zip(p.symbols, words[1:], strict=False):
+        for s, w in zip(world.item_symbols(p, mode), words[1:], strict=False):
             triple = (mode, s, outputs.get(w, -1))
             if triple in items_total:
                 items_used.add(triple)
@@ -110,7 +110,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Every task metric of ``responses`` (one per prompt) as a flat dict of floats.
 
-    ``validity``, ``coverage``, ``mode_coverage``, ``mean_length`` (words before EOS),
+    ``validity``, ``coverage``, ``mode_coverage``, ``mean_length`` (words before EOS, the mode word included),
     ``finished`` (share that ended with EOS), ``true_nll`` (mean over valid responses; nan if none) and
     ``error_<kind>`` (share of responses whose first error is of that kind).
     """

@@ -31,6 +31,15 @@ can be precise at the cost of the mode-specific variants (coverage). With ``shar
 safe across modes; in the feasibility measurement reverse KL's precision advantage then shrank (about 10
 points with 32 symbols, none with 48).
 
+Lengths. With ``max_arity`` above 1 every mode also has an *arity* (1 .. ``max_arity``, each value given to
+as many modes as possible): the number of outputs it writes per input symbol. A response of mode m is then
+``m2 y11 y03 y40 y41 y07 y07`` (arity 2: two outputs for each of ``x05 x17 x02``, each drawn independently from
+that mode's distribution for the symbol), so its length is ``arity(mode) * n_items`` outputs and the EOS must
+come right after the last one: where to stop depends on the mode chosen at the first response token, and a
+long response must keep to that mode for all its items. The probability is the same product over the
+``arity * n_items`` outputs. ``min_items=2, max_items=6, max_arity=4`` gives responses of 2 to 24 output
+symbols (:data:`LENGTHS_WORLD`); the default (``max_arity=1``) is exactly the world without arities.
+
 The fixed slots put input symbol i at the same position in every prompt, so the alignment between an item
 and its symbol is not what the models spend their capacity on.
 
@@ -55,6 +64,36 @@ VERB = "map"
 SEP = ":"
 BLANK = "_"
 SPLITS = ("train", "valid", "test")
+LENGTHS_WORLD = {"min_items": 2, "max_items": 6, "max_arity": 4}
+"""The :class:`TaskConfig` overrides of the varying-length world (responses of 2 to 24 outputs), as
+``minillm demo --set world.min_items=2 --set world.max_items=6 --set world.max_arity=4`` sets them. Chosen
+before any comparison from the length grid alone: ``items x arity`` over 2..6 x 1..4 spreads the 20 cells over
+2..24 outputs, 4 to 6 cells in each reference-length bucket (:func:`length_buckets`)."""
+
+
+def response_length_range(config: TaskConfig) -> tuple[int, int]:
+    """The fewest and most output symbols of a valid response (mode word and EOS not counted)."""
+    return config.min_items, config.max_items * config.max_arity
+
+
+def response_tokens(config: TaskConfig) -> int:
+    """Tokens of the longest valid response: the mode word, its outputs and EOS."""
+    return response_length_range(config)[1] + 2
+
+
+def prompt_tokens(config: TaskConfig) -> int:
+    """Words of the longest prompt (``map g : x.. x..`` with ``max_items`` symbols or slots)."""
+    return 3 + config.max_items
+
+
+def length_buckets(config: TaskConfig) -> tuple[tuple[int, int | None], ...]:
+    """Reference-length buckets in *output symbols* (words after the mode word), inclusive: ``min_items``-4,
+    5-8, 9-12 and 13-longest when responses run from at most 4 to at least 13 outputs (2-4, 5-8, 9-12, 13-24
+    in :data:`LENGTHS_WORLD`); otherwise one bucket per length (the default world: 3, 4, 5)."""
+    low, high = response_length_range(config)
+    if low <= 4 and high >= 13:
+        return ((low, 4), (5, 8), (9, 12), (13, high))
+    return tuple((n, n) for n in range(low, high + 1))
 
 
 def zipf_weights(n: int, exponent: float) -> tuple[float, ...]:
@@ -85,6 +124,8 @@ class TaskConfig:
     fixed_slots: bool = True
     """Pad every prompt with ``_`` to ``max_items`` symbols, so input symbol i always sits at the same position
     (its output's position in the response is then a fixed distance away, whatever the prompt's length)."""
+    max_arity: int = 1
+    """Outputs per input symbol go from 1 to this, one arity per mode (1: one output per symbol in every mode)."""
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
 
@@ -97,6 +138,7 @@ class TaskConfig:
             (0.0 <= self.shared_weight < 1.0, "shared_weight must be in [0, 1)"),
             (self.mode_zipf >= 0 and self.variant_zipf >= 0, "Zipf exponents must be >= 0"),
             (1 <= self.min_items <= self.max_items, "need 1 <= min_items <= max_items"),
+            (self.max_arity >= 1, "max_arity must be >= 1"),
             (
                 self.valid_fraction >= 0 and self.test_fraction >= 0 and self.valid_fraction + self.test_fraction < 1,
                 "valid_fraction + test_fraction must be < 1",
@@ -148,6 +190,8 @@ class World:
     """``tables[mode][symbol]``: the valid outputs with their probabilities, most likely first."""
     shared: tuple[int | None, ...]
     """Per symbol: its output valid in every mode (None when ``shared_weight`` is 0)."""
+    arities: tuple[int, ...]
+    """Per mode: how many outputs it writes for each input symbol (all 1 when ``max_arity`` is 1)."""
     genre_words: tuple[str, ...] = field(repr=False)
     mode_words: tuple[str, ...] = field(repr=False)
     symbol_words: tuple[str, ...] = field(repr=False)
@@ -159,6 +203,11 @@ class World:
 
     def output_probability(self, mode: int, symbol: int, output: int) -> float:
         return dict(self.tables[mode][symbol]).get(output, 0.0)
+
+    def item_symbols(self, prompt: Prompt, mode: int) -> tuple[int, ...]:
+        """The input symbol each output of a ``mode`` response answers, in order: every symbol of the prompt
+        repeated ``arities[mode]`` times (so a valid response has exactly this many outputs)."""
+        return tuple(s for s in prompt.symbols for _ in range(self.arities[mode]))
 
     def modes_with_output(self, symbol: int, output: int) -> tuple[int, ...]:
         """The modes in which ``output`` is valid for ``symbol`` (all modes for the shared output)."""
@@ -248,14 +297,18 @@ class World:
         return [self.response_text(self.sample_response(prompt, rng)) for _ in range(n)]
 
     def most_likely_response(self, prompt: Prompt | str) -> Response:
-        """The response with the highest probability (ties broken by the tables' order)."""
+        """The response with the highest probability (ties broken by the genre's and the tables' order)."""
         prompt = self.parse_prompt(prompt)
-        mode = self.genre_modes[prompt.genre][0][0]
-        return Response(mode, tuple(self.tables[mode][s][0][0] for s in prompt.symbols))
+
+        def best(mode: int, pm: float) -> float:
+            return pm * math.prod(self.tables[mode][s][0][1] for s in self.item_symbols(prompt, mode))
+
+        mode = max(self.genre_modes[prompt.genre], key=lambda item: best(*item))[0]
+        return Response(mode, tuple(self.tables[mode][s][0][0] for s in self.item_symbols(prompt, mode)))
 
     def sample_response(self, prompt: Prompt, rng: random.Random) -> Response:
         mode = _draw(self.genre_modes[prompt.genre], rng)
-        return Response(mode, tuple(_draw(self.tables[mode][s], rng) for s in prompt.symbols))
+        return Response(mode, tuple(_draw(self.tables[mode][s], rng) for s in self.item_symbols(prompt, mode)))
 
     def samples(self, n: int, split: str, seed: int, *, unique_prompts: bool = True) -> list[Sample]:
         """``n`` prompt/response pairs of ``split`` drawn from the true distribution."""
@@ -276,10 +329,13 @@ class World:
             if parsed is None:
                 return 0.0
             response = parsed
-        if len(response.outputs) != len(prompt.symbols):
+        if not 0 <= response.mode < len(self.arities):
+            return 0.0
+        symbols = self.item_symbols(prompt, response.mode)
+        if len(response.outputs) != len(symbols):
             return 0.0
         p = self.mode_probability(prompt.genre, response.mode)
-        for s, o in zip(prompt.symbols, response.outputs, strict=True):
+        for s, o in zip(symbols, response.outputs, strict=True):
             p *= self.output_probability(response.mode, s, o)
         return p
 
@@ -303,7 +359,7 @@ class World:
         """Every valid response of ``prompt`` with its probability (exponential in the prompt length)."""
         prompt = self.parse_prompt(prompt)
         for mode, pm in self.genre_modes[prompt.genre]:
-            for combo in itertools.product(*(self.tables[mode][s] for s in prompt.symbols)):
+            for combo in itertools.product(*(self.tables[mode][s] for s in self.item_symbols(prompt, mode))):
                 p = pm
                 for _, po in combo:
                     p *= po
@@ -311,7 +367,10 @@ class World:
 
     def n_valid_responses(self, prompt: Prompt | str) -> int:
         prompt = self.parse_prompt(prompt)
-        return sum(math.prod(len(self.tables[m][s]) for s in prompt.symbols) for m, _ in self.genre_modes[prompt.genre])
+        return sum(
+            math.prod(len(self.tables[m][s]) for s in self.item_symbols(prompt, m))
+            for m, _ in self.genre_modes[prompt.genre]
+        )
 
     def entropy(self, prompt: Prompt | str) -> float:
         """Entropy (nats) of the response distribution of ``prompt`` (computed factor by factor)."""
@@ -319,7 +378,7 @@ class World:
         h = 0.0
         for mode, pm in self.genre_modes[prompt.genre]:
             h -= pm * math.log(pm)
-            h += pm * sum(_entropy(self.tables[mode][s]) for s in prompt.symbols)
+            h += pm * sum(_entropy(self.tables[mode][s]) for s in self.item_symbols(prompt, mode))
         return h
 
 
@@ -335,6 +394,16 @@ def _draw(dist: Sequence[tuple[int, float]], rng: random.Random) -> int:
         if u < acc:
             return value
     return dist[-1][0]
+
+
+def mode_arities(seed: int, config: TaskConfig) -> tuple[int, ...]:
+    """Each mode's arity: 1 .. ``max_arity`` dealt round-robin over the modes, then shuffled with their own
+    generator (so the tables of a world do not depend on ``max_arity``, and ``max_arity=1`` is the world
+    without arities)."""
+    arities = [1 + m % config.max_arity for m in range(config.n_modes)]
+    if config.max_arity > 1:
+        random.Random(f"arities|{seed}").shuffle(arities)
+    return tuple(arities)
 
 
 def make_world(seed: int = 0, config: TaskConfig | None = None) -> World:
@@ -369,6 +438,7 @@ def make_world(seed: int = 0, config: TaskConfig | None = None) -> World:
         genre_modes=genre_modes,
         tables=tuple(tuple(t) for t in tables),
         shared=tuple(shared),
+        arities=mode_arities(seed, c),
         genre_words=_names("g", c.n_genres),
         mode_words=_names("m", c.n_modes),
         symbol_words=_names("x", c.n_symbols),
