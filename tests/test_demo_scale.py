@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,11 @@ def test_settings_come_back_from_their_dict_form():
     s = DemoSettings(mode="default", seed=3, student=ModelSize(2, 16, 2), distill=TrainStage(10, 1e-3, 8, 1),
                      methods=("kd", "minillm"), world={"shared_weight": 0.0})  # fmt: skip
     back = settings_from_dict(json.loads(json.dumps(s.as_dict())))
-    assert back == s and isinstance(back.eval.seeds, tuple) and isinstance(back.student, ModelSize)
+    # as_dict() records the evaluation's automatic values resolved, so those come back resolved
+    assert back == replace(s, eval=s.eval_config()) and back.as_dict() == s.as_dict()
+    assert isinstance(back.eval.seeds, tuple) and isinstance(back.student, ModelSize) and back.eval.max_new_tokens > 0
     q = quick_settings()
-    assert settings_from_dict(json.loads(json.dumps(q.as_dict()))) == q
+    assert settings_from_dict(json.loads(json.dumps(q.as_dict()))) == replace(q, eval=q.eval_config())
 
 
 def _fake_demo(root: Path, settings: DemoSettings) -> None:
@@ -72,8 +75,6 @@ def test_a_sizes_recipes_train_that_size_under_the_demos_teacher(tmp_path):
 
 
 def replace_quick(**changes) -> DemoSettings:
-    from dataclasses import replace
-
     return replace(quick_settings(), train_prompts=300, valid_prompts=20, test_prompts=20, **changes)
 
 

@@ -167,7 +167,7 @@ def _jobs(p: ScalePlan, root: Path, recipes: dict[str, Path], threads: int) -> d
                 deps=() if name == "sft" else (f"{p.name}/{stage('sft', run)}",),
             )
         )
-        cfg = replace(s.eval, seeds=s.run_seeds(run))
+        cfg = replace(s.eval_config(), seeds=s.run_seeds(run))
         job = demo_eval.EvalJob(
             name=f"{p.name}/{sid}",
             model=str(trained / "final"),
