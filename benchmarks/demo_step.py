@@ -13,7 +13,9 @@ steps.
 Run (from the repository root)::
 
     git worktree add /tmp/old-main 533b980
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/demo_step.py --rounds 4 --other-checkout /tmp/old-main
+    git worktree add --detach /tmp/main-now main   # e.g. the commit before a change
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/demo_step.py --rounds 4 \\
+        --other-checkout /tmp/old-main --other-checkout /tmp/main-now
 """
 
 from __future__ import annotations
@@ -79,7 +81,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps at the start of each stage")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per stage")
     parser.add_argument("--checkout", type=Path, default=Path(__file__).resolve().parents[1])
-    parser.add_argument("--other-checkout", type=Path, help="another checkout (e.g. 533b980) to alternate with")
+    parser.add_argument(
+        "--other-checkout",
+        type=Path,
+        action="append",
+        default=[],
+        help="another checkout (e.g. 533b980) to alternate with; may be repeated",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -89,8 +97,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="minillm-demo-step-"))
     common = [str(Path(__file__).resolve()), "--child", "--warmup", args.warmup, "--steps", args.steps]
     checkouts = {"current": args.checkout}
-    if args.other_checkout is not None:
-        checkouts["other"] = args.other_checkout
+    for i, other in enumerate(args.other_checkout):
+        checkouts[f"other{i + 1}"] = other
     systems = {
         name: (lambda r, p=shim(path, work, name): harness.run_child(common, pythonpath=p))
         for name, path in checkouts.items()
@@ -102,10 +110,10 @@ def main() -> None:
         print(f"{name} ({path}):")
         for s in STAGES:
             print(f"  {s:8s} s/step {harness.summary([r[s] for r in res[name]])}")
-    if "other" in res:
+    for name in list(checkouts)[1:]:
         for s in STAGES:
-            ratio = harness.ratio_summary([r[s] for r in res["current"]], [r[s] for r in res["other"]])
-            print(f"  {s:8s} current/other per pair: {ratio}")
+            ratio = harness.ratio_summary([r[s] for r in res["current"]], [r[s] for r in res[name]])
+            print(f"  {s:8s} current/{name} per pair: {ratio}")
 
 
 if __name__ == "__main__":
