@@ -34,5 +34,9 @@ def test_two_process_chunked_loss_equals_full_logits(tmp_path, stage):
     for row in rows:
         results = row["results"]
         assert len(results) == 2 * 4 * 3  # families x (divergence, chunk) cases x (loss, grad, head grad)
-        bad = {k: v for k, v in results.items() if not v <= 1e-5}  # float32: see test_loss_chunks.REL
+        # float32, 1e-5 and not test_loss_chunks' 1e-6: besides the chunk's rounding, the ranks' losses and
+        # DeepSpeed's gradient all-reduce add up in another order than the one-process reference, and a forward
+        # KL between two close random models loses digits to cancellation (measured: fkl loss 4.0e-6, jsd loss
+        # 1.6e-6, gradients 1.0-1.4e-6; the float32 full-logits loss alone is 1e-5 from a float64 one)
+        bad = {k: v for k, v in results.items() if not v <= 1e-5}
         assert not bad, bad
