@@ -51,7 +51,7 @@ class _Calls:
         self._handle.remove()
 
 
-def _run(student, teacher, batch, loss_of, chunk: int):
+def _run(student, teacher, batch, loss_of, chunk: int | None):
     """Loss, gradients and output-layer calls (student, teacher) of one loss + backward at ``chunk``."""
     for p in student.parameters():
         p.grad = None
@@ -120,3 +120,28 @@ def test_one_chunk_walk_equals_the_chunked_walk_and_calls_each_head_once(case):
     # 15 valid tokens in chunks of 3: 5 chunks per walk, each head called in forward and again in backward
     walks_s, walks_t = ONE_CHUNK_CALLS[case]
     assert chunked_calls == (walks_s * 5 * 2, walks_t * 5 * 2)
+
+
+def test_default_chunking_walks_a_small_batch_as_one_chunk(monkeypatch):
+    """No ``train.loss_chunk_tokens``: a walk within DEFAULT_ONE_CHUNK_ELEMENTS logits is one chunk, one above it
+    is chunked and recomputed (the chunk size then follows the vocabulary, at least 16 tokens)."""
+    import minillm_cli.scores as scores
+
+    student, teacher = _models()
+    g = torch.Generator().manual_seed(3)
+    batch = RolloutBatch(
+        torch.randint(3, 120, (4, 5), generator=g),
+        torch.ones(4, 5, dtype=torch.long),
+        torch.randint(3, 120, (4, 10), generator=g),
+        torch.ones(4, 10, dtype=torch.long),
+    )  # 40 valid tokens
+    loss_of = CASES["jsd"](batch)
+    one_loss, one_grads, calls = _run(student, teacher, batch, loss_of, None)
+    assert calls == (1, 1)
+    monkeypatch.setattr(scores, "DEFAULT_ONE_CHUNK_ELEMENTS", 0)
+    monkeypatch.setattr(scores, "DEFAULT_CHUNK_ELEMENTS", 1)  # the smallest default chunk: 16 tokens
+    chunked_loss, chunked_grads, calls = _run(student, teacher, batch, loss_of, None)
+    assert calls == (3 * 2, 3 * 2)  # 40 tokens in chunks of 16, each head called again in backward
+    torch.testing.assert_close(one_loss, chunked_loss, rtol=1e-12, atol=0)
+    for name in one_grads:
+        torch.testing.assert_close(one_grads[name], chunked_grads[name], rtol=1e-10, atol=1e-14)
