@@ -247,8 +247,8 @@ def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tenso
     """One token per row from ``probs`` ``[B, V]`` (rows need not be normalised), by inverse transform sampling:
     the first index whose cumulative mass (float64) exceeds ``u * total``, ``u ~ U[0, 1)`` from ``generator``.
     A token of probability 0 is never drawn. ``torch.multinomial`` draws the same distribution, but on the CPU
-    at a 50k vocabulary it took about 50 ms per ``[8, 50257]`` draw against 2 ms for this (about a quarter of a
-    teacher-mixed decode's time in ``benchmarks/minillm_phase.py``)."""
+    at a 50k vocabulary it costs about 2.5x this per ``[8, 50257]`` draw (``benchmarks/token_draw.py``; about a
+    quarter of a teacher-mixed decode's time under cProfile in ``benchmarks/minillm_phase.py``)."""
     if generator is not None and generator.device.type != probs.device.type:
         # a CPU generator with GPU models: draw on the CPU (same tokens on every device type)
         return _draw(probs.cpu(), generator).to(probs.device)
