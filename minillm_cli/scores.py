@@ -8,7 +8,10 @@ tensors exist: for each chunk of valid tokens it computes the student's logits (
 calls the consumer (a token divergence's ``per_token``, the MiniLLM terms, cross entropy, evaluation KL). In
 backward the chunk is recomputed (``torch.utils.checkpoint``, non-reentrant: the head's weight is a parameter
 used inside and its gradient, tied to the input embeddings or not, flows as usual), so only ``[chunk, V]``
-tensors exist at any time, forward or backward.
+tensors exist at any time, forward or backward. When all the valid tokens fit in one chunk (small batches, small
+vocabularies: the offline demo; with the default chunk size, any walk of at most
+:data:`DEFAULT_ONE_CHUNK_ELEMENTS` logits), the walk is one plain autograd call: the same values and the peak of
+one recomputed chunk of that size, without the second pass through the output layer.
 
 A model whose forward changes the logits after the output layer declares it through its config
 (``final_logit_softcapping``, ``logit_scale``: :class:`OutputHead` applies them); scoring checks the head
@@ -29,6 +32,10 @@ from torch.utils.checkpoint import checkpoint
 #: two between 16 and 2048 tokens); chosen with ``benchmarks/loss_memory.py --chunks`` (see the README)
 DEFAULT_CHUNK_ELEMENTS = 1 << 24
 DEFAULT_CHUNK_TOKENS = None  # None: derived from the vocabulary with DEFAULT_CHUNK_ELEMENTS
+#: with the default chunk size, a walk of at most this many logits (valid tokens x vocabulary) is one chunk, not
+#: recomputed: at vocabulary 50,257 a 512-token walk took 0.60x the time of two recomputed 256-token chunks
+#: (``benchmarks/walk_chunks.py --shape phase``); memory: README, Performance
+DEFAULT_ONE_CHUNK_ELEMENTS = 1 << 25
 
 ChunkFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], torch.Tensor]
 """``fn(student_logits [n, V], teacher_logits [n, V] | None, targets [n]) -> [n] or [n, k]`` float32."""
@@ -186,7 +193,9 @@ def walk_tokens(
     logits (no grad; ``None`` without a teacher), both cut to the rows they share (``[:min(V_s, V_t)]``) and
     divided by ``temperature``, and the ``[n]`` target ids (``chunk_tokens`` per chunk: the argument, else the
     student scores' own setting, else derived from the vocabulary size); it returns ``[n]`` or ``[n, k]`` values. Under
-    grad each chunk is recomputed in backward, so only one chunk's vocabulary-sized tensors are alive at once.
+    grad each chunk is recomputed in backward, so only one chunk's vocabulary-sized tensors are alive at once; a
+    walk of a single chunk is not (plain autograd: nothing to gain from recomputing it). With the default chunk
+    size (no ``chunk_tokens`` anywhere), a walk of at most :data:`DEFAULT_ONE_CHUNK_ELEMENTS` logits is one chunk.
     When an output layer is sharded across ranks (ZeRO-3), every rank walks the same number of chunks (empty
     ones where it has fewer tokens), because each call of the layer gathers its weight collectively."""
     s_scores = as_scores(student)
@@ -205,7 +214,10 @@ def walk_tokens(
         vocab = min(vocab, t_scores.vocab_size)
     idx = mask.reshape(-1).nonzero(as_tuple=True)[0]
     count = int(idx.numel())
-    size = chunk_tokens_for(vocab, chunk_tokens if chunk_tokens is not None else s_scores.chunk_tokens)
+    asked = chunk_tokens if chunk_tokens is not None else s_scores.chunk_tokens
+    size = chunk_tokens_for(vocab, asked)
+    if asked is None and 0 < count * vocab <= DEFAULT_ONE_CHUNK_ELEMENTS:
+        size = count  # small enough to hold at once: one chunk, no recomputation
     n_chunks = math.ceil(count / size)
     if _needs_sync(s_scores, t_scores):
         n_chunks = _synced_chunks(n_chunks, idx.device)
@@ -225,11 +237,13 @@ def walk_tokens(
             t = t * inv_t if t is not None else None
         return fn(s, t, flat_targets.index_select(0, rows))
 
-    grad = torch.is_grad_enabled() and s_flat.requires_grad
+    # recompute in backward only when there is more than one chunk: a walk of one chunk holds one chunk's
+    # tensors until backward either way, and plain autograd spares the second pass through the head
+    recompute = torch.is_grad_enabled() and s_flat.requires_grad and n_chunks > 1
     parts = []
     for c in range(n_chunks):
         rows = idx[c * size : (c + 1) * size]
-        if grad:
+        if recompute:
             parts.append(checkpoint(chunk, s_flat, t_flat, rows, use_reentrant=False))
         else:
             parts.append(chunk(s_flat, t_flat, rows))

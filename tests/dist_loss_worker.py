@@ -69,8 +69,9 @@ def main() -> None:
         for m in base.modules():
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0
-        cases = [("fkl", None), ("jsd", None), ("minillm", None)]
-        for name, _ in cases:
+        # chunks of 2 tokens (recomputed in backward), and for minillm also one chunk for all tokens (plain autograd)
+        cases = [("fkl", 2), ("jsd", 2), ("minillm", 2), ("minillm", 10**6)]
+        for name, chunk in cases:
             div = registry.get(name)()
             reference = copy.deepcopy(base)
             # reference: full logits of both ranks' batches on a plain model
@@ -100,7 +101,7 @@ def main() -> None:
                 teacher.eval()
             b = batches[rank]
             mask = b.response_mask.bool()
-            student_scores = score_responses(engine, b, chunk_tokens=2)
+            student_scores = score_responses(engine, b, chunk_tokens=chunk)
             assert student_scores.hidden is not None
             with torch.no_grad():
                 teacher_scores = score_responses(teacher, b)
@@ -112,7 +113,7 @@ def main() -> None:
                 loss = total / tokens
             engine.backward(loss * world)  # undo DeepSpeed's average over ranks: the gradient of the sum
             (loss_sum,) = dist_utils.all_reduce_sum([float(loss)])
-            key = f"{family}-{name}"
+            key = f"{family}-{name}-chunk{chunk}"
             results[f"{key}-loss"] = abs(loss_sum - float(ref_loss)) / abs(float(ref_loss))
             worst = 0.0
             for n, p in engine.module.named_parameters():

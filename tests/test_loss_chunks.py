@@ -75,15 +75,22 @@ def _close(a: torch.Tensor, b: torch.Tensor, rel: float) -> None:
     assert err <= rel * scale + 1e-15, (err, scale)
 
 
-# float64 models (the divergences still compute in float32): the logits are the same, only float32 sums run in
-# another order: within 1e-6. float32 models: the head's matmul over a chunk also rounds differently from one
-# over the whole batch (BLAS blocking), about 1e-6 relative: within 1e-5.
+# Relative 1e-6 for float64 and float32 models (the divergences compute in float32 either way). With float32
+# models the head's matmul over a chunk also rounds differently from one over the whole batch (BLAS blocking).
+# One case cannot be held to 1e-6 in float32: AKL's gradient. Measured (untied/padded, this batch): the chunked
+# and the full float32 gradients are 2.30e-6 and 2.13e-6 away from the same gradient computed from float64
+# logits, 1.13e-6 from each other: float32 itself does not resolve AKL's gradient to 1e-6 (its head/tail split
+# thresholds the teacher's cumulative mass at mu and weights two KLs by the gaps), so two float32 computations
+# that round differently cannot agree closer than that. The other divergences' chunked and full float32 values
+# agree within 0.9e-6 here, although each is 1-11e-6 from float64: the chunking adds no error of its own.
 DTYPES = [pytest.param(torch.float64, id="f64"), pytest.param(torch.float32, id="f32")]
-REL = {torch.float64: 1e-6, torch.float32: 1e-5}
+REL = {torch.float64: 1e-6, torch.float32: 1e-6}
+FLOAT32_REL = {"akl": 2e-6}
 
 
-def _compare(student, chunked_loss, full_loss) -> None:
-    rel = REL[next(student.parameters()).dtype]
+def _compare(student, chunked_loss, full_loss, name: str = "") -> None:
+    dtype = next(student.parameters()).dtype
+    rel = FLOAT32_REL.get(name, REL[dtype]) if dtype == torch.float32 else REL[dtype]
     _zero(student)
     a = chunked_loss()
     a.backward()
@@ -122,7 +129,7 @@ def test_token_divergence_equals_full_logits(name, kind, dtype):
         tau = float(getattr(div.params, "temperature", 1.0))
         return div.per_token(s[mask][:, :v].float() / tau, t[mask][:, :v].float() / tau, batch.response_ids[mask]).sum()
 
-    _compare(student, chunked, full)
+    _compare(student, chunked, full, name)
 
 
 @pytest.mark.parametrize("kind", ["tied", "padded"])

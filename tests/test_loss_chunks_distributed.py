@@ -1,7 +1,8 @@
 """The chunked loss path across 2 processes (DeepSpeed, gloo on the CPU) at ZeRO stages 0 and 3: loss and full
 gradients (output layer included, tied and untied) equal a plain full-logits computation over both ranks'
 batches. The ranks hold different numbers of valid tokens, so at ZeRO-3 they walk the same number of chunks
-(the sharded output layer gathers its weight collectively on every call, recomputation included)."""
+(the sharded output layer gathers its weight collectively on every call, recomputation included). Both walks:
+chunks of 2 tokens recomputed in backward, and (minillm) one chunk holding every token (plain autograd)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def test_two_process_chunked_loss_equals_full_logits(tmp_path, stage):
     rows = [json.loads((tmp_path / f"out.json.{r}").read_text()) for r in range(2)]
     for row in rows:
         results = row["results"]
-        assert len(results) == 2 * 3 * 3
-        bad = {k: v for k, v in results.items() if not v <= 1e-5}  # float32: see test_loss_chunks.REL
+        assert len(results) == 2 * 4 * 3  # families x (divergence, chunk) cases x (loss, grad, head grad)
+        # float32, 1e-5 and not test_loss_chunks' 1e-6: besides the chunk's rounding, the ranks' losses and
+        # DeepSpeed's gradient all-reduce add up in another order than the one-process reference, and a forward
+        # KL between two close random models loses digits to cancellation (measured: fkl loss 4.0e-6, jsd loss
+        # 1.6e-6, gradients 1.0-1.4e-6; the float32 full-logits loss alone is 1e-5 from a float64 one)
+        bad = {k: v for k, v in results.items() if not v <= 1e-5}
         assert not bad, bad

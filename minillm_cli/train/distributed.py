@@ -22,7 +22,9 @@ def launched_externally() -> bool:
 
 def init_distributed() -> None:
     """Initialise DeepSpeed's process group; a plain single process gets a local one-member group."""
-    import deepspeed
+    from minillm_cli.train.deepspeed_import import import_deepspeed
+
+    deepspeed = import_deepspeed()
     from deepspeed.accelerator import get_accelerator
 
     backend = get_accelerator().communication_backend_name()

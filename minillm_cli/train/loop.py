@@ -119,6 +119,9 @@ def _prepare_run_dir(run_dir: Path, opts: RunOptions) -> Path | None:
 
 
 def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
+    from minillm_cli.train.deepspeed_import import import_deepspeed
+
+    import_deepspeed()
     from deepspeed.accelerator import get_accelerator
 
     plugins = get_plugins()
