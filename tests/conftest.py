@@ -33,6 +33,11 @@ class CliResult:
     def output(self) -> str:
         return self.stdout + self.stderr
 
+    @property
+    def flat_stderr(self) -> str:
+        """stderr without the panel's box and whitespace: a long path wraps a message at any word."""
+        return "".join(self.stderr.replace("│", "").split())
+
 
 @pytest.fixture
 def cli(capsys, monkeypatch):

@@ -56,7 +56,7 @@ def test_copy_refuses_to_overwrite_without_force(cli, tmp_path):
     (tmp_path / "kd.yaml").write_text("edited\n", encoding="utf-8")
     res = cli("recipes", "copy", "tiny/kd", tmp_path)
     assert res.code == 2
-    assert "already exists" in res.stderr and "--force" in res.stderr
+    assert "alreadyexists" in res.flat_stderr and "--force" in res.flat_stderr
     assert (tmp_path / "kd.yaml").read_text(encoding="utf-8") == "edited\n"
     assert cli("recipes", "copy", "tiny/kd", tmp_path, "--force").code == 0
     assert (tmp_path / "kd.yaml").read_text(encoding="utf-8") != "edited\n"
