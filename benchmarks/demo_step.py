@@ -37,6 +37,7 @@ STAGES = ("teacher", "sft", "kd", "gkd")
 
 
 def child(warmup: int, steps: int) -> dict:
+    harness.as_minillm_does()
     harness.one_thread()
     import minillm_cli
     from minillm_cli.demo.config import quick_settings

@@ -75,6 +75,7 @@ engine: {{zero_stage: 0, dtype: fp32}}
 
 
 def child_minillm(work: Path, warmup: int, steps: int) -> dict:
+    harness.as_minillm_does()
     harness.one_thread()
     from minillm_cli.recipe.loader import load_recipe
     from minillm_cli.train.loop import RunOptions, run_distill

@@ -30,6 +30,18 @@ ONE_THREAD_ENV = {
 }
 
 
+def as_minillm_does() -> bool:
+    """Give this process the host-memory setting the ``minillm`` command of the checkout on ``sys.path`` gives
+    its own (``minillm_cli/host_memory.py``: huge pages for large CPU blocks; a checkout without that module, such
+    as 533b980, sets nothing). Call first in a child that runs minillm's code, before torch exists; never in one
+    that runs another system (TRL), which runs as its users run it."""
+    try:
+        from minillm_cli.host_memory import use_huge_pages
+    except ImportError:
+        return False
+    return use_huge_pages()
+
+
 def one_thread() -> None:
     """Pin this process to one thread (call before any heavy torch work; children get the env as well)."""
     for key, value in ONE_THREAD_ENV.items():

@@ -123,7 +123,8 @@ def one(path: str, batch: int, tokens: int, chunk: int | None) -> dict:
 
 def run(path: str, batch: int, tokens: int, chunk: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "--one", path, str(batch), str(tokens), str(chunk or 0)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    # the minillm command's huge-page switch (minillm_cli/host_memory.py) unless the caller set it
+    env = {"THP_MEM_ALLOC_ENABLE": "1", **os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         return {"path": path, "batch": batch, "tokens": tokens, "error": out.stderr.strip().splitlines()[-1:]}
@@ -148,7 +149,10 @@ def main() -> None:
         path, b, t, c = args.one
         print(json.dumps(one(path, int(b), int(t), int(c) or None)))
         return
-    print(f"loss-path peak memory, vocab {VOCAB}, prompt {PROMPT}, float32, one process per row")
+    print(
+        f"loss-path peak memory, vocab {VOCAB}, prompt {PROMPT}, float32, one process per row, "
+        f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '1 (as the minillm command sets it)')}"
+    )
     if args.chunks:
         for chunk in (32, 64, 128, 256):
             r = run("minillm", 2, 512, chunk)

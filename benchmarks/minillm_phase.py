@@ -126,6 +126,7 @@ def unavoidable(paths: dict[str, Path], prompts: list[list[int]], epochs: int, n
 
 
 def child(work: Path, warmup: int, phases: int, rollouts: int, epochs: int, probe: str) -> dict:
+    harness.as_minillm_does()
     harness.one_thread()
     import minillm_adapter
 

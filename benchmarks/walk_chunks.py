@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="demo")
     args = parser.parse_args()
     vocab, student_size, teacher_size, b, prompt, response, div_name, settings = SHAPES[args.shape]
+    harness.as_minillm_does()
     harness.one_thread()
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel

@@ -68,6 +68,9 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
+        from minillm_cli.host_memory import use_huge_pages
+
+        use_huge_pages()  # before torch makes its first tensor (minillm_cli/host_memory.py)
         from minillm_cli.cli.render import render_error
         from minillm_cli.cli.state import state
         from minillm_cli.errors import ExitCode, MinillmError, PeerLost

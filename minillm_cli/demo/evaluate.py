@@ -306,4 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from minillm_cli.host_memory import use_huge_pages
+
+    use_huge_pages()  # before the first tensor (minillm_cli/host_memory.py)
     raise SystemExit(main())

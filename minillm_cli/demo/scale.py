@@ -311,6 +311,9 @@ def _stamper(stamp: Path, spec: dict[str, Any]):
 
 
 if __name__ == "__main__":  # the command line (and its screen) lives in minillm_cli.cli.demo_scale
+    from minillm_cli.host_memory import use_huge_pages
+
+    use_huge_pages()  # before the first tensor (minillm_cli/host_memory.py)
     from minillm_cli.cli.demo_scale import main
 
     raise SystemExit(main())

@@ -7,11 +7,11 @@ import math
 import torch
 
 # -inf log-probs (a masked vocabulary row) would make 0 * -inf = nan; clamp to a very negative finite value.
-_LOG_FLOOR = -1e30
+LOG_FLOOR = -1e30
 
 
 def log_probs(logits: torch.Tensor) -> torch.Tensor:
-    return torch.log_softmax(logits, dim=-1).clamp(min=_LOG_FLOOR)
+    return torch.log_softmax(logits, dim=-1).clamp(min=LOG_FLOOR)
 
 
 def kl_from_logs(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
@@ -22,4 +22,4 @@ def kl_from_logs(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
 def log_mixture(log_a: torch.Tensor, log_b: torch.Tensor, weight_a: float) -> torch.Tensor:
     """log(weight_a * a + (1 - weight_a) * b), computed stably; weight_a in (0, 1)."""
     stacked = torch.stack([log_a + math.log(weight_a), log_b + math.log1p(-weight_a)], dim=0)
-    return torch.logsumexp(stacked, dim=0).clamp(min=_LOG_FLOOR)
+    return torch.logsumexp(stacked, dim=0).clamp(min=LOG_FLOOR)

@@ -7,18 +7,57 @@ recomputed in backward (:func:`minillm_cli.api.walk_tokens`), so no ``[B, T, V]`
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from minillm_cli.api import ResponseScores, as_scores, walk_tokens
-from minillm_plugins.divergences._math import kl_from_logs, log_probs
+from minillm_plugins.divergences._math import LOG_FLOOR, log_probs
 
 
 def _chunk_terms(student: torch.Tensor, teacher: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
     """``[n, 2]``: log q(target) and KL(q || p) (0 without a teacher) of ``n`` rows of float32 logits."""
+    if teacher is not None:
+        return _TargetAndKL.apply(student, teacher.detach(), targets.long())
     logq = log_probs(student)
     target_lp = logq.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
-    kl = torch.zeros_like(target_lp) if teacher is None else kl_from_logs(logq, log_probs(teacher))
-    return torch.stack([target_lp, kl], dim=-1)
+    return torch.stack([target_lp, torch.zeros_like(target_lp)], dim=-1)
+
+
+class _TargetAndKL(torch.autograd.Function):
+    """log q(target) and KL(q || p) of a chunk, with their gradient with respect to the student's logits z
+    written out, so a chunk makes four vocabulary-sized tensors instead of about a dozen (each one fresh memory
+    the system must fault in: ``benchmarks/minillm_terms.py``) and backward makes none.
+
+    With q = softmax(z), d = log q - log p and KL = sum_v q_v d_v: d log q(y) / dz = onehot(y) - q and
+    d KL / dz = q * (d - KL), so for upstream gradients (g1, g2) of the two outputs
+    dz = q * (g2 (d - KL) - g1) + g1 onehot(y). Log-probs are floored at -1e30 (as :func:`log_probs`), so a
+    row with ``-inf`` logits gives q = 0 there and no nan; a target whose log-prob is at the floor gets no
+    gradient, as through the floor's clamp."""
+
+    @staticmethod
+    def forward(ctx: Any, student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logq = torch.log_softmax(student, dim=-1).clamp_(min=LOG_FLOOR)
+        diff = torch.log_softmax(teacher, dim=-1).clamp_(min=LOG_FLOOR)
+        target_lp = logq.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        diff.neg_().add_(logq)  # log q - log p, in the teacher's buffer
+        q = logq.exp_()  # q, in log q's buffer
+        kl = (q * diff).sum(dim=-1)  # one temporary: a dot product (einsum) accumulates less accurately
+        ctx.save_for_backward(q, diff, targets, target_lp, kl)
+        return torch.stack([target_lp, kl], dim=-1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        if getattr(ctx, "spent", False):
+            raise RuntimeError("minillm's chunk terms: backward reuses its buffers and runs once per forward")
+        ctx.spent = True
+        q, diff, targets, target_lp, kl = ctx.saved_tensors
+        g1 = grad[:, 0] * (target_lp > LOG_FLOOR)
+        g2 = grad[:, 1]
+        # in diff's buffer: backward runs once per forward (a recomputed chunk runs both again)
+        dz = diff.sub_(kl.unsqueeze(-1)).mul_(g2.unsqueeze(-1)).sub_(g1.unsqueeze(-1)).mul_(q)
+        dz.scatter_add_(1, targets.unsqueeze(-1), g1.unsqueeze(-1).to(dz.dtype))
+        return dz, None, None
 
 
 def token_terms(
