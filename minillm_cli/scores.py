@@ -33,8 +33,9 @@ from torch.utils.checkpoint import checkpoint
 DEFAULT_CHUNK_ELEMENTS = 1 << 24
 DEFAULT_CHUNK_TOKENS = None  # None: derived from the vocabulary with DEFAULT_CHUNK_ELEMENTS
 #: with the default chunk size, a walk of at most this many logits (valid tokens x vocabulary) is one chunk, not
-#: recomputed: at vocabulary 50,257 a 512-token walk took 0.60x the time of two recomputed 256-token chunks
-#: (``benchmarks/walk_chunks.py --shape phase``); memory: README, Performance
+#: recomputed. Under review: measured quietly with huge pages (``benchmarks/walk_chunks.py --shape phase``), a
+#: 512-token walk at vocabulary 50,257 took 1.04x the time of two recomputed 256-token chunks (0.60x under load,
+#: with 4 KiB pages, when the rule was made), and it costs peak memory on small walks (README, Performance)
 DEFAULT_ONE_CHUNK_ELEMENTS = 1 << 25
 
 ChunkFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], torch.Tensor]
