@@ -90,6 +90,9 @@ class Decoded:
     teacher_hidden: torch.Tensor | None = None
     """``[B, T, H]`` the teacher's final hidden state predicting y_t (0 at masked positions), with
     ``keep_teacher_hidden``."""
+    teacher_logits: torch.Tensor | None = None
+    """``[B, T, V]`` float32 the teacher's logits predicting y_t (unprocessed, cut to the shared vocabulary
+    rows; any values at masked positions), with ``keep_teacher_logits``."""
 
 
 # -- the sampling distribution -------------------------------------------------------------------------
@@ -343,6 +346,7 @@ def decode(
     vocab_size: int | None = None,
     synced: bool = False,
     keep_teacher_hidden: bool = False,
+    keep_teacher_logits: bool = False,
 ) -> Decoded:
     """Sample responses to left-padded prompts ``[B, P]`` (see the module docstring).
 
@@ -351,6 +355,9 @@ def decode(
     (default: the student's if it decodes, else the teacher's). ``eos_token_id`` may be one id or several.
     ``keep_teacher_hidden``: also return the teacher's final hidden state at every response token
     (``Decoded.teacher_hidden``), so scoring needs no teacher forward over these tokens.
+    ``keep_teacher_logits``: also return the teacher's logits at every response token (``Decoded.teacher_logits``,
+    ``[B, T, V]`` float32: ``max_new_tokens x V`` floats per row, allocated once), so scoring needs not even the
+    teacher's output layer.
     """
     params = params or GenerationParams()
     named = [(kind, m) for kind, m in (("student", student), ("teacher", teacher)) if m is not None]
@@ -371,6 +378,8 @@ def decode(
     caches: dict[str, Any] = {kind: _new_cache(accepted[kind]) for kind, _ in named}
     keep_hidden = keep_teacher_hidden and teacher is not None
     hiddens: list[torch.Tensor] = []
+    keep_logits = keep_teacher_logits and teacher is not None
+    kept_logits: torch.Tensor | None = None
 
     ngram = params.no_repeat_ngram_size
     blocker = NgramBlocker(ngram, prompt_ids, prompt_mask) if ngram else None
@@ -404,6 +413,10 @@ def decode(
             if vocab_size is not None:
                 width = min(width, vocab_size)
             raw = {kind: x[:, :width] for kind, x in raw.items()}
+            if keep_logits:
+                if kept_logits is None:  # one buffer for the whole decode: no [B, V] list to stack
+                    kept_logits = raw["teacher"].new_empty(batch_size, params.max_new_tokens, width)
+                kept_logits[:, step].copy_(raw["teacher"])
 
             banned = blocker.banned(width, device) if blocker is not None else None
             if step < params.min_new_tokens and eos.numel():
@@ -449,6 +462,7 @@ def decode(
         teacher_logprobs=torch.stack(logprobs["teacher"], 1)[:, :length] if "teacher" in logprobs else None,
         sampling_probs=torch.stack(chosen_probs, dim=1)[:, :length],
         teacher_hidden=_masked_hidden(hiddens, alive_steps, length) if keep_hidden else None,
+        teacher_logits=kept_logits[:, :length].contiguous() if kept_logits is not None else None,
     )
 
 

@@ -4,11 +4,11 @@ pages instead of 4 KiB ones.
 Every out-of-place op of the loss walk (log-softmax, exp, the KL's product, their gradients) makes a fresh
 vocabulary-sized tensor: float32 ``[512, 50257]`` is 103 MB. glibc serves such a block with a fresh ``mmap``
 and returns it on free, so the kernel faults in and zeroes every 4 KiB page of it again, op after op; on this
-project's 2-core CPU that was most of the op's time (an ``exp`` of that tensor took 103-142 ms, 45-54 ms with huge
-pages: ``benchmarks/host_memory.py``). PyTorch can align blocks of 2 MiB and more to 2 MiB and ask the kernel
-for transparent huge pages for them (``madvise(MADV_HUGEPAGE)``) when ``THP_MEM_ALLOC_ENABLE=1`` is set; memory
-is still returned on free, so the peak resident size does not change (unlike keeping freed blocks in the heap
-with ``mallopt``, which this project measured at 2.8x the peak at a 152k vocabulary).
+project's 2-core CPU that was most of the op's time (an ``exp`` of that tensor: median 113 ms, 56 ms with huge
+pages, ``benchmarks/host_memory.py``). With ``THP_MEM_ALLOC_ENABLE=1`` PyTorch asks the kernel for transparent
+huge pages (``madvise(MADV_HUGEPAGE)``) on CPU blocks of 2 MiB and more; memory is still returned on free, so
+the peak resident size is not higher (unlike keeping freed blocks in the heap with ``mallopt``, which this
+project measured at 2.9x the loss path's peak at a 152k vocabulary).
 
 PyTorch reads the switch once, at its first CPU allocation, so :func:`use_huge_pages` must run before any tensor
 exists: the ``minillm`` command and the ``python -m minillm_cli...`` entry points call it first thing, and the

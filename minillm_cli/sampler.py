@@ -76,6 +76,11 @@ class RolloutBatch:
     teacher_hidden: torch.Tensor | None = None
     """``[B, T, H]`` the teacher's final hidden state predicting each response token, kept by a sampler that
     decoded with the teacher: scoring then runs no teacher forward (zeros at masked positions)."""
+    teacher_logits: torch.Tensor | None = None
+    """``[B, T, V]`` float32 the teacher's logits predicting each response token (unprocessed, the vocabulary rows
+    both models share; any values at masked positions), kept by a sampler that decoded with the teacher when
+    :attr:`SamplerContext.teacher_logits_bytes` allows: scoring then runs not even the teacher's output layer.
+    Preferred over ``teacher_hidden`` when both are there."""
     source: str = ""
     """Who wrote the responses (``"student"``, ``"teacher"``, ``"dataset"``, ...), for logs."""
     extras: dict[str, Any] = field(default_factory=dict)
@@ -130,6 +135,11 @@ class SamplerContext:
     seed: int = 0
     rank: int = 0
     synced: bool = False
+    teacher_logits_bytes: int = 0
+    """the most bytes of teacher logits this call's rollout may keep (:attr:`RolloutBatch.teacher_logits`):
+    the training loop gives a MiniLLM-style phase with more than one PPO epoch its share of
+    ``train.phase_teacher_logits_mib``; 0 (the default, and every token-level step) keeps none. Not used when
+    ``synced`` (the teacher's output layer is then a collective every rank must call alike)."""
 
 
 class Sampler(Component):
@@ -213,6 +223,7 @@ def generate_rollout(
     device = model_device(student if student is not None else teacher)
     prompt_ids, prompt_mask = batch.prompt_ids.to(device), batch.prompt_mask.to(device)
     eos = eos_token_ids(ctx.tokenizer, ctx.student, ctx.teacher)
+    width = shared_vocab_size(ctx.student, ctx.teacher)
     out = decode(
         prompt_ids,
         prompt_mask,
@@ -223,9 +234,14 @@ def generate_rollout(
         generator=ctx.generator,
         eos_token_id=eos,
         pad_token_id=pad_token_id(ctx.tokenizer, eos),
-        vocab_size=shared_vocab_size(ctx.student, ctx.teacher),
+        vocab_size=width,
         synced=ctx.synced,
         keep_teacher_hidden=teacher is not None,
+        # not under ZeRO-3 across ranks: a rank that keeps logits would skip the teacher's output layer (a
+        # collective there) while a rank with more rows than fit would call it
+        keep_teacher_logits=teacher is not None
+        and not ctx.synced
+        and _fits(prompt_ids.shape[0], params.max_new_tokens, width, ctx.teacher_logits_bytes),
     )
     return RolloutBatch(
         prompt_ids=prompt_ids,
@@ -235,6 +251,12 @@ def generate_rollout(
         behaviour_logprobs=out.student_logprobs,
         teacher_logprobs=out.teacher_logprobs,
         teacher_hidden=out.teacher_hidden,
+        teacher_logits=out.teacher_logits,
         source=source,
         extras={"sampling_probs": out.sampling_probs},
     )
+
+
+def _fits(rows: int, new_tokens: int, width: int | None, budget: int) -> bool:
+    """Whether ``[rows, new_tokens, width]`` float32 teacher logits fit in ``budget`` bytes."""
+    return width is not None and budget > 0 and rows * new_tokens * width * 4 <= budget

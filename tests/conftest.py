@@ -39,6 +39,18 @@ class CliResult:
         return "".join(self.stderr.replace("│", "").split())
 
 
+@pytest.fixture(autouse=True)
+def _huge_page_switch_restored(monkeypatch):
+    """The in-process ``minillm`` command sets THP_MEM_ALLOC_ENABLE in os.environ (minillm_cli/host_memory.py):
+    registering it with monkeypatch undoes that after each test, so what later subprocesses inherit does not
+    depend on test order."""
+    value = os.environ.get("THP_MEM_ALLOC_ENABLE")
+    if value is None:
+        monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    else:
+        monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", value)
+
+
 @pytest.fixture
 def cli(capsys, monkeypatch):
     """Run ``minillm ARGS...`` in-process; returns exit code, stdout, stderr."""

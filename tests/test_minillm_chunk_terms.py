@@ -93,3 +93,35 @@ def test_float32_error_at_a_real_vocabulary_is_no_worse_than_autograds():
         errors[name] = (float((out.double() - truth).abs().max()), float((grad.double() - truth_grad).abs().max()))
     assert errors["fused"][0] <= 1.01 * errors["autograd"][0] + 1e-9, errors
     assert errors["fused"][1] <= 1.5 * errors["autograd"][1] + 1e-9, errors
+
+
+@pytest.mark.parametrize("chunk", [None, 2, 5])  # one chunk, and chunks recomputed in backward
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_through_the_walk_on_sliced_padded_logits(chunk, temperature):
+    from minillm_cli.scores import ResponseScores, walk_tokens
+
+    g = torch.Generator().manual_seed(0)
+    b, t, v, pad = 3, 7, 53, 11  # logits wider than the shared vocabulary: the walk passes [:, :v] slices
+    s = torch.randn(b, t, v + pad, generator=g) * 3
+    te = torch.randn(b, t, v + pad, generator=g) * 3
+    y = torch.randint(0, v, (b, t), generator=g)
+    s[..., 40:v] = float("-inf")
+    te[..., 45:v] = float("-inf")
+    te[0, :, 3] = float("-inf")
+    y[1, :] = 42  # a target at the floor
+    mask = torch.rand(b, t, generator=g) > 0.2
+    upstream = torch.randn(int(mask.sum()), 2, generator=g)
+
+    def run(fn):
+        x = s.clone().requires_grad_(True)
+        walk = walk_tokens(
+            ResponseScores(logits=x, vocab_size=v), ResponseScores(logits=te, vocab_size=v), y, mask, fn,
+            chunk_tokens=chunk, temperature=temperature,
+        )  # fmt: skip
+        (walk.values * upstream).sum().backward()
+        return walk.values.detach(), x.grad
+
+    ref, new = run(autograd_terms), run(_chunk_terms)
+    torch.testing.assert_close(new[0], ref[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(new[1], ref[1], rtol=1e-5, atol=1e-6)
+    assert torch.isfinite(new[1]).all()

@@ -5,6 +5,7 @@ API without deprecation warnings."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import torch
 from tiny_models import build_tiny
@@ -71,3 +72,56 @@ def test_decoding_raises_no_deprecation_warning():
 def test_probe_student_length_is_off_by_default():
     cls = load_plugins().samplers.get("teacher_mixed")
     assert cls.Params().probe_student_length is False
+
+
+def _rollout(budget: int, synced: bool = False):
+    student, teacher, prompts = _setup()
+    cls = load_plugins().samplers.get("teacher_mixed")
+    ctx = SamplerContext(
+        student=student.model, teacher=teacher, tokenizer=student.tokenizer, step=0,
+        generator=torch.Generator().manual_seed(3), teacher_logits_bytes=budget, synced=synced,
+    )  # fmt: skip
+    return student, teacher, cls(cls.Params(max_new_tokens=12, alpha=0.5)).sample(prompts, ctx)
+
+
+def test_teacher_logits_kept_within_the_budget_equal_a_scoring_forward():
+    student, teacher, _ = _rollout(0)
+    vocab = teacher.config.vocab_size
+    need = 2 * 12 * vocab * 4  # rows x max_new_tokens x vocabulary float32
+    assert _rollout(0)[2].teacher_logits is None
+    assert _rollout(need - 1)[2].teacher_logits is None  # one byte short: hidden states only
+    assert _rollout(need, synced=True)[2].teacher_logits is None  # ZeRO-3 across ranks: never
+    student, teacher, rollout = _rollout(need)
+    logits = rollout.teacher_logits
+    assert logits is not None and logits.dtype == torch.float32
+    assert logits.shape == (*rollout.response_ids.shape, vocab) and logits.is_contiguous()
+    mask = rollout.response_mask.bool()
+    with torch.no_grad():
+        forward = score_responses(teacher, rollout)
+        full = forward.head(forward.hidden)
+    torch.testing.assert_close(logits[mask], full[mask], rtol=1e-5, atol=1e-5)
+    kept = teacher_scores(teacher, rollout)
+    assert kept.logits is logits and kept.hidden is None  # preferred over the hidden states: no output layer
+    # the minillm divergence's loss and gradient are those from the teacher's hidden states
+    div_cls = load_plugins().divergences.get("minillm")
+    div = div_cls(div_cls.Params(ppo_epochs=2, whiten_advantages=False))
+    prepared, _ = div.prepare([rollout], _identity_reducer())
+    from minillm_cli.divergence import StepNorm
+
+    norm = StepNorm(tokens=float(mask.sum()), sequences=float(mask.shape[0]))
+    results = []
+    for source in (kept, teacher_scores(teacher, replace(rollout, teacher_logits=None))):
+        student.model.zero_grad(set_to_none=True)
+        s = score_responses(student.model, rollout)
+        loss, _ = div.loss(s, source, rollout, prepared[0], norm)
+        loss.backward()
+        grads = torch.cat([p.grad.reshape(-1) for p in student.model.parameters() if p.grad is not None])
+        results.append((loss.detach(), grads))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-5, atol=1e-7)
+
+
+def _identity_reducer():
+    from minillm_cli.divergence import Reducer
+
+    return Reducer()

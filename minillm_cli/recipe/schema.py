@@ -164,6 +164,14 @@ class TrainSpec(Strict):
         "chunk (e.g. 64 tokens at a 152k vocabulary, 256 at 50k), and a walk of at most 32M logits in one chunk "
         "(faster, up to about 1 GiB of float32 tensors held until backward)",
     )
+    phase_teacher_logits_mib: Int = Field(
+        256,
+        ge=0,
+        description="sequence-level methods with more than one PPO epoch (minillm): a rollout phase keeps the "
+        "teacher's logits from decoding while they fit in this many MiB per rank (batch x max_new_tokens x "
+        "vocabulary float32 per micro-batch), so no PPO epoch runs the teacher's output layer again; beyond it, "
+        "the teacher's hidden states are kept and its output layer runs in every epoch. 0: never keep logits",
+    )
 
     @field_validator("report_to")
     @classmethod

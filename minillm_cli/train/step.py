@@ -92,8 +92,11 @@ def _to(batch: PromptBatch, device: torch.device) -> PromptBatch:
     return PromptBatch(*(t.to(device) if t is not None else None for t in vars(batch).values()))
 
 
-def _sample(ctx: StepContext, data_index: int, n_micro: int, step: int) -> list[RolloutBatch]:
-    """Rollouts of ``n_micro`` micro-batches drawn from the prompts of data slot ``data_index``."""
+def _sample(
+    ctx: StepContext, data_index: int, n_micro: int, step: int, teacher_logits_bytes: int = 0
+) -> list[RolloutBatch]:
+    """Rollouts of ``n_micro`` micro-batches drawn from the prompts of data slot ``data_index``; each may keep
+    ``teacher_logits_bytes`` of teacher logits (:attr:`SamplerContext.teacher_logits_bytes`)."""
     r, w = dist_utils.rank(), dist_utils.world_size()
     train = ctx.recipe.train
     indices = micro_batch_indices(
@@ -118,6 +121,7 @@ def _sample(ctx: StepContext, data_index: int, n_micro: int, step: int) -> list[
             seed=ctx.recipe.seed,
             rank=r,
             synced=ctx.recipe.engine.zero_stage == 3 and w > 1,
+            teacher_logits_bytes=teacher_logits_bytes,
         )
         out.append(ctx.sampler.sample(batch, sctx).to(ctx.device))
     return out
@@ -221,11 +225,23 @@ def _score(ctx: StepContext, r: RolloutBatch, with_teacher: bool) -> tuple[Respo
     return student, teacher
 
 
+def phase_logits_share(ctx: StepContext, n_micro: int) -> int:
+    """Bytes of teacher logits each of a phase's ``n_micro`` micro-batches may keep: an even share of
+    ``train.phase_teacher_logits_mib`` when the phase runs more than one PPO epoch over its rollouts (with one,
+    the teacher's output layer runs once either way), else 0."""
+    epochs = int(getattr(ctx.divergence, "ppo_epochs", 1) or 1)
+    if epochs <= 1 or n_micro <= 0:
+        return 0
+    return ctx.recipe.train.phase_teacher_logits_mib * 2**20 // n_micro
+
+
 def teacher_scores(teacher: Any, r: RolloutBatch, *, chunk_tokens: int | None = None) -> ResponseScores:
     """The teacher's scores of a rollout, without a forward pass when the rollout carries the teacher's
-    hidden states from decoding (``RolloutBatch.teacher_hidden``)."""
+    logits (``RolloutBatch.teacher_logits``) or hidden states (``RolloutBatch.teacher_hidden``) from decoding."""
     from minillm_cli.train.score import output_head
 
+    if r.teacher_logits is not None:
+        return ResponseScores(logits=r.teacher_logits, chunk_tokens=chunk_tokens)
     if r.teacher_hidden is not None:
         head = output_head(teacher)
         if head is not None:
@@ -300,7 +316,7 @@ def _sequence_step(ctx: StepContext, step: int) -> dict[str, Any]:
     phase, j = divmod(step, steps_per_phase)
     new_phase = ctx.buffer is None or ctx.buffer.phase != phase
     if new_phase:
-        rollouts = _sample(ctx, phase, n_micro, step)
+        rollouts = _sample(ctx, phase, n_micro, step, phase_logits_share(ctx, n_micro))
         if any(r.behaviour_logprobs is None for r in rollouts):
             raise RecipeError(
                 f"divergence {div.name!r} needs on-policy rollouts with the student's log-probs, which sampler "

@@ -26,8 +26,9 @@ def _chunk_terms(student: torch.Tensor, teacher: torch.Tensor | None, targets: t
 
 class _TargetAndKL(torch.autograd.Function):
     """log q(target) and KL(q || p) of a chunk, with their gradient with respect to the student's logits z
-    written out, so a chunk makes four vocabulary-sized tensors instead of about a dozen (each one fresh memory
-    the system must fault in: ``benchmarks/minillm_terms.py``) and backward makes none.
+    written out, so forward makes three new vocabulary-sized tensors (the two log-softmaxes and the KL's
+    product; the rest is done in place) and backward none, where the autograd composition makes one per op
+    (each one fresh memory the system must fault in; ``benchmarks/minillm_terms.py`` times the two).
 
     With q = softmax(z), d = log q - log p and KL = sum_v q_v d_v: d log q(y) / dz = onehot(y) - q and
     d KL / dz = q * (d - KL), so for upstream gradients (g1, g2) of the two outputs
@@ -47,12 +48,13 @@ class _TargetAndKL(torch.autograd.Function):
         return torch.stack([target_lp, kl], dim=-1)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # no graph of the gradient: a double backward fails loudly
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         if getattr(ctx, "spent", False):
             raise RuntimeError("minillm's chunk terms: backward reuses its buffers and runs once per forward")
         ctx.spent = True
         q, diff, targets, target_lp, kl = ctx.saved_tensors
-        g1 = grad[:, 0] * (target_lp > LOG_FLOOR)
+        g1 = torch.where(target_lp > LOG_FLOOR, grad[:, 0], torch.zeros_like(grad[:, 0]))  # as the floor's clamp
         g2 = grad[:, 1]
         # in diff's buffer: backward runs once per forward (a recomputed chunk runs both again)
         dz = diff.sub_(kl.unsqueeze(-1)).mul_(g2.unsqueeze(-1)).sub_(g1.unsqueeze(-1)).mul_(q)
