@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import tiny_models  # noqa: E402
 
 VOCAB = 50257
 B, PROMPT, RESPONSE = 8, 16, 64
@@ -34,10 +35,8 @@ B, PROMPT, RESPONSE = 8, 16, 64
 def child(steps: int) -> dict:
     harness.one_thread()
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     from minillm_cli.plugins import load_plugins
-    from minillm_cli.sampler import RolloutBatch
     from minillm_cli.train.score import score_responses
     from minillm_cli.train.step import token_loss_sum
     from minillm_plugins.divergences.minillm.policy import token_terms
@@ -54,19 +53,10 @@ def child(steps: int) -> dict:
         out[f"{name}_ms"] = 1000 * statistics.median(ts)
     del x
 
-    def gpt2(layers: int, width: int):
-        cfg = GPT2Config(vocab_size=VOCAB, n_embd=width, n_layer=layers, n_head=4, n_positions=128)
-        return GPT2LMHeadModel(cfg)
-
     torch.manual_seed(0)
-    student = gpt2(2, 64).train()
-    teacher = gpt2(4, 256).eval().requires_grad_(False)
-    batch = RolloutBatch(
-        torch.randint(3, VOCAB - 1, (B, PROMPT)),
-        torch.ones(B, PROMPT, dtype=torch.long),
-        torch.randint(3, VOCAB - 1, (B, RESPONSE)),
-        torch.ones(B, RESPONSE, dtype=torch.long),
-    )
+    student = tiny_models.random_gpt2(VOCAB, 2, 64).train()
+    teacher = tiny_models.random_gpt2(VOCAB, 4, 256).eval().requires_grad_(False)
+    batch = tiny_models.random_rollout(VOCAB, B, PROMPT, RESPONSE)
     mask = batch.response_mask.bool()
     with torch.no_grad():
         t_scores = score_responses(teacher, batch)

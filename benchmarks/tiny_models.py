@@ -63,3 +63,28 @@ def build(work_dir: Path, *, seed: int = 0, max_positions: int = 512) -> dict[st
     shutil.copyfile(PROMPTS_SOURCE, paths["prompts"])
     stamp.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
     return paths
+
+
+def random_gpt2(vocab: int, layers: int, width: int) -> Any:
+    """A random GPT-2 built from its config (4 heads, 128 positions, id 0 as BOS/EOS), not saved: for
+    benchmarks that time the loss path in one process."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(
+        vocab_size=vocab, n_embd=width, n_layer=layers, n_head=4, n_positions=128, bos_token_id=0, eos_token_id=0
+    )
+    return GPT2LMHeadModel(cfg)
+
+
+def random_rollout(vocab: int, batch: int, prompt: int, response: int) -> Any:
+    """A :class:`~minillm_cli.sampler.RolloutBatch` of random token ids (3 .. vocab - 2), every token valid."""
+    import torch
+
+    from minillm_cli.sampler import RolloutBatch
+
+    return RolloutBatch(
+        torch.randint(3, vocab - 1, (batch, prompt)),
+        torch.ones(batch, prompt, dtype=torch.long),
+        torch.randint(3, vocab - 1, (batch, response)),
+        torch.ones(batch, response, dtype=torch.long),
+    )

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import tiny_models  # noqa: E402
 
 SHAPES = {
     # vocab, (layers, width) of the student / teacher, batch, prompt, response, divergence, settings
@@ -41,30 +42,16 @@ def main() -> None:
     harness.as_minillm_does()
     harness.one_thread()
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     from minillm_cli.plugins import load_plugins
-    from minillm_cli.sampler import RolloutBatch
     from minillm_cli.train.score import score_responses
     from minillm_cli.train.step import token_loss_sum
 
-    def gpt2(size: tuple[int, int]):
-        layers, width = size
-        cfg = GPT2Config(
-            vocab_size=vocab, n_embd=width, n_layer=layers, n_head=4, n_positions=128, bos_token_id=0, eos_token_id=0
-        )
-        return GPT2LMHeadModel(cfg)
-
     torch.manual_seed(0)
-    model = gpt2(student_size).train()
-    teacher = gpt2(teacher_size).eval().requires_grad_(False) if teacher_size else None
+    model = tiny_models.random_gpt2(vocab, *student_size).train()
+    teacher = tiny_models.random_gpt2(vocab, *teacher_size).eval().requires_grad_(False) if teacher_size else None
     div = load_plugins().divergences.get(div_name)()
-    batch = RolloutBatch(
-        torch.randint(3, vocab - 1, (b, prompt)),
-        torch.ones(b, prompt, dtype=torch.long),
-        torch.randint(3, vocab - 1, (b, response)),
-        torch.ones(b, response, dtype=torch.long),
-    )
+    batch = tiny_models.random_rollout(vocab, b, prompt, response)
     mask = batch.response_mask.bool()
     teacher_scores = None
     if teacher is not None:
