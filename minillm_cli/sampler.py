@@ -75,12 +75,14 @@ class RolloutBatch:
     (the tokens were drawn from the student itself)."""
     teacher_hidden: torch.Tensor | None = None
     """``[B, T, H]`` the teacher's final hidden state predicting each response token, kept by a sampler that
-    decoded with the teacher: scoring then runs no teacher forward (zeros at masked positions)."""
+    decoded with the teacher: scoring then runs no teacher forward (zeros at masked positions). ``None`` when
+    :attr:`teacher_logits` are kept instead."""
     teacher_logits: torch.Tensor | None = None
     """``[B, T, V]`` float32 the teacher's logits predicting each response token (unprocessed, the vocabulary rows
     both models share; any values at masked positions), kept by a sampler that decoded with the teacher when
     :attr:`SamplerContext.teacher_logits_bytes` allows: scoring then runs not even the teacher's output layer.
-    Preferred over ``teacher_hidden`` when both are there."""
+    :func:`generate_rollout` keeps these or ``teacher_hidden``, not both; scoring prefers these when a sampler
+    sets both."""
     source: str = ""
     """Who wrote the responses (``"student"``, ``"teacher"``, ``"dataset"``, ...), for logs."""
     extras: dict[str, Any] = field(default_factory=dict)
@@ -224,6 +226,13 @@ def generate_rollout(
     prompt_ids, prompt_mask = batch.prompt_ids.to(device), batch.prompt_mask.to(device)
     eos = eos_token_ids(ctx.tokenizer, ctx.student, ctx.teacher)
     width = shared_vocab_size(ctx.student, ctx.teacher)
+    # not under ZeRO-3 across ranks: a rank that keeps logits would skip the teacher's output layer (a
+    # collective there) while a rank with more rows than fit would call it
+    keep_logits = (
+        teacher is not None
+        and not ctx.synced
+        and _fits(prompt_ids.shape[0], params.max_new_tokens, width, ctx.teacher_logits_bytes)
+    )
     out = decode(
         prompt_ids,
         prompt_mask,
@@ -236,12 +245,9 @@ def generate_rollout(
         pad_token_id=pad_token_id(ctx.tokenizer, eos),
         vocab_size=width,
         synced=ctx.synced,
-        keep_teacher_hidden=teacher is not None,
-        # not under ZeRO-3 across ranks: a rank that keeps logits would skip the teacher's output layer (a
-        # collective there) while a rank with more rows than fit would call it
-        keep_teacher_logits=teacher is not None
-        and not ctx.synced
-        and _fits(prompt_ids.shape[0], params.max_new_tokens, width, ctx.teacher_logits_bytes),
+        # the hidden states only when the logits are not kept: scoring reads one or the other, never both
+        keep_teacher_hidden=teacher is not None and not keep_logits,
+        keep_teacher_logits=keep_logits,
     )
     return RolloutBatch(
         prompt_ids=prompt_ids,

@@ -75,17 +75,21 @@ def _close(a: torch.Tensor, b: torch.Tensor, rel: float) -> None:
     assert err <= rel * scale + 1e-15, (err, scale)
 
 
-# Relative 1e-6 for float64 and float32 models (the divergences compute in float32 either way). With float32
-# models the head's matmul over a chunk also rounds differently from one over the whole batch (BLAS blocking).
-# One case cannot be held to 1e-6 in float32: AKL's gradient. Measured (untied/padded, this batch): the chunked
+# Relative 1e-6 for float64 models, 1e-5 for float32 ones (the divergences compute in float32 either way). With
+# float32 models the head's matmul over a chunk also rounds differently from one over the whole batch (BLAS
+# blocking). On the first CI CPU float32 was held to 1e-6 except AKL's gradient. Measured (untied/padded): the chunked
 # and the full float32 gradients are 2.30e-6 and 2.13e-6 away from the same gradient computed from float64
 # logits, 1.13e-6 from each other: float32 itself does not resolve AKL's gradient to 1e-6 (its head/tail split
 # thresholds the teacher's cumulative mass at mu and weights two KLs by the gaps), so two float32 computations
 # that round differently cannot agree closer than that. The other divergences' chunked and full float32 values
 # agree within 0.9e-6 here, although each is 1-11e-6 from float64: the chunking adds no error of its own.
+# On another CPU (AMD EPYC, 2026-12-02) the full float32 path itself is the less accurate one: for the untied and
+# padded Qwen2 models the full-logits fkl/rkl/sfkl/srkl losses are 5.1-5.8e-6 from the same loss computed in
+# float64, the chunked ones 0.6-0.8e-6 (`test_chunked_float32_loss_is_close_to_float64` holds the chunked path
+# to float64 directly, at 1e-5). So float32 chunked and full are compared at 1e-5: the full path's own rounding.
 DTYPES = [pytest.param(torch.float64, id="f64"), pytest.param(torch.float32, id="f32")]
-REL = {torch.float64: 1e-6, torch.float32: 1e-6}
-FLOAT32_REL = {"akl": 2e-6}
+REL = {torch.float64: 1e-6, torch.float32: 1e-5}
+FLOAT32_REL: dict[str, float] = {}
 
 
 def _compare(student, chunked_loss, full_loss, name: str = "") -> None:
@@ -130,6 +134,25 @@ def test_token_divergence_equals_full_logits(name, kind, dtype):
         return div.per_token(s[mask][:, :v].float() / tau, t[mask][:, :v].float() / tau, batch.response_ids[mask]).sum()
 
     _compare(student, chunked, full, name)
+
+
+@pytest.mark.parametrize("kind", ["tied", "untied", "padded"])
+@pytest.mark.parametrize("name", TOKEN_NAMES)
+def test_chunked_float32_loss_is_close_to_float64(name, kind):
+    """The chunked float32 loss against the same models' loss in float64 (the same weights, cast): the chunk
+    walk's float32 rounding stays within 1e-5 relative (measured on AMD EPYC: 0.6-0.8e-6 for the KLs untied and
+    padded, 3.6-4.2e-6 tied; a wrong vocabulary cut, temperature or chunk row is off by orders more)."""
+    batch = _batch()
+    mask = batch.response_mask.bool()
+    values = {}
+    for dtype in (torch.float32, torch.float64):
+        student, teacher = _models(kind, dtype)
+        div = REGISTRY.get(name)()
+        with torch.no_grad():
+            s = score_responses(student, batch, chunk_tokens=4)
+            t = score_responses(teacher, batch)
+            values[dtype] = float(token_divergence_sum(div, s, t, batch.response_ids, mask)[0])
+    assert values[torch.float32] == pytest.approx(values[torch.float64], rel=1e-5, abs=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["tied", "padded"])

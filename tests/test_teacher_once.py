@@ -101,8 +101,10 @@ def test_teacher_logits_kept_within_the_budget_equal_a_scoring_forward():
         full = forward.head(forward.hidden)
     torch.testing.assert_close(logits[mask], full[mask], rtol=1e-5, atol=1e-5)
     kept = teacher_scores(teacher, rollout)
-    assert kept.logits is logits and kept.hidden is None  # preferred over the hidden states: no output layer
-    # the minillm divergence's loss and gradient are those from the teacher's hidden states
+    assert kept.logits is logits and kept.hidden is None  # no output layer
+    assert rollout.teacher_hidden is None  # kept instead of the hidden states, not beside them
+    assert _rollout(need - 1)[2].teacher_hidden is not None
+    # the minillm divergence's loss and gradient are those from a teacher scoring forward
     div_cls = load_plugins().divergences.get("minillm")
     div = div_cls(div_cls.Params(ppo_epochs=2, whiten_advantages=False))
     prepared, _ = div.prepare([rollout], _identity_reducer())
