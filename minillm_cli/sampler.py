@@ -213,8 +213,9 @@ def generate_rollout(
     of them decodes. A row ends at its first EOS (the tokenizer's, the chat template's end-of-turn token, the
     models' ``generation_config``), which stays inside the mask. The rollout (prompts included) lives on the
     decoding model's device; it carries the student's log-probs as ``behaviour_logprobs`` when the student
-    decodes, the teacher's as ``teacher_logprobs`` and ``teacher_hidden`` (the teacher's final hidden states, so
-    scoring runs no teacher forward over these tokens) when the teacher does, and ``extras["sampling_probs"]``:
+    decodes, the teacher's as ``teacher_logprobs`` and either ``teacher_logits`` (within
+    ``ctx.teacher_logits_bytes``) or ``teacher_hidden`` (the teacher's final hidden states), so scoring runs no
+    teacher forward over these tokens, when the teacher does, and ``extras["sampling_probs"]``:
     each token's probability under the distribution it was drawn from (so ``importance_weights`` are
     ``exp(behaviour_logprobs) / sampling_probs``, as ``teacher_mixed`` computes them).
     """
