@@ -20,7 +20,7 @@ def demo(
         [],
         "--set",
         metavar="KEY=VALUE",
-        help="Change a setting (repeatable), e.g. distill.steps=3000, train_runs=1, methods=[kd,minillm], "
+        help="Change a setting (repeatable), e.g. distill.steps=3000, train_runs=1, methods=\\[kd,minillm], "
         "minillm_alpha=0.5, world.shared_weight=0. The settings are listed in DIR/demo-settings.json.",
     ),
     threads: int | None = typer.Option(
