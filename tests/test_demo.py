@@ -224,6 +224,7 @@ def test_demo_settings_overrides():
         "train_runs=2": "split evenly",
         "methods=[kd, foo]": "methods must be distinct names",
         "world.shared_weight=1.5": "shared_weight must be in",
+        "choice_question=genre": "choice_question must be one of response, fact",
         "world.sharedweight=0": "did you mean world.shared_weight",
         "eval=3": "group of settings",
         "mode=quick": "unknown demo setting 'mode'",

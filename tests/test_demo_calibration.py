@@ -187,7 +187,8 @@ def test_batched_label_probabilities_match_the_eval_scoring(tmp_path, world):
         label_probabilities(model, tokenizer, prompts, ("yes", "maybe"))
 
 
-def test_evaluate_model_reports_label_metrics_when_the_data_has_choices(tmp_path):
+@pytest.mark.parametrize("question", ["response", "fact"])
+def test_evaluate_model_reports_label_metrics_when_the_data_has_choices(tmp_path, question):
     from minillm_cli.demo.calibration import evaluate_choices, mix_choice_prompts
     from minillm_cli.demo.config import EvalConfig
     from minillm_cli.demo.evaluate import evaluate_model, load
@@ -196,10 +197,11 @@ def test_evaluate_model_reports_label_metrics_when_the_data_has_choices(tmp_path
     data = tmp_path / "data"
     write_splits(world, data, {"train": 40, "valid": 10, "test": 4})
     save_world(world, data)
-    words = mix_choice_prompts(world, data, 10, seed=0)
+    words = mix_choice_prompts(world, data, 10, seed=0, question=question)
     assert words == WORDS and read_choice_spec(data) == {
         "share": 0.2,
         "train_records": 10,
+        "question": question,
         "labels": ["yes", "no"],
         "words": list(WORDS),
     }
@@ -220,10 +222,14 @@ def test_evaluate_model_reports_label_metrics_when_the_data_has_choices(tmp_path
     values = evaluate_model(tmp_path / "m", data, cfg, label_bins=bins)
     again = load(str(tmp_path / "m"))
     for i, seed in enumerate(cfg.seeds):
-        expected = evaluate_choices(again.model, again.tokenizer, world, 6, seed)
+        expected = evaluate_choices(again.model, again.tokenizer, world, 6, seed, question)
         assert values["label_accuracy"][i] == pytest.approx(expected.accuracy)
         assert values["label_ece"][i] == pytest.approx(expected.ece)
         assert sum(b["count"] for b in bins[i]) == 6
+        other = evaluate_choices(
+            again.model, again.tokenizer, world, 6, seed, {"fact": "response"}.get(question, "fact")
+        )
+        assert values["label_ece"][i] != pytest.approx(other.ece)  # the spec's kind of question was the one asked
     # without choice.json the label metrics are not measured
     (data / "choice.json").unlink()
     plain = evaluate_model(tmp_path / "m", data, cfg)

@@ -46,15 +46,15 @@ def n_choice_records(settings: Any) -> int:
     return count(settings.train_prompts, settings.choice_share)
 
 
-def mix_choice_prompts(world: Any, data_dir: Path, n: int, *, seed: int) -> tuple[str, ...]:
-    """Add ``n`` training-split choice prompts to ``data_dir/train.jsonl`` (shuffled in) and write
-    ``choice.json``; returns the words the tokenizer needs for them (none when ``n`` is 0)."""
+def mix_choice_prompts(world: Any, data_dir: Path, n: int, *, seed: int, question: str = "response") -> tuple[str, ...]:
+    """Add ``n`` training-split choice prompts of the kind ``question`` to ``data_dir/train.jsonl`` (shuffled
+    in) and write ``choice.json``; returns the words the tokenizer needs for them (none when ``n`` is 0)."""
     from minillm_cli.demo.recipes import MAX_PROMPT
-    from minillm_plugins.synthetic.choice import WORDS, choice_samples, max_prompt_words, mix_into, write_choice_spec
+    from minillm_plugins.synthetic.choice import WORDS, max_prompt_words, mix_into, questions, write_choice_spec
 
     if n <= 0:
         return ()
-    longest = max_prompt_words(world)
+    longest = max_prompt_words(world, question)
     if longest > MAX_PROMPT:
         from minillm_cli.errors import UsageError
 
@@ -62,8 +62,8 @@ def mix_choice_prompts(world: Any, data_dir: Path, n: int, *, seed: int) -> tupl
             f"choice prompts of this world reach {longest} words; the demo's prompts hold {MAX_PROMPT}",
             hint="lower world.max_items, or set choice_share=0",
         )
-    total = mix_into(data_dir / "train.jsonl", choice_samples(world, n, "train", seed), seed=seed)
-    write_choice_spec(data_dir, share=n / total, train_records=n)
+    total = mix_into(data_dir / "train.jsonl", questions(world, n, "train", seed, question), seed=seed)
+    write_choice_spec(data_dir, share=n / total, train_records=n, question=question)
     return WORDS
 
 
@@ -149,12 +149,14 @@ def label_probabilities(
     return out
 
 
-def evaluate_choices(model: Any, tokenizer: Any, world: Any, n: int, seed: int) -> LabelWordResult:
-    """Label-word accuracy and ECE of ``model`` on ``n`` held-out (test split) choice prompts drawn with
-    ``seed`` (balanced labels)."""
-    from minillm_plugins.synthetic.choice import LABELS, choice_samples
+def evaluate_choices(
+    model: Any, tokenizer: Any, world: Any, n: int, seed: int, question: str = "response"
+) -> LabelWordResult:
+    """Label-word accuracy and ECE of ``model`` on ``n`` held-out (test split) choice prompts of the kind
+    ``question`` drawn with ``seed`` (balanced labels; for ``fact``, at most the test split's distinct facts)."""
+    from minillm_plugins.synthetic.choice import LABELS, questions
 
-    samples = choice_samples(world, n, "test", seed)
+    samples = questions(world, n, "test", seed, question)
     probs = label_probabilities(model, tokenizer, [s.instruction for s in samples], LABELS)
     return label_word_metrics(probs, [LABELS.index(s.label) for s in samples])
 

@@ -141,6 +141,10 @@ class DemoSettings:
     """share of the ``train_prompts`` training records that are yes/no choice prompts
     (:mod:`minillm_plugins.synthetic.choice`; every stage trains on the same mixed split). 0: none, and no
     label-word metrics. The claim-2 run uses 0.2 (see the README's demo section)"""
+    choice_question: str = "response"
+    """which choice prompts: ``response`` (is this whole response valid for this prompt?,
+    :mod:`minillm_plugins.synthetic.choice`) or ``fact`` (is this output valid for this symbol in this mode?,
+    :mod:`minillm_plugins.synthetic.facts`)"""
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
@@ -154,6 +158,10 @@ class DemoSettings:
             )
         if not 0.0 <= self.choice_share < 1.0:
             problems.append(f"choice_share must be in [0, 1), got {self.choice_share}")
+        from minillm_plugins.synthetic.choice import QUESTIONS
+
+        if self.choice_question not in QUESTIONS:
+            problems.append(f"choice_question must be one of {', '.join(QUESTIONS)}, got {self.choice_question!r}")
         if self.eval.choice_prompts < 2:
             n = self.eval.choice_prompts
             problems.append(f"eval.choice_prompts must be at least 2 (one of each label), got {n}")

@@ -134,7 +134,8 @@ def evaluate_model(
     teacher = load(str(teacher_dir)).model if teacher_dir is not None else None
     model, tokenizer, family = loaded.model, loaded.tokenizer, loaded.family
     prompts = [bench.format_prompt(example, family) for example in examples]
-    with_choices = read_choice_spec(data_dir) is not None
+    choice_spec = read_choice_spec(data_dir)
+    question = (choice_spec or {}).get("question", "response")  # a spec from before fact questions
     out: dict[str, list[float | None]] = {name: [] for name in METRICS}
     for seed in cfg.seeds:
         settings = EvalSettings(
@@ -176,7 +177,7 @@ def evaluate_model(
         )
         out["ece"].append(calibration.ece)
         out["token_accuracy"].append(calibration.accuracy)
-        labels = evaluate_choices(model, tokenizer, world, cfg.choice_prompts, seed) if with_choices else None
+        labels = evaluate_choices(model, tokenizer, world, cfg.choice_prompts, seed, question) if choice_spec else None
         out["label_accuracy"].append(labels.accuracy if labels else None)
         out["label_ece"].append(labels.ece if labels else None)
         if label_bins is not None:

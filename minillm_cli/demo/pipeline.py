@@ -129,7 +129,9 @@ def make_data(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
     sizes = {"train": settings.train_prompts, "valid": settings.valid_prompts, "test": settings.test_prompts}
     n_choice = demo_calibration.n_choice_records(settings)
     write_splits(world, paths.data, {**sizes, "train": sizes["train"] - n_choice}, seed=settings.seed)
-    extra_words = demo_calibration.mix_choice_prompts(world, paths.data, n_choice, seed=settings.seed)
+    extra_words = demo_calibration.mix_choice_prompts(
+        world, paths.data, n_choice, seed=settings.seed, question=settings.choice_question
+    )
     save_world(world, paths.data)
     tokenizer = save_tokenizer(world, paths.tokenizer, extra_words)
     write_pretraining_corpus(paths.data)  # MiniLLM's pretraining term reads it when minillm_lm_coef > 0

@@ -29,6 +29,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from minillm_plugins.synthetic.checker import Checker
 from minillm_plugins.synthetic.task import EOS, SPLITS, VERB, Prompt, Response, World
@@ -41,8 +42,21 @@ LABELS = (YES, NO)
 """The label words, in the order their probabilities are reported."""
 WORDS = (CHECK, ARROW, YES, NO)
 """The words choice prompts add to the task's vocabulary."""
+QUESTIONS = ("response", "fact")
+"""The kinds of choice prompt: ``response`` (is this whole response valid for this prompt?, this module) and
+``fact`` (is this output valid for this symbol in this mode?, :mod:`minillm_plugins.synthetic.facts`)."""
 CHOICE_FILE = "choice.json"
 """Written beside the data splits when the training split holds choice prompts (:func:`write_choice_spec`)."""
+
+
+class Labelled(Protocol):
+    """A choice prompt of either kind: its text and its exact label."""
+
+    @property
+    def instruction(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -72,13 +86,22 @@ def parse_choice(world: World, text: str) -> tuple[Prompt, str]:
 
 
 def label_of(world: World, text: str, checker: Checker | None = None) -> str:
-    """The exact label of a choice prompt: ``yes`` when its response is a valid, finished answer."""
+    """The exact label of a choice prompt: ``yes`` when its response is a valid, finished answer (of a fact
+    question, :mod:`~minillm_plugins.synthetic.facts`: when its output is valid for the symbol in the mode)."""
+    from minillm_plugins.synthetic.facts import fact_label, is_fact_text, parse_fact
+
+    if is_fact_text(world, text):
+        return fact_label(world, parse_fact(world, text))
     prompt, response = parse_choice(world, text)
     return YES if (checker or Checker(world)).is_valid(prompt, f"{response} {EOS}") else NO
 
 
 def split_of(world: World, text: str) -> str:
-    """The split of a choice prompt: that of its task prompt."""
+    """The split of a choice prompt: that of its task prompt (of a fact question: its own, by hash)."""
+    from minillm_plugins.synthetic.facts import fact_split, is_fact_text, parse_fact
+
+    if is_fact_text(world, text):
+        return fact_split(world, parse_fact(world, text))
     return world.split_of(parse_choice(world, text)[0])
 
 
@@ -136,15 +159,31 @@ def choice_samples(world: World, n: int, split: str, seed: int) -> list[ChoiceSa
     return out
 
 
-def max_prompt_words(world: World) -> int:
-    """Words in the longest choice prompt of ``world`` (its longest task prompt, ``=>`` and the longest
-    valid response)."""
+def questions(world: World, n: int, split: str, seed: int, question: str = "response") -> list[Labelled]:
+    """``n`` choice prompts of ``split`` of the kind ``question`` (:data:`QUESTIONS`), labels balanced:
+    :func:`choice_samples` for ``response``; for ``fact``, :func:`~minillm_plugins.synthetic.facts.fact_samples`
+    (drawn with replacement for ``train``, whose records outnumber the facts; distinct elsewhere, so at most
+    twice the split's ``yes`` facts)."""
+    if question == "response":
+        return list(choice_samples(world, n, split, seed))
+    if question == "fact":
+        from minillm_plugins.synthetic.facts import fact_samples
+
+        return list(fact_samples(world, n, split, seed, distinct=split != "train"))
+    raise ValueError(f"unknown choice question {question!r}; expected one of {QUESTIONS}")
+
+
+def max_prompt_words(world: World, question: str = "response") -> int:
+    """Words in the longest choice prompt of ``world``: for ``response``, its longest task prompt, ``=>`` and
+    the longest valid response; a fact question has 5."""
+    if question == "fact":
+        return 5
     longest = Prompt(0, (0,) * world.config.max_items)
     return len(choice_text(world, longest, world.most_likely_response(longest)).split())
 
 
 # -- data files ---------------------------------------------------------------------------------------------
-def mix_into(path: str | Path, samples: Iterable[ChoiceSample], *, seed: int) -> int:
+def mix_into(path: str | Path, samples: Iterable[Labelled], *, seed: int) -> int:
     """Add ``samples`` as Dolly records (instruction, empty context, the label as the response) to the JSONL
     file ``path`` and shuffle all its lines (deterministic in ``seed``); returns the number of records."""
     path = Path(path)
@@ -162,10 +201,17 @@ def n_choice_records(total: int, share: float) -> int:
     return round(total * share)
 
 
-def write_choice_spec(directory: str | Path, *, share: float, train_records: int) -> Path:
-    """``DIR/choice.json``: that the training split holds choice prompts, how many, and the label words."""
+def write_choice_spec(directory: str | Path, *, share: float, train_records: int, question: str = "response") -> Path:
+    """``DIR/choice.json``: that the training split holds choice prompts, how many, of which kind
+    (:data:`QUESTIONS`), and the label words."""
     path = Path(directory) / CHOICE_FILE
-    spec = {"share": share, "train_records": train_records, "labels": list(LABELS), "words": list(WORDS)}
+    spec = {
+        "share": share,
+        "train_records": train_records,
+        "question": question,
+        "labels": list(LABELS),
+        "words": list(WORDS),
+    }
     path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     return path
 
