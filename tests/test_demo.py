@@ -310,8 +310,9 @@ def test_evaluate_model_measures_every_metric_per_seed(tmp_path, data_dir):
     assert [sum(values[f"share@{b}"][i] for b in ("3-3", "4-4", "5-5")) for i in (0, 1)] == pytest.approx([1, 1])
     for metric, per_seed in values.items():
         assert len(per_seed) == 2, metric
-    for metric in ("validity", "coverage", "ece", "finished"):
+    for metric in ("validity", "coverage", "ece", "finished", "pair_accuracy", "pair_ece"):
         assert all(0.0 <= v <= 1.0 for v in values[metric]), metric
+    assert values["pair_accuracy"][0] in {k / 6 for k in range(7)}  # one pair choice per calibration prompt
     assert all(v is None or math.isfinite(v) for v in values["exposure_bias"])
     assert all(0.0 <= v <= 12 for v in values["mean_length"])
     again = evaluate_model(model, data_dir, cfg, teacher_dir=teacher)
@@ -319,7 +320,7 @@ def test_evaluate_model_measures_every_metric_per_seed(tmp_path, data_dir):
     alone = evaluate_model(teacher, data_dir, cfg)
     assert alone["exposure_bias"] == [None, None]
     truth = true_distribution(data_dir, cfg)
-    assert truth["validity"] == [1.0, 1.0] and truth["ece"] == [None, None]
+    assert truth["validity"] == [1.0, 1.0] and truth["ece"] == [None, None] and truth["pair_ece"] == [None, None]
 
 
 def _fake_results():
@@ -406,7 +407,10 @@ def test_quick_demo_runs_the_whole_chain(tmp_path):
     stages = ["teacher", *(f"run{r}/{name}" for r in (1, 2) for name in METHODS[1:])]
     assert {*stages, "data", "total"} <= set(results["wall_times"])
     assert (out / "demo.png").read_bytes().startswith(PNG_MAGIC)
-    assert not (out / "calibration.png").exists() and "label_calibration" not in results
+    assert (out / "calibration.png").read_bytes().startswith(PNG_MAGIC) and "label_calibration" not in results
+    pooled = results["pair_calibration"]["minillm"]
+    assert pooled["seeds"] == n_seeds and sum(b["count"] for b in pooled["bins"]) == n_seeds * 200  # 200 prompts
+    assert "Pair ECE" in proc.stdout
     for sid in stages:
         assert (out / "runs" / sid / "final").is_dir() and (out / "runs" / sid / "metrics.jsonl").is_file()
         assert (out / "recipes" / f"{sid}.yaml").is_file()

@@ -118,6 +118,17 @@ def test_constructed_choice_prompts_have_their_exact_label(world):
         parse_choice(world, world.prompt_text(prompt))
 
 
+def test_choice_prompts_of_the_varying_length_world_are_exact_hybrids():
+    from minillm_plugins.synthetic.task import LENGTHS_WORLD, TaskConfig
+
+    world = make_world(0, TaskConfig(**LENGTHS_WORLD))  # arity > 1: more outputs than input symbols
+    samples = choice_samples(world, 200, "test", seed=1)  # its labels are checked against label_of as drawn
+    checker = Checker(world)
+    for s in samples[1::2]:
+        assert s.label == NO and checker.is_valid(s.prompt, f"{world.response_text(s.response)} <eos>") is False
+    assert any(len(s.response.outputs) > len(s.prompt.symbols) for s in samples)
+
+
 def test_choice_samples_are_balanced_exact_distinct_hybrids_of_their_split(world):
     checker = Checker(world)
     samples = choice_samples(world, 41, "test", seed=7)
@@ -240,29 +251,61 @@ def test_evaluate_model_reports_label_metrics_when_the_data_has_choices(tmp_path
 def test_calibration_table_and_figure(tmp_path):
     from rich.console import Console
 
-    from minillm_cli.demo.calibration import calibration_table, draw_calibration_figure, has_label_metrics
+    from minillm_cli.demo.calibration import (
+        calibration_table,
+        draw_calibration_figure,
+        has_calibration_metrics,
+        has_label_metrics,
+    )
     from minillm_cli.demo.config import METHODS, default_settings
     from minillm_cli.demo.pipeline import summarise
 
     results = {
         name: {
-            "label_accuracy": summarise([0.8, 0.85]),
-            "label_ece": summarise([0.05 + 0.01 * i, 0.07]),
+            "pair_accuracy": summarise([0.9, 0.7]),
+            "pair_ece": summarise([0.2 + 0.01 * i, 0.3]),
+            "label_accuracy": summarise([None, None]),
+            "label_ece": summarise([None, None]),
             "ece": summarise([0.03, 0.04]),
             "token_accuracy": summarise([50.0, 51.0]),
         }
         for i, name in enumerate(METHODS)
     }
+    results["pair_calibration"] = {
+        name: {"bins": reliability_bins([0.6, 0.9, 0.97, 0.7], [True, False, True, True]), "seeds": 2}
+        for name in METHODS
+    }
+    results["settings"] = default_settings().as_dict()
+    assert has_calibration_metrics(results) and not has_label_metrics(results)
+    console = Console(record=True, width=250)
+    console.print(calibration_table(results))
+    text = console.export_text()
+    for word in ("Teacher", "MiniLLM", "Pair ECE", "80.0\u00b114.1", "0.250\u00b10.071", "2 held-out pair choices"):
+        assert word in text
+    assert "Label ECE" not in text and "yes/no" not in text.split("Pair:")[0]
+    assert draw_calibration_figure(results, tmp_path / "pairs.png").read_bytes().startswith(PNG_MAGIC)
+
+    for i, name in enumerate(METHODS):  # a choice_share run: the yes/no columns join the pair ones
+        results[name]["label_accuracy"] = summarise([0.8, 0.85])
+        results[name]["label_ece"] = summarise([0.05 + 0.01 * i, 0.07])
     assert not has_label_metrics({"teacher": {"label_ece": summarise([None])}})
     assert has_label_metrics(results)
     results["label_calibration"] = {
-        name: {"bins": reliability_bins([0.6, 0.9, 0.97], [True, False, True])} for name in METHODS
+        name: {"bins": reliability_bins([0.6, 0.9, 0.97], [True, False, True]), "seeds": 1} for name in METHODS
     }
-    results["settings"] = {**default_settings().as_dict(), "choice_share": 0.2}
-    console = Console(record=True, width=200)
+    results["settings"] = {**default_settings().as_dict(), "choice_share": 0.2, "choice_question": "fact"}
+    console = Console(record=True, width=250)
     console.print(calibration_table(results))
     text = console.export_text()
-    for word in ("Teacher", "MiniLLM", "Label ECE", "82.5\u00b13.5", "0.060\u00b10.014", "0.085", "20%"):
+    for word in (
+        "Pair ECE",
+        "Label ECE",
+        "82.5\u00b13.5",
+        "0.060\u00b10.014",
+        "0.085",
+        "20%",
+        "3 held-out yes/no fact",
+    ):
         assert word in text
     out = draw_calibration_figure(results, tmp_path / "calibration.png")
     assert out.read_bytes().startswith(PNG_MAGIC)

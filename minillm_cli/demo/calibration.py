@@ -111,6 +111,36 @@ def label_word_metrics(probabilities: Sequence[Sequence[float]], gold: Sequence[
     )
 
 
+def _word_id(tokenizer: Any, word: str) -> int:
+    ids = list(tokenizer(word, add_special_tokens=False)["input_ids"])
+    if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
+        raise ValueError(f"label word {word!r} is not one known token of this tokenizer (ids {ids})")
+    return ids[0]
+
+
+def _normalised_next_token(
+    model: Any, tokenizer: Any, rows: Sequence[list[int]], label_ids: Sequence[Sequence[int]], batch_size: int
+) -> list[list[float]]:
+    """Per row of token ids, the probabilities of its ``label_ids`` as the next token, normalised over them."""
+    import torch
+
+    from minillm_cli.eval.prompts import left_pad
+    from minillm_cli.generation import model_device, pad_token_id
+
+    device = model_device(model)
+    out: list[list[float]] = []
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            ids, mask = left_pad(list(rows[start : start + batch_size]), pad_token_id(tokenizer))
+            ids, mask = ids.to(device), mask.to(device)
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=False).logits
+            logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)
+            target = torch.tensor(label_ids[start : start + batch_size], device=device)
+            out.extend(torch.softmax(logprobs.gather(1, target), dim=-1).tolist())
+    return out
+
+
 def label_probabilities(
     model: Any,
     tokenizer: Any,
@@ -122,31 +152,48 @@ def label_probabilities(
 ) -> list[list[float]]:
     """Per prompt, the probabilities of the single-token ``labels`` as the next token, normalised over them
     (a softmax of their log-probabilities)."""
-    import torch
+    from minillm_cli.eval.prompts import encode_prompt, prompt_budget
 
-    from minillm_cli.eval.prompts import encode_prompt, left_pad, prompt_budget
-    from minillm_cli.generation import model_device, pad_token_id
-
-    label_ids = []
-    for label in labels:
-        ids = list(tokenizer(label, add_special_tokens=False)["input_ids"])
-        if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
-            raise ValueError(f"label word {label!r} is not one known token of this tokenizer (ids {ids})")
-        label_ids.append(ids[0])
-    device = model_device(model)
+    label_ids = [_word_id(tokenizer, label) for label in labels]
     budget = prompt_budget(model, max_prompt_tokens, 1)
-    target = torch.tensor(label_ids, device=device)
-    out: list[list[float]] = []
-    with torch.no_grad():
-        for start in range(0, len(prompts), batch_size):
-            rows = [encode_prompt(tokenizer, p, budget) for p in prompts[start : start + batch_size]]
-            ids, mask = left_pad(rows, pad_token_id(tokenizer))
-            ids, mask = ids.to(device), mask.to(device)
-            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=False).logits
-            logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, target]
-            out.extend(torch.softmax(logprobs, dim=-1).tolist())
-    return out
+    rows = [encode_prompt(tokenizer, p, budget) for p in prompts]
+    return _normalised_next_token(model, tokenizer, rows, [label_ids] * len(rows), batch_size)
+
+
+def pair_probabilities(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    pairs: Sequence[Any],
+    *,
+    max_prompt_tokens: int = 64,
+    batch_size: int = 250,
+) -> list[list[float]]:
+    """Per (formatted prompt, :class:`~minillm_plugins.synthetic.pairs.PairChoice`): the probabilities of its
+    ``valid`` and ``hybrid`` words as the next token after the prompt and the choice's response ``prefix``
+    (teacher forcing, the tokens training saw), normalised over the two; the valid word first."""
+    from minillm_cli.eval.prompts import encode_prompt, prompt_budget
+
+    if len(prompts) != len(pairs):
+        raise ValueError(f"{len(prompts)} prompts but {len(pairs)} pair choices")
+    prefixes = [list(tokenizer(pair.prefix, add_special_tokens=False)["input_ids"]) for pair in pairs]
+    budget = prompt_budget(model, max_prompt_tokens, max(map(len, prefixes), default=0) + 1)
+    rows = [encode_prompt(tokenizer, prompt, budget) + prefix for prompt, prefix in zip(prompts, prefixes, strict=True)]
+    label_ids = [[_word_id(tokenizer, pair.valid), _word_id(tokenizer, pair.hybrid)] for pair in pairs]
+    return _normalised_next_token(model, tokenizer, rows, label_ids, batch_size)
+
+
+def evaluate_pairs(
+    model: Any, tokenizer: Any, world: Any, prompts: Sequence[str], instructions: Sequence[str], seed: int
+) -> LabelWordResult:
+    """Accuracy and ECE of ``model`` on one pair choice per held-out prompt (``prompts`` formatted for the
+    model, ``instructions`` their task text), drawn with ``seed``
+    (:func:`minillm_plugins.synthetic.pairs.pair_choices`)."""
+    from minillm_plugins.synthetic.pairs import pair_choices
+
+    pairs = pair_choices(world, instructions, seed)
+    probs = pair_probabilities(model, tokenizer, prompts, pairs)
+    return label_word_metrics(probs, [0] * len(pairs))
 
 
 def evaluate_choices(
@@ -177,16 +224,32 @@ def pool_bins(per_seed: Sequence[Sequence[dict]]) -> list[dict]:
 
 
 # -- report -------------------------------------------------------------------------------------------------
-COLUMNS = (
+PAIR_COLUMNS = (
+    ("pair_accuracy", "Pair acc %", 1, 100.0),
+    ("pair_ece", "Pair ECE", 3, 1.0),
+)
+LABEL_COLUMNS = (
     ("label_accuracy", "Label acc %", 1, 100.0),
     ("label_ece", "Label ECE", 3, 1.0),
+)
+TOKEN_COLUMNS = (
     ("ece", "Next-token ECE", 3, 1.0),
     ("token_accuracy", "Token acc %", 1, 1.0),
 )
 
 
+def _has(results: dict[str, Any], metric: str) -> bool:
+    return any((results.get(name, {}).get(metric) or {}).get("mean") is not None for name in _models(results))
+
+
 def has_label_metrics(results: dict[str, Any]) -> bool:
-    return any((results.get(name, {}).get("label_ece") or {}).get("mean") is not None for name in _models(results))
+    """Whether the models were scored on choice prompts (``choice_share`` > 0)."""
+    return _has(results, "label_ece")
+
+
+def has_calibration_metrics(results: dict[str, Any]) -> bool:
+    """Whether there is a calibration table to show: pair choices (every demo since they exist) or labels."""
+    return _has(results, "pair_ece") or has_label_metrics(results)
 
 
 def _models(results: dict[str, Any]) -> list[str]:
@@ -195,30 +258,53 @@ def _models(results: dict[str, Any]) -> list[str]:
     return [m for m in METHODS if m in results]
 
 
+def _columns(results: dict[str, Any]) -> tuple[tuple[str, str, int, float], ...]:
+    pairs = PAIR_COLUMNS if _has(results, "pair_ece") else ()
+    labels = LABEL_COLUMNS if has_label_metrics(results) else ()
+    return (*pairs, *labels, *TOKEN_COLUMNS)
+
+
+def _choice_counts(results: dict[str, Any], key: str) -> str:
+    """How many choices one seed scored (from the pooled bins: their count over the seeds they pool)."""
+    entry = (results.get(key) or {}).get("teacher") or {}
+    seeds = entry.get("seeds") or 0
+    return str(sum(b["count"] for b in entry.get("bins", [])) // seeds) if seeds else "?"
+
+
 def calibration_table(results: dict[str, Any]) -> Any:
     from rich.table import Table
 
     from minillm_cli.demo.report import SHORT, cell
 
     settings = results.get("settings", {})
-    ev = settings.get("eval", {})
+    parts = []
+    if _has(results, "pair_ece"):
+        parts.append(f"{_choice_counts(results, 'pair_calibration')} held-out pair choices per seed")
+    if has_label_metrics(results):
+        question = settings.get("choice_question", "response")
+        parts.append(
+            f"{_choice_counts(results, 'label_calibration')} held-out yes/no {question} questions per seed "
+            f"(balanced; {settings.get('choice_share', 0):.0%} of the training records)"
+        )
     table = Table(
-        title=f"label-word calibration: {ev.get('choice_prompts', '?')} held-out yes/no choice prompts per seed "
-        f"(balanced), {settings.get('choice_share', 0):.0%} of the training records",
-        caption="Label ECE: over the label words' probabilities normalised over yes/no, 10 equal-width bins. "
+        title="calibration on label words: " + "; ".join(parts),
+        caption="Pair: a true response's next output against another mode's output for the same symbol, "
+        "probabilities normalised over the two. Label: yes/no normalised over the two. ECE: 10 equal-width bins. "
         "Next-token ECE: on references of the task prompts (as in the main table).",
     )
     table.add_column("Model", no_wrap=True)
-    for _, header, _, _ in COLUMNS:
+    columns = _columns(results)
+    for _, header, _, _ in columns:
         table.add_column(header, justify="right")
     for name in _models(results):
-        table.add_row(SHORT[name], *(cell(results[name].get(m), d, s) for m, _, d, s in COLUMNS))
+        table.add_row(SHORT[name], *(cell(results[name].get(m), d, s) for m, _, d, s in columns))
     return table
 
 
 def draw_calibration_figure(results: dict[str, Any], out: Path) -> Path:
-    """``calibration.png``: a reliability diagram per model (pooled over its seeds and runs) and bars of
-    label-word ECE, label accuracy and next-token ECE (mean +- std)."""
+    """``calibration.png``: reliability diagrams per model (pooled over its seeds and runs) of the pair choices
+    (solid) and the yes/no label words (dashed, when measured), and bars (mean +- std) of every ECE and
+    accuracy of the table."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,36 +314,31 @@ def draw_calibration_figure(results: dict[str, Any], out: Path) -> Path:
     from minillm_cli.demo.figure import COLORS
 
     names = _models(results)
-    reliability = results.get("label_calibration", {})
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.8))
+    bars = [(m, h, s) for m, h, _, s in _columns(results) if m != "token_accuracy"]
+    fig, axes = plt.subplots(1, 1 + len(bars), figsize=(5 * (1 + len(bars)), 4.8))
     ax = axes[0]
     ax.plot([0.5, 1], [0.5, 1], color="black", linestyle="--", linewidth=1, label="perfect calibration")
-    for name in names:
-        bins = [b for b in reliability.get(name, {}).get("bins", []) if b["count"]]
-        if bins:
-            ax.plot(
-                [b["confidence"] for b in bins],
-                [b["accuracy"] for b in bins],
-                marker="o",
-                color=COLORS[name],
-                label=LABELS[name],
-            )
-    ax.set_xlabel("confidence (normalised over yes/no)")
+    for key, style, tag in (("pair_calibration", "-", "pair"), ("label_calibration", ":", "yes/no")):
+        reliability = results.get(key, {})
+        for name in names:
+            bins = [b for b in reliability.get(name, {}).get("bins", []) if b["count"]]
+            if bins:
+                ax.plot(
+                    [b["confidence"] for b in bins],
+                    [b["accuracy"] for b in bins],
+                    marker="o",
+                    linestyle=style,
+                    color=COLORS[name],
+                    label=f"{LABELS[name]} ({tag})",
+                )
+    ax.set_xlabel("confidence (normalised over the two words)")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0.45, 1.02)
     ax.set_ylim(0.0, 1.02)
     ax.set_title("reliability, pooled over seeds and runs", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
-    for ax, (metric, title, scale) in zip(
-        axes[1:],
-        (
-            ("label_ece", "label-word ECE (lower is better)", 1.0),
-            ("label_accuracy", "label-word accuracy % (higher is better)", 100.0),
-            ("ece", "next-token ECE (lower is better)", 1.0),
-        ),
-        strict=True,
-    ):
+    for ax, (metric, header, scale) in zip(axes[1:], bars, strict=True):
         means, errors, colors, labels = [], [], [], []
         for name in names:
             entry = results[name].get(metric) or {}
@@ -269,13 +350,13 @@ def draw_calibration_figure(results: dict[str, Any], out: Path) -> Path:
             labels.append(LABELS[name].replace(" (SFT)", "").replace("Student ", ""))
         ax.bar(range(len(means)), means, yerr=errors, color=colors, capsize=4)
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=9)
-        ax.set_title(title, fontsize=10)
+        better = "higher" if "acc" in header else "lower"
+        ax.set_title(f"{header} ({better} is better)", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     settings = results.get("settings", {})
-    ev = settings.get("eval", {})
     fig.suptitle(
-        f"minillm demo ({settings.get('mode', '?')}): calibration on {ev.get('choice_prompts', '?')} held-out "
-        f"yes/no choice prompts x {len(ev.get('seeds', []))} seeds; mean \u00b1 std (students: over "
+        f"minillm demo ({settings.get('mode', '?')}): calibration on label words x "
+        f"{len(settings.get('eval', {}).get('seeds', []))} seeds; mean \u00b1 std (students: over "
         f"{settings.get('train_runs', '?')} training runs)",
         fontsize=12,
     )

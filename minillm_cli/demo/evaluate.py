@@ -15,6 +15,9 @@ response depends only on the model, the prompt, the seed and the prompt's positi
   choice prompts drawn afresh with the seed (:mod:`minillm_cli.demo.calibration`), when the data folder's
   training split holds choice prompts (``choice.json``), else None; the reliability bins go to the result
   file's ``label_bins`` (one list per seed);
+* ``pair_accuracy`` and ``pair_ece``: accuracy and ECE of the two-way choice between a valid and a hybrid
+  output inside a true response (:mod:`minillm_plugins.synthetic.pairs`), one per calibration prompt, drawn
+  afresh with the seed; reliability bins in the result file's ``pair_bins``;
 * ``exposure_bias``: ExAccErr(l) in % against the teacher (:func:`minillm_cli.eval.analysis.measure_exposure_bias`)
   with that seed's generator, at ``l = exposure_length``; the teacher itself has none (``None``);
 * by reference length (:mod:`minillm_cli.demo.lengths`): ``share@B``, ``validity@B`` and ``rouge_l@B`` per
@@ -51,6 +54,8 @@ METRICS = (
     "token_accuracy",
     "label_accuracy",
     "label_ece",
+    "pair_accuracy",
+    "pair_ece",
     "finished",
     "error_hybrid",
 )
@@ -109,10 +114,12 @@ def evaluate_model(
     teacher_dir: str | Path | None = None,
     tick: Callable[[str], None] | None = None,
     label_bins: list[Any] | None = None,
+    pair_bins: list[Any] | None = None,
 ) -> dict[str, list[float | None]]:
     """Per-seed values of every metric in :data:`METRICS` (lists in the order of ``cfg.seeds``); each seed's
-    label-word reliability bins are appended to ``label_bins`` when given (None for a seed without them)."""
-    from minillm_cli.demo.calibration import evaluate_choices
+    label-word reliability bins are appended to ``label_bins`` when given (None for a seed without them), its
+    pair-choice bins to ``pair_bins``."""
+    from minillm_cli.demo.calibration import evaluate_choices, evaluate_pairs
     from minillm_cli.demo.lengths import bucket_scores, curve_scores, output_count
     from minillm_cli.eval import metrics as eval_metrics
     from minillm_cli.eval.analysis import measure_exposure_bias, token_calibration
@@ -182,6 +189,13 @@ def evaluate_model(
         out["label_ece"].append(labels.ece if labels else None)
         if label_bins is not None:
             label_bins.append(labels.bins if labels else None)
+        pairs = evaluate_pairs(
+            model, tokenizer, world, prompts[:n_cal], [e.instruction for e in examples[:n_cal]], seed
+        )
+        out["pair_accuracy"].append(pairs.accuracy)
+        out["pair_ece"].append(pairs.ece)
+        if pair_bins is not None:
+            pair_bins.append(pairs.bins)
         tick(f"seed {seed}: calibration")
 
         if teacher is None:
@@ -232,7 +246,15 @@ def true_distribution(data_dir: str | Path, cfg: EvalConfig) -> dict[str, list[f
         out["rouge_l"].append(eval_metrics.mean(rouges))
         lengths = [output_count(e.references[0]) for e in examples]
         _append(out, bucket_scores(length_buckets(world.config), lengths, [True] * len(responses), rouges))
-        for name in ("exposure_bias", "ece", "token_accuracy", "label_accuracy", "label_ece"):
+        for name in (
+            "exposure_bias",
+            "ece",
+            "token_accuracy",
+            "label_accuracy",
+            "label_ece",
+            "pair_accuracy",
+            "pair_ece",
+        ):
             out[name].append(None)
     return out
 
@@ -274,12 +296,16 @@ def run_job(job: EvalJob) -> dict[str, Any]:
                 handle.write(json.dumps({"done": what, "elapsed_s": time.perf_counter() - start}) + "\n")
 
     bins: list[Any] = []
-    values = evaluate_model(job.model, job.data, job.config(), teacher_dir=job.teacher, tick=tick, label_bins=bins)
+    pair_bins: list[Any] = []
+    values = evaluate_model(
+        job.model, job.data, job.config(), teacher_dir=job.teacher, tick=tick, label_bins=bins, pair_bins=pair_bins
+    )
     result = {
         "name": job.name,
         "model": job.model,
         "per_seed": values,
         "label_bins": bins,
+        "pair_bins": pair_bins,
         "wall_s": time.perf_counter() - start,
     }
     out = Path(job.out)

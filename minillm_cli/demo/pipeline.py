@@ -226,15 +226,16 @@ def collect(settings: DemoSettings, paths: DemoPaths) -> dict[str, dict[str, Any
     return out
 
 
-def collect_label_bins(settings: DemoSettings, paths: DemoPaths) -> dict[str, dict[str, Any]]:
-    """``{model: {"bins": ...}}``: every model's label-word reliability bins, pooled over its seeds (and, for
-    a student, its runs) (:func:`minillm_cli.demo.calibration.pool_bins`)."""
+def collect_label_bins(settings: DemoSettings, paths: DemoPaths, key: str = "label_bins") -> dict[str, dict[str, Any]]:
+    """``{model: {"bins": ...}}``: every model's reliability bins under ``key`` of its evaluation files
+    (``label_bins``: label words; ``pair_bins``: pair choices), pooled over its seeds (and, for a student, its
+    runs) (:func:`minillm_cli.demo.calibration.pool_bins`)."""
     out: dict[str, dict[str, Any]] = {}
     for name in ("teacher", "sft", *[m for m in DISTILLED if m in settings.methods]):
         runs = [0] if name == "teacher" else range(settings.train_runs)
         per_seed = []
         for run in runs:
-            per_seed += json.loads(paths.eval_file(stage(name, run)).read_text(encoding="utf-8")).get("label_bins", [])
+            per_seed += json.loads(paths.eval_file(stage(name, run)).read_text(encoding="utf-8")).get(key, [])
         kept = [bins for bins in per_seed if bins]
         out[name] = {"bins": demo_calibration.pool_bins(kept), "seeds": len(kept)}
     return out
@@ -346,6 +347,7 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
     results: dict[str, Any] = collect(settings, paths)
     if settings.choice_share > 0:
         results["label_calibration"] = collect_label_bins(settings, paths)
+    results["pair_calibration"] = collect_label_bins(settings, paths, "pair_bins")
     truth = demo_eval.true_distribution(paths.data, settings.eval_config())
     results["true_distribution"] = {
         metric: summarise(values) for metric, values in truth.items() if any(v is not None for v in values)
@@ -370,13 +372,13 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
     paths.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     draw_figure(results, paths.runs, paths.figure)
     draw_lengths_figure(results, paths.lengths_figure)
-    if demo_calibration.has_label_metrics(results):
+    if demo_calibration.has_calibration_metrics(results):
         demo_calibration.draw_calibration_figure(results, paths.calibration_figure)
     results["wall_times"]["total"] = round(time.perf_counter() - start, 2)
     paths.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print_table(results, Console())
     print_lengths_table(results, Console())
-    if demo_calibration.has_label_metrics(results):
+    if demo_calibration.has_calibration_metrics(results):
         Console().print(demo_calibration.calibration_table(results))
     console.print(
         f"results: {paths.results}  figures: {paths.figure}, {paths.lengths_figure.name}  "
@@ -402,6 +404,10 @@ NOTES = {
     "probable label word is the exact label (only when choice_share > 0)",
     "label_ece": "ECE of the label words' probabilities normalised over yes/no (confidence: the predicted label's), "
     "10 equal-width bins; label_calibration: its reliability bins pooled over seeds and runs",
+    "pair_accuracy": "share of pair choices (one per calibration prompt and seed: a true response's next output "
+    "against another mode's output for the same symbol) where the valid output is the more probable next token",
+    "pair_ece": "ECE of the two words' probabilities normalised over the pair (confidence: the preferred word's), "
+    "10 equal-width bins; pair_calibration: its reliability bins pooled over seeds and runs",
     "true_distribution": "responses drawn from the task's true distribution, same prompts and seeds",
 }
 

@@ -111,7 +111,7 @@ def hybrid(world: World, prompt: Prompt, response: Response, rng: random.Random)
     allowed = [m for m, _ in world.genre_modes[prompt.genre] if m != response.mode]
     others = allowed or [m for m in range(world.config.n_modes) if m != response.mode]
     position = rng.randrange(len(response.outputs))
-    symbol = prompt.symbols[position]
+    symbol = world.item_symbols(prompt, response.mode)[position]  # with arities, an output per symbol per copy
     candidates = sorted(
         {
             output
