@@ -311,7 +311,7 @@ def draw_calibration_figure(results: dict[str, Any], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     from minillm_cli.demo.config import LABELS
-    from minillm_cli.demo.figure import COLORS
+    from minillm_cli.demo.figure import COLORS, bar_panel
 
     names = _models(results)
     bars = [(m, h, s) for m, h, _, s in _columns(results) if m != "token_accuracy"]
@@ -339,17 +339,7 @@ def draw_calibration_figure(results: dict[str, Any], out: Path) -> Path:
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     for ax, (metric, header, scale) in zip(axes[1:], bars, strict=True):
-        means, errors, colors, labels = [], [], [], []
-        for name in names:
-            entry = results[name].get(metric) or {}
-            if entry.get("mean") is None:
-                continue
-            means.append(entry["mean"] * scale)
-            errors.append((entry.get("std") or 0.0) * scale)
-            colors.append(COLORS[name])
-            labels.append(LABELS[name].replace(" (SFT)", "").replace("Student ", ""))
-        ax.bar(range(len(means)), means, yerr=errors, color=colors, capsize=4)
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=9)
+        bar_panel(ax, results, names, metric, scale)
         better = "higher" if "acc" in header else "lower"
         ax.set_title(f"{header} ({better} is better)", fontsize=10)
         ax.grid(axis="y", alpha=0.3)

@@ -96,17 +96,7 @@ def draw_figure(results: dict[str, Any], runs: Path, out: Path) -> Path:
     names = [m for m in METHODS if m in results]
     for col, (metric, title, scale) in enumerate(BARS):
         ax = fig.add_subplot(grid[1, col])
-        means, errors, colors, labels = [], [], [], []
-        for name in names:
-            entry = results[name].get(metric) or {}
-            if entry.get("mean") is None:
-                continue
-            means.append(entry["mean"] * scale)
-            errors.append((entry.get("std") or 0.0) * scale)
-            colors.append(COLORS[name])
-            labels.append(LABELS[name].replace(" (SFT)", "").replace("Student ", ""))
-        ax.bar(range(len(means)), means, yerr=errors, color=colors, capsize=4)
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=9)
+        bar_panel(ax, results, names, metric, scale)
         truth = (results.get("true_distribution", {}).get(metric) or {}).get("mean")
         if truth is not None:
             ax.axhline(truth * scale, color="black", linestyle="--", linewidth=1, label="true distribution")
@@ -126,6 +116,22 @@ def draw_figure(results: dict[str, Any], runs: Path, out: Path) -> Path:
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
+
+
+def bar_panel(ax: Any, results: dict[str, Any], names: list[str], metric: str, scale: float = 1.0) -> None:
+    """Bars of ``metric`` (mean x ``scale``, the std as error bar) for every model of ``names`` that has it, in
+    the models' colours."""
+    means, errors, colors, labels = [], [], [], []
+    for name in names:
+        entry = results[name].get(metric) or {}
+        if entry.get("mean") is None:
+            continue
+        means.append(entry["mean"] * scale)
+        errors.append((entry.get("std") or 0.0) * scale)
+        colors.append(COLORS[name])
+        labels.append(LABELS[name].replace(" (SFT)", "").replace("Student ", ""))
+    ax.bar(range(len(means)), means, yerr=errors, color=colors, capsize=4)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=9)
 
 
 def _count(value: Any) -> str:

@@ -66,3 +66,16 @@ def run_cases(kind: str, name: str, check: str, cases: list[Any], fn: Callable[[
             failure = f"{case}: raised {type(exc).__name__}: {text}{_where(exc)}"
             return CheckResult(kind, name, check, False, len(cases), failure)
     return CheckResult(kind, name, check, True, len(cases))
+
+
+def check_all(kind: str, name: str, found: Any, checks: dict[str, Callable[[Any], None]]) -> list[CheckResult]:
+    """The results of one plugin: a failed ``declared values`` check when some of the values its ``Params``
+    declares were rejected (``found.rejected``), then one result per entry of ``checks`` (check name ->
+    ``fn(case)``) over the cases that were built (``found.cases``, a :class:`~minillm_cli.plugin_check.cases.Cases`)."""
+    results = []
+    if found.rejected:
+        results.append(
+            CheckResult(kind, name, "declared values", False, len(found.rejected), "; ".join(found.rejected))
+        )
+    results.extend(run_cases(kind, name, check, found.cases, fn) for check, fn in checks.items())
+    return results

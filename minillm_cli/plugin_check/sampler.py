@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from minillm_cli.plugin_check.cases import Case, param_cases
-from minillm_cli.plugin_check.result import CheckFailed, CheckResult, fail_if, run_cases
+from minillm_cli.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
 from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext
 
 PROMPTS = ("Name a colour.", "Add two and three.", "Hi")
@@ -295,11 +295,6 @@ def check_sampler(cls: type[Sampler], name: str | None = None, world: World | No
     name = name or getattr(cls, "name", cls.__name__)
     base = {"max_new_tokens": MAX_NEW_TOKENS} if "max_new_tokens" in cls.Params.model_fields else {}
     found = param_cases(cls.Params, base)
-    results = []
-    if found.rejected:
-        results.append(
-            CheckResult("sampler", name, "declared values", False, len(found.rejected), "; ".join(found.rejected))
-        )
     world = world or build_world()
     rollouts: dict[str, RolloutBatch] = {}
 
@@ -308,8 +303,5 @@ def check_sampler(cls: type[Sampler], name: str | None = None, world: World | No
             rollouts[case.label] = _sample(cls, case, world)
         return rollouts[case.label]
 
-    for check, fn in _CHECKS.items():
-        results.append(
-            run_cases("sampler", name, check, found.cases, lambda case, fn=fn: fn(cls, case, world, rollout_of(case)))
-        )
-    return results
+    checks = {check: (lambda case, fn=fn: fn(cls, case, world, rollout_of(case))) for check, fn in _CHECKS.items()}
+    return check_all("sampler", name, found, checks)

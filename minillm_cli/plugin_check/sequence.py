@@ -20,6 +20,7 @@ the student. For every option set of :func:`~minillm_cli.plugin_check.cases.para
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ import torch
 
 from minillm_cli.divergence import Reducer, SequenceDivergence, StepNorm
 from minillm_cli.plugin_check.cases import Case, param_cases
-from minillm_cli.plugin_check.result import CheckFailed, CheckResult, fail_if, run_cases
+from minillm_cli.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
 from minillm_cli.sampler import RolloutBatch
 from minillm_cli.scores import OutputHead, ResponseScores
 
@@ -325,13 +326,5 @@ _CHECKS = {
 
 def check_sequence_divergence(cls: type[SequenceDivergence], name: str | None = None) -> list[CheckResult]:
     """Every sequence-level check of ``cls`` over its option sets; one result per check."""
-    name = name or getattr(cls, "name", cls.__name__)
-    found = param_cases(cls.Params)
-    results = []
-    if found.rejected:
-        results.append(
-            CheckResult("divergence", name, "declared values", False, len(found.rejected), "; ".join(found.rejected))
-        )
-    for check, fn in _CHECKS.items():
-        results.append(run_cases("divergence", name, check, found.cases, lambda case, fn=fn: fn(cls, case)))
-    return results
+    checks = {check: functools.partial(fn, cls) for check, fn in _CHECKS.items()}
+    return check_all("divergence", name or getattr(cls, "name", cls.__name__), param_cases(cls.Params), checks)

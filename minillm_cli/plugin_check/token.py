@@ -13,6 +13,7 @@ For every option set of :func:`~minillm_cli.plugin_check.cases.param_cases` and 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -20,7 +21,7 @@ import torch
 from minillm_cli.divergence import NEGATIVE_TOLERANCE, TokenDivergence, token_divergence_loss
 from minillm_cli.plugin_check.cases import Case, param_cases
 from minillm_cli.plugin_check.inputs import LogitPair, logit_pairs
-from minillm_cli.plugin_check.result import CheckFailed, CheckResult, fail_if, run_cases
+from minillm_cli.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
 
 #: |D(p, p)| above this fails ``zero at equal``
 IDENTITY_TOLERANCE = 1e-4
@@ -139,15 +140,9 @@ _CHECKS = {
 
 def check_token_divergence(cls: type[TokenDivergence], name: str | None = None) -> list[CheckResult]:
     """Every token-level check of ``cls`` over its option sets; one result per check."""
-    name = name or getattr(cls, "name", cls.__name__)
-    found = param_cases(cls.Params)
-    results = []
-    if found.rejected:
-        results.append(
-            CheckResult("divergence", name, "declared values", False, len(found.rejected), "; ".join(found.rejected))
-        )
-    for check, fn in _CHECKS.items():
-        if check == "zero at equal" and not cls.needs_teacher:
-            continue  # a teacher-free loss (sft) has no D(p, p)
-        results.append(run_cases("divergence", name, check, found.cases, lambda case, fn=fn: fn(cls, case)))
-    return results
+    checks = {
+        check: functools.partial(fn, cls)
+        for check, fn in _CHECKS.items()
+        if cls.needs_teacher or check != "zero at equal"  # a teacher-free loss (sft) has no D(p, p)
+    }
+    return check_all("divergence", name or getattr(cls, "name", cls.__name__), param_cases(cls.Params), checks)
