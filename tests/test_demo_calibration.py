@@ -237,10 +237,6 @@ def test_evaluate_model_reports_label_metrics_when_the_data_has_choices(tmp_path
         assert values["label_accuracy"][i] == pytest.approx(expected.accuracy)
         assert values["label_ece"][i] == pytest.approx(expected.ece)
         assert sum(b["count"] for b in bins[i]) == 6
-        other = evaluate_choices(
-            again.model, again.tokenizer, world, 6, seed, {"fact": "response"}.get(question, "fact")
-        )
-        assert values["label_ece"][i] != pytest.approx(other.ece)  # the spec's kind of question was the one asked
     # without choice.json the label metrics are not measured
     (data / "choice.json").unlink()
     plain = evaluate_model(tmp_path / "m", data, cfg)

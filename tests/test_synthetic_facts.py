@@ -69,7 +69,12 @@ def test_splits_are_by_hash_about_a_quarter_held_out_and_disjoint(world):
     by_split = {s: split_facts(world, s) for s in ("train", "valid", "test")}
     assert sum(len(y) + len(n) for y, n in by_split.values()) == len(yes) + len(no)
     held_out = len(by_split["test"][0]) + len(by_split["test"][1])
-    assert abs(held_out / (len(yes) + len(no)) - FACT_TEST_FRACTION) < 0.03  # 4,352 facts: std of the share 0.007
+    # hashed per (symbol, output): 544 pairs of 8 facts each, so the share's std is sqrt(.25 * .75 / 544) = 0.019
+    assert abs(held_out / (len(yes) + len(no)) - FACT_TEST_FRACTION) < 0.06
+    split_of_pair = {}
+    for f in yes + no:  # every mode's question about one (symbol, output) is in one split: no answer leaks
+        assert split_of_pair.setdefault((f.symbol, f.output), fact_split(world, f)) == fact_split(world, f)
+    assert len(split_of_pair) == 544 and len(set(split_of_pair.values())) == 3
     for split, (y, n) in by_split.items():
         assert all(fact_split(world, f) == split == split_of(world, fact_text(world, f)) for f in y + n)
     assert make_world(4) != world and split_facts(make_world(4), "test")[0] != by_split["test"][0]

@@ -58,7 +58,7 @@ def test_batched_pair_probabilities_equal_one_unpadded_forward_each(tmp_path):
         seed=3,
     )
     model, tokenizer = loaded.model, loaded.tokenizer
-    texts = [world.prompt_text(world.random_prompt(random.Random(i))) for i in range(9)]  # 3..5 items: padding
+    texts = [world.prompt_text(world.random_prompt(random.Random(i))) for i in range(9)]  # prefixes of 1..5: padding
     pairs = pair_choices(world, texts, seed=4)
     batched = pair_probabilities(model, tokenizer, texts, pairs, batch_size=4)
     for text, pair, row in zip(texts, pairs, batched, strict=True):
@@ -70,3 +70,15 @@ def test_batched_pair_probabilities_equal_one_unpadded_forward_each(tmp_path):
         assert row[0] == pytest.approx(float(expected), abs=1e-5) and sum(row) == pytest.approx(1.0)
     result = evaluate_pairs(model, tokenizer, world, texts, texts, seed=4)
     assert result.n == 9 and result.accuracy == pytest.approx(sum(r[0] > r[1] for r in batched) / 9)
+
+
+def test_a_model_that_cannot_tell_the_two_words_apart_is_right_half_the_time(monkeypatch):
+    from minillm_cli.demo import calibration
+
+    world = make_world(3)
+    texts = [world.prompt_text(world.random_prompt(random.Random(i))) for i in range(8)]
+    monkeypatch.setattr(calibration, "pair_probabilities", lambda model, tok, prompts, pairs: [[0.5, 0.5]] * 8)
+    result = calibration.evaluate_pairs(None, None, world, texts, texts, seed=0)
+    assert result.n == 8 and result.accuracy == 0.5  # a tie is not a right answer every time
+    monkeypatch.setattr(calibration, "pair_probabilities", lambda model, tok, prompts, pairs: [[0.9, 0.1]] * 8)
+    assert calibration.evaluate_pairs(None, None, world, texts, texts, seed=0).accuracy == 1.0

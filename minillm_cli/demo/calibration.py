@@ -1,4 +1,4 @@
-"""Label-word calibration of the demo's models on the synthetic task's choice prompts (the paper's ECE).
+"""Label-word calibration of the demo's models (the paper's ECE): pair choices and choice prompts.
 
 The MiniLLM paper measures calibration on classification prompts: the model's probabilities of the label
 words, normalised over the label words, give its prediction (the most probable label) and its confidence
@@ -6,15 +6,17 @@ words, normalised over the label words, give its prediction (the most probable l
 synthetic task's ``check ... => RESPONSE`` questions (:mod:`minillm_plugins.synthetic.choice`), whose label
 (``yes`` / ``no``: is the response valid?) is known exactly, and each label word is one token, so a label's
 probability is the model's next-token probability right after the prompt (:func:`label_probabilities`, one
-forward pass per prompt; the same as :func:`minillm_cli.eval.analysis.label_word_probabilities`).
+forward pass per prompt; the same as :func:`minillm_cli.eval.analysis.label_word_probabilities`). Pair choices
+(:mod:`minillm_plugins.synthetic.pairs`, every demo) are the same measurement with two output words as the
+labels, read after a true response's prefix (:func:`pair_probabilities`).
 
 ECE: 10 equal-width confidence bins ((0, 0.1], (0.1, 0.2], ..., (0.9, 1]; a confidence of exactly 0 goes to
 the first), ``sum over bins of (n_bin / n) * |accuracy_bin - mean confidence_bin|``
 (:func:`minillm_cli.eval.metrics.expected_calibration_error`). With two labels every confidence is at least
 0.5, so only the upper five bins are ever used.
 
-This module also draws ``calibration.png`` (a reliability diagram per model, pooled over its seeds, and the
-label-word ECE and accuracy beside the next-token ECE with their spread) and prints the label-word table.
+This module also draws ``calibration.png`` (reliability diagrams per model, pooled over its seeds, and the
+pair and label-word ECE and accuracy beside the next-token ECE with their spread) and prints their table.
 """
 
 from __future__ import annotations
@@ -193,7 +195,10 @@ def evaluate_pairs(
 
     pairs = pair_choices(world, instructions, seed)
     probs = pair_probabilities(model, tokenizer, prompts, pairs)
-    return label_word_metrics(probs, [0] * len(pairs))
+    # every other choice lists the hybrid first, so a tie (which label_word_metrics gives to the first word)
+    # counts right in half of the choices, not in all of them
+    rows = [row if i % 2 == 0 else row[::-1] for i, row in enumerate(probs)]
+    return label_word_metrics(rows, [i % 2 for i in range(len(rows))])
 
 
 def evaluate_choices(

@@ -381,7 +381,8 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
     if demo_calibration.has_calibration_metrics(results):
         Console().print(demo_calibration.calibration_table(results))
     console.print(
-        f"results: {paths.results}  figures: {paths.figure}, {paths.lengths_figure.name}  "
+        f"results: {paths.results}  figures: {paths.figure}, {paths.lengths_figure.name}"
+        f"{', ' + paths.calibration_figure.name if paths.calibration_figure.is_file() else ''}  "
         f"total {results['wall_times']['total']:.0f} s"
     )
     return results

@@ -10,11 +10,12 @@ random output, so telling them apart needs the mode-membership knowledge validit
 whole-response question of :mod:`minillm_plugins.synthetic.choice` asks for 3 to 5 times over at once).
 
 The questions are a finite set, drawn from the world's tables: every (mode, symbol, output) with the output
-valid for the symbol in some mode. Each belongs to a split by a hash of its text and the world seed
-(:func:`fact_split`: :data:`FACT_TEST_FRACTION` test, :data:`FACT_VALID_FRACTION` valid, the rest train), so
-a held-out fact question asks about a fact no choice record asked about; the model can know it only from the
-generation data, where every fact occurs. Training records draw train-split facts with replacement (there are
-fewer facts than records); an evaluation draws distinct held-out facts, balanced (:func:`fact_samples`).
+valid for the symbol in some mode. Each belongs to a split by a hash of its (symbol, output) pair and the
+world seed (:func:`fact_split`: :data:`FACT_TEST_FRACTION` test, :data:`FACT_VALID_FRACTION` valid, the rest
+train), so a held-out fact question asks about a pair no choice record asked about under any mode; the model
+can know it only from the generation data, where every fact occurs. Training records draw train-split facts
+with replacement (there are fewer facts than records); an evaluation draws distinct held-out facts, balanced
+(:func:`fact_samples`).
 """
 
 from __future__ import annotations
@@ -78,8 +79,12 @@ def fact_label(world: World, fact: Fact) -> str:
 
 
 def fact_split(world: World, fact: Fact) -> str:
-    """``train``, ``valid`` or ``test``: a fixed hash of the question's text and the world seed."""
-    digest = hashlib.blake2b(f"fact|{world.seed}|{fact_text(world, fact)}".encode(), digest_size=8).digest()
+    """``train``, ``valid`` or ``test``: a fixed hash of the fact's symbol and output and the world seed, not
+    of its mode, so every mode's question about one (symbol, output) lands in the same split. (Hashing the
+    whole text leaked held-out answers: a mode-specific output is valid in exactly one mode, so a training
+    record "m3 x05 => y11: yes" settles every other mode's question about x05 and y11 as "no".)"""
+    key = f"{world.symbol_words[fact.symbol]} {world.output_words[fact.output]}"
+    digest = hashlib.blake2b(f"fact|{world.seed}|{key}".encode(), digest_size=8).digest()
     u = int.from_bytes(digest, "big") / 2**64
     if u < FACT_TEST_FRACTION:
         return "test"
