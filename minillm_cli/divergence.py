@@ -52,6 +52,8 @@ class TokenDivergence(Divergence):
         """Return ``[N]`` float32 values for ``[N, V]`` float32 logits (temperature already applied).
 
         ``targets`` holds the ``[N]`` token ids at those positions (used by cross-entropy style losses).
+        The inputs are read-only: the teacher's rows may be a view of logits kept for a later PPO epoch, and
+        modifying them in place raises an error.
         """
         raise NotImplementedError
 

@@ -91,8 +91,9 @@ class Decoded:
     """``[B, T, H]`` the teacher's final hidden state predicting y_t (0 at masked positions), with
     ``keep_teacher_hidden``."""
     teacher_logits: torch.Tensor | None = None
-    """``[B, T, V]`` float32 the teacher's logits predicting y_t (unprocessed, cut to the shared vocabulary
-    rows; any values at masked positions), with ``keep_teacher_logits``."""
+    """``[B, T, V]`` float32 the teacher's log-probabilities predicting y_t (the log-softmax of its unprocessed
+    logits, cut to the shared vocabulary rows; any values at masked positions), with ``keep_teacher_logits``.
+    They are logits too (a log-softmax leaves a softmax unchanged), already normalised."""
 
 
 # -- the sampling distribution -------------------------------------------------------------------------
@@ -355,9 +356,9 @@ def decode(
     (default: the student's if it decodes, else the teacher's). ``eos_token_id`` may be one id or several.
     ``keep_teacher_hidden``: also return the teacher's final hidden state at every response token
     (``Decoded.teacher_hidden``), so scoring needs no teacher forward over these tokens.
-    ``keep_teacher_logits``: also return the teacher's logits at every response token (``Decoded.teacher_logits``,
-    ``[B, T, V]`` float32: ``max_new_tokens x V`` floats per row, allocated once), so scoring needs not even the
-    teacher's output layer.
+    ``keep_teacher_logits``: also return the teacher's log-probabilities at every response token
+    (``Decoded.teacher_logits``, ``[B, T, V]`` float32: ``max_new_tokens x V`` floats per row, allocated once),
+    so scoring needs not even the teacher's output layer, and a divergence reading them needs no log-softmax.
     """
     params = params or GenerationParams()
     named = [(kind, m) for kind, m in (("student", student), ("teacher", teacher)) if m is not None]
@@ -413,10 +414,13 @@ def decode(
             if vocab_size is not None:
                 width = min(width, vocab_size)
             raw = {kind: x[:, :width] for kind, x in raw.items()}
+            # one log-softmax per model and step: it gives the drawn token's log-probability and, for the
+            # teacher, what is kept
+            log_probs = {kind: torch.log_softmax(x, dim=-1) for kind, x in raw.items()}
             if keep_logits:
                 if kept_logits is None:  # one buffer for the whole decode: no [B, V] list to stack
                     kept_logits = raw["teacher"].new_empty(batch_size, params.max_new_tokens, width)
-                kept_logits[:, step].copy_(raw["teacher"])
+                kept_logits[:, step].copy_(log_probs["teacher"])
 
             banned = blocker.banned(width, device) if blocker is not None else None
             if step < params.min_new_tokens and eos.numel():
@@ -427,8 +431,8 @@ def decode(
             )
             alive = ~finished
             drawn = _draw(probs, generator)
-            for kind, x in raw.items():
-                lp = torch.log_softmax(x, dim=-1).gather(-1, drawn[:, None]).squeeze(-1)
+            for kind, x in log_probs.items():
+                lp = x.gather(-1, drawn[:, None]).squeeze(-1)
                 logprobs[kind].append(torch.where(alive, lp, torch.zeros_like(lp)))
             m = probs.gather(-1, drawn[:, None]).squeeze(-1)
             chosen_probs.append(torch.where(alive, m, torch.ones_like(m)))

@@ -82,7 +82,11 @@ class RolloutBatch:
     both models share; any values at masked positions), kept by a sampler that decoded with the teacher when
     :attr:`SamplerContext.teacher_logits_bytes` allows: scoring then runs not even the teacher's output layer.
     :func:`generate_rollout` keeps these or ``teacher_hidden``, not both; scoring prefers these when a sampler
-    sets both."""
+    sets both. :func:`generate_rollout` keeps the teacher's log-probabilities (logits too: a log-softmax leaves a
+    softmax unchanged) and says so in :attr:`teacher_logits_normalised`."""
+    teacher_logits_normalised: bool = False
+    """:attr:`teacher_logits` are log-probabilities over their rows, so a divergence at temperature 1 may skip
+    its log-softmax of them (the ``minillm`` divergence does, in every PPO epoch). ``False``: any logits."""
     source: str = ""
     """Who wrote the responses (``"student"``, ``"teacher"``, ``"dataset"``, ...), for logs."""
     extras: dict[str, Any] = field(default_factory=dict)
@@ -259,6 +263,7 @@ def generate_rollout(
         teacher_logprobs=out.teacher_logprobs,
         teacher_hidden=out.teacher_hidden,
         teacher_logits=out.teacher_logits,
+        teacher_logits_normalised=out.teacher_logits is not None,
         source=source,
         extras={"sampling_probs": out.sampling_probs},
     )

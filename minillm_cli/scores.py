@@ -87,6 +87,10 @@ class ResponseScores:
     vocab_size: int = 0
     chunk_tokens: int | None = None
     """tokens per chunk of the walk (``train.loss_chunk_tokens``); ``None``: from the vocabulary size"""
+    normalised: bool = False
+    """``logits`` are already log-probabilities over all ``vocab_size`` rows (the teacher's log-softmax kept by a
+    teacher-mixed decode), so a consumer reading them at temperature 1 over those rows may skip its own
+    log-softmax. Other consumers read them as logits: a log-softmax leaves the softmax unchanged."""
 
     def __post_init__(self) -> None:
         if self.logits is None and (self.hidden is None or self.head is None):
@@ -125,7 +129,7 @@ class ResponseScores:
 
     def rows(self, flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Logits ``[n, V]`` at the flat positions ``index`` of ``flat`` (= :meth:`flat`)."""
-        picked = flat.index_select(0, index)
+        picked = _consecutive(flat, index)
         if self.hidden is None:
             return picked
         assert self.head is not None
@@ -139,7 +143,20 @@ class ResponseScores:
             logits=self.logits[rows] if self.logits is not None else None,
             vocab_size=self.vocab_size,
             chunk_tokens=self.chunk_tokens,
+            normalised=self.normalised,
         )
+
+
+def _consecutive(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``flat[index]``: a view when ``index`` (on the CPU, where asking costs no device sync) is a run of
+    consecutive rows, as every chunk of a batch without padding is, else a copy (``index_select``). A kept
+    teacher logits chunk is then read in place, not copied (one ``[chunk, V]`` tensor less per chunk)."""
+    n = int(index.numel())
+    if n and index.device.type == "cpu":
+        first = int(index[0])
+        if int(index[-1]) - first == n - 1 and (n == 1 or bool((index.diff() == 1).all())):
+            return flat.narrow(0, first, n)
+    return flat.index_select(0, index)
 
 
 def as_scores(x: ResponseScores | torch.Tensor | None) -> ResponseScores | None:
@@ -236,7 +253,15 @@ def walk_tokens(
         if inv_t != 1.0:
             s = s * inv_t
             t = t * inv_t if t is not None else None
-        return fn(s, t, flat_targets.index_select(0, rows))
+        seen = t._version if t is not None else 0
+        out = fn(s, t, flat_targets.index_select(0, rows))
+        if t is not None and t._version != seen:
+            # the teacher's rows may be a view of logits a phase reads again in its next PPO epoch
+            raise RuntimeError(
+                "a divergence modified the teacher logits it was given in place; per_token must only read its "
+                "inputs (compute into new tensors)"
+            )
+        return out
 
     # recompute in backward only when there is more than one chunk: a walk of one chunk holds one chunk's
     # tensors until backward either way, and plain autograd spares the second pass through the head

@@ -125,3 +125,78 @@ def test_through_the_walk_on_sliced_padded_logits(chunk, temperature):
     torch.testing.assert_close(new[0], ref[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(new[1], ref[1], rtol=1e-5, atol=1e-6)
     assert torch.isfinite(new[1]).all()
+
+
+def _normalised(fn):
+    """``fn`` given the teacher's log-probabilities, flagged as such."""
+    return lambda s, t, y: fn(s, torch.log_softmax(t, -1), y, True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_teacher_log_probabilities_skip_the_log_softmax_with_the_same_values(dtype):
+    g = torch.Generator().manual_seed(2)
+    n, v = 29, 311
+    s = torch.randn(n, v, generator=g, dtype=dtype) * 3
+    t = torch.randn(n, v, generator=g, dtype=dtype) * 3 + 5  # raw logits, far from normalised
+    y = torch.randint(0, v, (n,), generator=g)
+    upstream = torch.randn(n, 2, generator=g, dtype=dtype)
+    ref_out, ref_grad = values_and_grad(autograd_terms, s, t, y, upstream)
+    out, grad = values_and_grad(_normalised(_chunk_terms), s, t, y, upstream)
+    # float64 checks the math; float32 only its rounding (the two sum in different orders)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out, ref_out, rtol=tol, atol=tol)
+    torch.testing.assert_close(grad, ref_grad, rtol=tol, atol=tol)
+    # the flag is read: raw logits flagged as log-probabilities give a wrong KL (off by their log-sum-exp)
+    wrong, _ = values_and_grad(lambda a, b, c: _chunk_terms(a, b, c, True), s, t, y, upstream)
+    assert float((wrong[:, 1] - ref_out[:, 1]).abs().min()) > 1.0
+
+
+def test_minus_infinity_teacher_log_probabilities_stay_finite_and_unmodified():
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(4, 50, generator=g)
+    t = torch.randn(4, 50, generator=g)
+    s[:, 40:] = float("-inf")
+    t[:, 40:] = float("-inf")
+    t[0, 3] = float("-inf")
+    s[1, 7] = float("-inf")
+    y = torch.tensor([3, 7, 45, 0])
+    upstream = torch.randn(4, 2, generator=g)
+    logp = torch.log_softmax(t, -1)
+    kept = logp.clone()
+    ref_out, ref_grad = values_and_grad(autograd_terms, s, t, y, upstream)
+    out, grad = values_and_grad(lambda a, b, c: _chunk_terms(a, b, c, True), s, logp, y, upstream)
+    assert torch.isfinite(grad).all()
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(grad, ref_grad)
+    assert torch.equal(logp, kept)  # a phase's kept rows are read by every PPO epoch: never written
+
+
+@pytest.mark.parametrize(
+    "index,view", [([1, 2, 4], False), ([4, 3, 2], False), ([2, 2, 3], False), ([0, 3, 2, 3], False),
+                   ([2, 3, 4], True), ([5], True)],
+)  # fmt: skip
+def test_consecutive_rows_are_a_view_and_others_a_copy(index, view):
+    from minillm_cli.scores import ResponseScores
+
+    flat = torch.arange(6 * 4, dtype=torch.float32).reshape(6, 4)
+    scores = ResponseScores(logits=flat.reshape(2, 3, 4))
+    picked = scores.rows(flat, torch.tensor(index))
+    torch.testing.assert_close(picked, flat[torch.tensor(index)])
+    assert (picked.data_ptr() == flat[index[0]].data_ptr() and picked._base is not None) is view
+
+
+def test_a_consumer_writing_the_teacher_rows_in_place_is_refused():
+    from minillm_cli.scores import ResponseScores, walk_tokens
+
+    s = torch.randn(1, 4, 9, requires_grad=True)
+    t = torch.randn(1, 4, 9)
+    kept = t.clone()
+
+    def writes(a, b, y):
+        b.mul_(2.0)
+        return a.sum(-1)
+
+    with pytest.raises(RuntimeError, match="in place"):
+        walk_tokens(ResponseScores(logits=s), ResponseScores(logits=t), torch.zeros(1, 4, dtype=torch.long),
+                    torch.ones(1, 4, dtype=torch.bool), writes)  # fmt: skip
+    assert not torch.equal(t, kept)  # a view of the kept rows: why the walk must refuse it

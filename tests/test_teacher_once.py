@@ -99,9 +99,13 @@ def test_teacher_logits_kept_within_the_budget_equal_a_scoring_forward():
     with torch.no_grad():
         forward = score_responses(teacher, rollout)
         full = forward.head(forward.hidden)
-    torch.testing.assert_close(logits[mask], full[mask], rtol=1e-5, atol=1e-5)
+    # kept as log-probabilities (the decode's own log-softmax), and flagged so
+    torch.testing.assert_close(logits[mask], torch.log_softmax(full[mask], -1), rtol=1e-5, atol=1e-5)
+    assert rollout.teacher_logits_normalised
     kept = teacher_scores(teacher, rollout)
     assert kept.logits is logits and kept.hidden is None  # no output layer
+    assert kept.normalised
+    assert not teacher_scores(teacher, replace(rollout, teacher_logits_normalised=False)).normalised
     assert rollout.teacher_hidden is None  # kept instead of the hidden states, not beside them
     assert _rollout(need - 1)[2].teacher_hidden is not None
     # the minillm divergence's loss and gradient are those from a teacher scoring forward

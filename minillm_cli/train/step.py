@@ -241,7 +241,9 @@ def teacher_scores(teacher: Any, r: RolloutBatch, *, chunk_tokens: int | None = 
     from minillm_cli.train.score import output_head
 
     if r.teacher_logits is not None:
-        return ResponseScores(logits=r.teacher_logits, chunk_tokens=chunk_tokens)
+        return ResponseScores(
+            logits=r.teacher_logits, chunk_tokens=chunk_tokens, normalised=bool(r.teacher_logits_normalised)
+        )
     if r.teacher_hidden is not None:
         head = output_head(teacher)
         if head is not None:

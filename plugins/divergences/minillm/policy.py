@@ -15,10 +15,13 @@ from minillm_cli.api import ResponseScores, as_scores, walk_tokens
 from minillm_plugins.divergences._math import LOG_FLOOR, log_probs
 
 
-def _chunk_terms(student: torch.Tensor, teacher: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
-    """``[n, 2]``: log q(target) and KL(q || p) (0 without a teacher) of ``n`` rows of float32 logits."""
+def _chunk_terms(
+    student: torch.Tensor, teacher: torch.Tensor | None, targets: torch.Tensor, teacher_normalised: bool = False
+) -> torch.Tensor:
+    """``[n, 2]``: log q(target) and KL(q || p) (0 without a teacher) of ``n`` rows of float32 logits.
+    ``teacher_normalised``: the teacher's rows are already log-probabilities (no log-softmax of them)."""
     if teacher is not None:
-        return _TargetAndKL.apply(student, teacher.detach(), targets.long())
+        return _TargetAndKL.apply(student, teacher.detach(), targets.long(), teacher_normalised)
     logq = log_probs(student)
     target_lp = logq.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
     return torch.stack([target_lp, torch.zeros_like(target_lp)], dim=-1)
@@ -28,20 +31,30 @@ class _TargetAndKL(torch.autograd.Function):
     """log q(target) and KL(q || p) of a chunk, with their gradient with respect to the student's logits z
     written out, so forward makes three new vocabulary-sized tensors (the two log-softmaxes and the KL's
     product; the rest is done in place) and backward none, where the autograd composition makes one per op
-    (each one fresh memory the system must fault in; ``benchmarks/minillm_terms.py`` times the two).
+    (each one fresh memory the system must fault in; ``benchmarks/minillm_terms.py`` times the two). When the
+    teacher's rows are already log-probabilities (kept by a teacher-mixed decode, which computed them anyway),
+    its log-softmax is skipped and d is written into a new tensor, leaving the kept rows, read by every PPO
+    epoch, untouched.
 
     With q = softmax(z), d = log q - log p and KL = sum_v q_v d_v: d log q(y) / dz = onehot(y) - q and
     d KL / dz = q * (d - KL), so for upstream gradients (g1, g2) of the two outputs
-    dz = q * (g2 (d - KL) - g1) + g1 onehot(y). Log-probs are floored at -1e30 (as :func:`log_probs`), so a
+    dz = q * (g2 d - (g2 KL + g1)) + g1 onehot(y). Log-probs are floored at -1e30 (as :func:`log_probs`), so a
     row with ``-inf`` logits gives q = 0 there and no nan; a target whose log-prob is at the floor gets no
     gradient, as through the floor's clamp."""
 
     @staticmethod
-    def forward(ctx: Any, student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx: Any, student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor, teacher_normalised: bool
+    ) -> torch.Tensor:
         logq = torch.log_softmax(student, dim=-1).clamp_(min=LOG_FLOOR)
-        diff = torch.log_softmax(teacher, dim=-1).clamp_(min=LOG_FLOOR)
+        if teacher_normalised:
+            # log q - max(log p, floor) in one pass: min(log q - log p, log q - floor), where log q - floor is
+            # -floor in float32 for every log q above the floor (and where log q is at the floor, q = 0)
+            diff = torch.sub(logq, teacher).clamp_(max=-LOG_FLOOR)
+        else:
+            diff = torch.log_softmax(teacher, dim=-1).clamp_(min=LOG_FLOOR)
+            diff.neg_().add_(logq)  # log q - log p, in the teacher's buffer
         target_lp = logq.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        diff.neg_().add_(logq)  # log q - log p, in the teacher's buffer
         q = logq.exp_()  # q, in log q's buffer
         kl = (q * diff).sum(dim=-1)  # one temporary: a dot product (einsum) accumulates less accurately
         ctx.save_for_backward(q, diff, targets, target_lp, kl)
@@ -49,17 +62,18 @@ class _TargetAndKL(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # no graph of the gradient: a double backward fails loudly
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         if getattr(ctx, "spent", False):
             raise RuntimeError("minillm's chunk terms: backward reuses its buffers and runs once per forward")
         ctx.spent = True
         q, diff, targets, target_lp, kl = ctx.saved_tensors
         g1 = torch.where(target_lp > LOG_FLOOR, grad[:, 0], torch.zeros_like(grad[:, 0]))  # as the floor's clamp
         g2 = grad[:, 1]
-        # in diff's buffer: backward runs once per forward (a recomputed chunk runs both again)
-        dz = diff.sub_(kl.unsqueeze(-1)).mul_(g2.unsqueeze(-1)).sub_(g1.unsqueeze(-1)).mul_(q)
+        # in diff's buffer (backward runs once per forward; a recomputed chunk runs both again), three passes:
+        # q * (g2 d - (g2 KL + g1)), the per-row constant folded first
+        dz = diff.mul_(g2.unsqueeze(-1)).sub_((g2 * kl + g1).unsqueeze(-1)).mul_(q)
         dz.scatter_add_(1, targets.unsqueeze(-1), g1.unsqueeze(-1).to(dz.dtype))
-        return dz, None, None
+        return dz, None, None, None
 
 
 def token_terms(
@@ -81,8 +95,14 @@ def token_terms(
     (returned as zeros) while still using the teacher's width.
     """
 
+    s_given, t_given = as_scores(student), as_scores(teacher)
+    assert s_given is not None
+    # kept log-probabilities are used as they are only when the walk reads all their rows (the walk cuts both
+    # to the narrower vocabulary; a cut row set is no longer normalised) at temperature 1 (token_terms' walk)
+    normalised = t_given is not None and t_given.normalised and t_given.vocab_size <= s_given.vocab_size
+
     def fn(s: torch.Tensor, t: torch.Tensor | None, tg: torch.Tensor) -> torch.Tensor:
-        return _chunk_terms(s, t if with_kl else None, tg)
+        return _chunk_terms(s, t if with_kl else None, tg, normalised)
 
     if teacher is not None and not with_kl:
         # only the teacher's width is needed: its logits are never computed
@@ -105,6 +125,7 @@ def _narrowed(scores: ResponseScores, vocab: int) -> ResponseScores:
         logits=scores.logits,
         vocab_size=min(scores.vocab_size, vocab),
         chunk_tokens=scores.chunk_tokens,
+        normalised=scores.normalised and vocab >= scores.vocab_size,
     )
 
 
