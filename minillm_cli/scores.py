@@ -9,9 +9,8 @@ calls the consumer (a token divergence's ``per_token``, the MiniLLM terms, cross
 backward the chunk is recomputed (``torch.utils.checkpoint``, non-reentrant: the head's weight is a parameter
 used inside and its gradient, tied to the input embeddings or not, flows as usual), so only ``[chunk, V]``
 tensors exist at any time, forward or backward. When all the valid tokens fit in one chunk (small batches, small
-vocabularies: the offline demo; with the default chunk size, any walk of at most
-:data:`DEFAULT_ONE_CHUNK_ELEMENTS` logits), the walk is one plain autograd call: the same values and the peak of
-one recomputed chunk of that size, without the second pass through the output layer.
+vocabularies: the offline demo), the walk is one plain autograd call: the same values and the peak of one
+recomputed chunk, without the second pass through the output layer.
 
 A model whose forward changes the logits after the output layer declares it through its config
 (``final_logit_softcapping``, ``logit_scale``: :class:`OutputHead` applies them); scoring checks the head
@@ -32,11 +31,6 @@ from torch.utils.checkpoint import checkpoint
 #: two between 16 and 2048 tokens); chosen with ``benchmarks/loss_memory.py --chunks`` (see the README)
 DEFAULT_CHUNK_ELEMENTS = 1 << 24
 DEFAULT_CHUNK_TOKENS = None  # None: derived from the vocabulary with DEFAULT_CHUNK_ELEMENTS
-#: with the default chunk size, a walk of at most this many logits (valid tokens x vocabulary) is one chunk, not
-#: recomputed. Under review: measured quietly with huge pages (``benchmarks/walk_chunks.py --shape phase``), a
-#: 512-token walk at vocabulary 50,257 took 1.04x the time of two recomputed 256-token chunks (0.60x under load,
-#: with 4 KiB pages, when the rule was made), and it costs peak memory on small walks (README, Performance)
-DEFAULT_ONE_CHUNK_ELEMENTS = 1 << 25
 
 ChunkFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], torch.Tensor]
 """``fn(student_logits [n, V], teacher_logits [n, V] | None, targets [n]) -> [n] or [n, k]`` float32."""
@@ -212,8 +206,7 @@ def walk_tokens(
     divided by ``temperature``, and the ``[n]`` target ids (``chunk_tokens`` per chunk: the argument, else the
     student scores' own setting, else derived from the vocabulary size); it returns ``[n]`` or ``[n, k]`` values. Under
     grad each chunk is recomputed in backward, so only one chunk's vocabulary-sized tensors are alive at once; a
-    walk of a single chunk is not (plain autograd: nothing to gain from recomputing it). With the default chunk
-    size (no ``chunk_tokens`` anywhere), a walk of at most :data:`DEFAULT_ONE_CHUNK_ELEMENTS` logits is one chunk.
+    walk of a single chunk is not (plain autograd: nothing to gain from recomputing it).
     When an output layer is sharded across ranks (ZeRO-3), every rank walks the same number of chunks (empty
     ones where it has fewer tokens), because each call of the layer gathers its weight collectively."""
     s_scores = as_scores(student)
@@ -234,8 +227,6 @@ def walk_tokens(
     count = int(idx.numel())
     asked = chunk_tokens if chunk_tokens is not None else s_scores.chunk_tokens
     size = chunk_tokens_for(vocab, asked)
-    if asked is None and 0 < count * vocab <= DEFAULT_ONE_CHUNK_ELEMENTS:
-        size = count  # small enough to hold at once: one chunk, no recomputation
     n_chunks = math.ceil(count / size)
     if _needs_sync(s_scores, t_scores):
         n_chunks = _synced_chunks(n_chunks, idx.device)

@@ -123,8 +123,9 @@ def test_one_chunk_walk_equals_the_chunked_walk_and_calls_each_head_once(case):
 
 
 def test_default_chunking_walks_a_small_batch_as_one_chunk(monkeypatch):
-    """No ``train.loss_chunk_tokens``: a walk within DEFAULT_ONE_CHUNK_ELEMENTS logits is one chunk, one above it
-    is chunked and recomputed (the chunk size then follows the vocabulary, at least 16 tokens)."""
+    """No ``train.loss_chunk_tokens``: the chunk size follows the vocabulary (a power of two of 16 to 2048 tokens
+    near DEFAULT_CHUNK_ELEMENTS logits), so a small vocabulary's batch is one chunk and a walk longer than the
+    chunk is chunked and recomputed, with the same values."""
     import minillm_cli.scores as scores
 
     student, teacher = _models()
@@ -138,10 +139,17 @@ def test_default_chunking_walks_a_small_batch_as_one_chunk(monkeypatch):
     loss_of = CASES["jsd"](batch)
     one_loss, one_grads, calls = _run(student, teacher, batch, loss_of, None)
     assert calls == (1, 1)
-    monkeypatch.setattr(scores, "DEFAULT_ONE_CHUNK_ELEMENTS", 0)
     monkeypatch.setattr(scores, "DEFAULT_CHUNK_ELEMENTS", 1)  # the smallest default chunk: 16 tokens
     chunked_loss, chunked_grads, calls = _run(student, teacher, batch, loss_of, None)
     assert calls == (3 * 2, 3 * 2)  # 40 tokens in chunks of 16, each head called again in backward
     torch.testing.assert_close(one_loss, chunked_loss, rtol=1e-12, atol=0)
     for name in one_grads:
         torch.testing.assert_close(one_grads[name], chunked_grads[name], rtol=1e-10, atol=1e-14)
+
+
+def test_default_chunk_sizes_at_real_vocabularies():
+    # 2**24 logits per chunk, rounded down to a power of two: no walk is held whole because it is short
+    from minillm_cli.scores import chunk_tokens_for
+
+    assert [chunk_tokens_for(v) for v in (127, 50257, 151936, 256000)] == [2048, 256, 64, 64]
+    assert chunk_tokens_for(50257, 100) == 100

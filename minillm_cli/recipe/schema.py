@@ -161,8 +161,7 @@ class TrainSpec(Strict):
         ge=1,
         description="tokens per chunk when the loss computes logits from hidden states (only [chunk, vocab] "
         "tensors exist; a walk that fits in one chunk is not recomputed in backward); null: about 16M logits per "
-        "chunk (e.g. 64 tokens at a 152k vocabulary, 256 at 50k), and a walk of at most 32M logits in one chunk "
-        "(faster, up to about 1 GiB of float32 tensors held until backward)",
+        "chunk (e.g. 64 tokens at a 152k vocabulary, 256 at 50k, 2048 at most)",
     )
     phase_teacher_logits_mib: Int = Field(
         256,
