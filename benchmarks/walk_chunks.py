@@ -5,8 +5,8 @@ alike. Prints each setting's median step and the per-pair ratio to the one-chunk
 * ``--shape demo`` (default): GPT-2 3 layers x 128 (the demo's teacher), vocabulary 127, batch 64 x (16 prompt
   + 12 response) tokens, the ``sft`` divergence; 2 and 12 chunks.
 * ``--shape phase``: the MiniLLM phase benchmark's models (GPT-2 student 2 x 64, teacher 4 x 256, vocabulary
-  50,257, random), batch 8 x (16 + 64) tokens, ``fkl`` with the teacher's scores; the default (one chunk: 512 x
-  50,257 logits is under ``DEFAULT_ONE_CHUNK_ELEMENTS``), 2 chunks of 256 and 16 of 32, both recomputed.
+  50,257, random), batch 8 x (16 + 64) tokens, ``fkl`` with the teacher's scores; one chunk of all 512 tokens
+  (not recomputed), 2 chunks of 256 (the default chunk size at this vocabulary) and 16 of 32, both recomputed.
 
 Run (from the repository root)::
 
@@ -28,8 +28,8 @@ import tiny_models  # noqa: E402
 
 SHAPES = {
     # vocab, (layers, width) of the student / teacher, batch, prompt, response, divergence, settings
-    "demo": (127, (3, 128), None, 64, 16, 12, "sft", {"one chunk": None, "2 chunks": 384, "12 chunks": 64}),
-    "phase": (50257, (2, 64), (4, 256), 8, 16, 64, "fkl", {"one chunk": None, "2 chunks": 256, "16 chunks": 32}),
+    "demo": (127, (3, 128), None, 64, 16, 12, "sft", {"one chunk": 768, "2 chunks": 384, "12 chunks": 64}),
+    "phase": (50257, (2, 64), (4, 256), 8, 16, 64, "fkl", {"one chunk": 512, "2 chunks": 256, "16 chunks": 32}),
 }
 
 

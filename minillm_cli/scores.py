@@ -123,7 +123,8 @@ class ResponseScores:
 
     def rows(self, flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Logits ``[n, V]`` at the flat positions ``index`` of ``flat`` (= :meth:`flat`)."""
-        picked = _consecutive(flat, index)
+        # a view only of what nothing differentiates (the teacher's kept logits): a student's logits stay a copy
+        picked = flat.index_select(0, index) if flat.requires_grad else _consecutive(flat, index)
         if self.hidden is None:
             return picked
         assert self.head is not None
@@ -244,10 +245,11 @@ def walk_tokens(
         if inv_t != 1.0:
             s = s * inv_t
             t = t * inv_t if t is not None else None
-        seen = t._version if t is not None else 0
+        # the teacher's rows may be a view of logits a phase reads again in its next PPO epoch: a write into them
+        # shows in the source's version counter (a write into a private copy does not, and is harmless)
+        seen = t_src._version if t_src is not None else 0
         out = fn(s, t, flat_targets.index_select(0, rows))
-        if t is not None and t._version != seen:
-            # the teacher's rows may be a view of logits a phase reads again in its next PPO epoch
+        if t_src is not None and t_src._version != seen:
             raise RuntimeError(
                 "a divergence modified the teacher logits it was given in place; per_token must only read its "
                 "inputs (compute into new tensors)"

@@ -200,3 +200,45 @@ def test_a_consumer_writing_the_teacher_rows_in_place_is_refused():
         walk_tokens(ResponseScores(logits=s), ResponseScores(logits=t), torch.zeros(1, 4, dtype=torch.long),
                     torch.ones(1, 4, dtype=torch.bool), writes)  # fmt: skip
     assert not torch.equal(t, kept)  # a view of the kept rows: why the walk must refuse it
+
+
+def test_a_write_into_a_private_copy_of_the_teacher_rows_is_allowed():
+    from minillm_cli.scores import ResponseScores, walk_tokens
+
+    s = torch.randn(1, 4, 9, requires_grad=True)
+    t = torch.randn(1, 4, 9)
+    kept = t.clone()
+    mask = torch.tensor([[True, False, True, True]])  # not consecutive: the rows are copied
+
+    def writes(a, b, y):
+        b.mul_(2.0)
+        return a.sum(-1)
+
+    walk = walk_tokens(ResponseScores(logits=s), ResponseScores(logits=t), torch.zeros(1, 4, dtype=torch.long), mask,
+                       writes)  # fmt: skip
+    assert walk.values.shape == (3,) and torch.equal(t, kept)
+
+
+@pytest.mark.parametrize("student_vocab", [40, 32])  # as wide as the teacher's kept rows, and narrower
+def test_token_terms_read_kept_log_probabilities_as_they_are_only_when_all_their_rows_are_read(student_vocab):
+    from minillm_cli.scores import ResponseScores
+    from minillm_plugins.divergences.minillm.policy import token_terms
+
+    g = torch.Generator().manual_seed(4)
+    s = torch.randn(2, 3, student_vocab, generator=g)
+    raw = torch.randn(2, 3, 40, generator=g) * 2 + 3  # not log-probabilities
+    y = torch.randint(0, 32, (2, 3), generator=g)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+
+    def kl(teacher_scores):
+        return token_terms(ResponseScores(logits=s), teacher_scores, y, mask)[2]
+
+    truth = kl(ResponseScores(logits=raw))
+    flagged = kl(ResponseScores(logits=raw, normalised=True))  # wrongly flagged: shows whether the flag is read
+    proper = kl(ResponseScores(logits=torch.log_softmax(raw, -1), normalised=True))
+    if student_vocab == 40:
+        assert float((flagged - truth).abs().min()) > 1.0  # read as they are (here wrongly)
+        torch.testing.assert_close(proper, truth)
+    else:  # the walk cuts the rows to the student's 32: no longer normalised, so a log-softmax is taken
+        torch.testing.assert_close(flagged, truth)
+        torch.testing.assert_close(proper, truth)

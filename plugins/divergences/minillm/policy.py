@@ -99,7 +99,12 @@ def token_terms(
     assert s_given is not None
     # kept log-probabilities are used as they are only when the walk reads all their rows (the walk cuts both
     # to the narrower vocabulary; a cut row set is no longer normalised) at temperature 1 (token_terms' walk)
-    normalised = t_given is not None and t_given.normalised and t_given.vocab_size <= s_given.vocab_size
+    normalised = (
+        t_given is not None
+        and t_given.normalised
+        and t_given.logits is not None
+        and t_given.logits.size(-1) == t_given.vocab_size <= s_given.vocab_size
+    )
 
     def fn(s: torch.Tensor, t: torch.Tensor | None, tg: torch.Tensor) -> torch.Tensor:
         return _chunk_terms(s, t if with_kl else None, tg, normalised)
