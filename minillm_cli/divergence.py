@@ -53,7 +53,7 @@ class TokenDivergence(Divergence):
 
         ``targets`` holds the ``[N]`` token ids at those positions (used by cross-entropy style losses).
         The inputs are read-only: the teacher's rows may be a view of logits kept for a later PPO epoch, and
-        modifying them in place raises an error.
+        modifying such a view in place raises an error.
         """
         raise NotImplementedError
 

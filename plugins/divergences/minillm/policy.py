@@ -109,15 +109,11 @@ def token_terms(
     def fn(s: torch.Tensor, t: torch.Tensor | None, tg: torch.Tensor) -> torch.Tensor:
         return _chunk_terms(s, t if with_kl else None, tg, normalised)
 
-    if teacher is not None and not with_kl:
+    if t_given is not None and not with_kl:
         # only the teacher's width is needed: its logits are never computed
-        t_scores = as_scores(teacher)
-        assert t_scores is not None
-        s_scores = as_scores(student)
-        assert s_scores is not None
-        walk = walk_tokens(_narrowed(s_scores, t_scores.vocab_size), None, targets, mask, fn, chunk_tokens=chunk_tokens)
+        walk = walk_tokens(_narrowed(s_given, t_given.vocab_size), None, targets, mask, fn, chunk_tokens=chunk_tokens)
     else:
-        walk = walk_tokens(student, teacher, targets, mask, fn, chunk_tokens=chunk_tokens)
+        walk = walk_tokens(s_given, t_given, targets, mask, fn, chunk_tokens=chunk_tokens)
     if walk.values.ndim == 1:  # no valid token: empty, still connected to the graph
         return walk.index, walk.values, walk.values
     return walk.index, walk.values[:, 0], walk.values[:, 1]
@@ -130,7 +126,6 @@ def _narrowed(scores: ResponseScores, vocab: int) -> ResponseScores:
         logits=scores.logits,
         vocab_size=min(scores.vocab_size, vocab),
         chunk_tokens=scores.chunk_tokens,
-        normalised=scores.normalised and vocab >= scores.vocab_size,
     )
 
 
