@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from minillm_cli.byte_tokenizer import byte_level_tokenizer
 from minillm_cli.errors import RecipeError, ResourceError
+from minillm_cli.gguf import local_source
 from minillm_cli.model_family import ModelFamily
 from minillm_cli.plugins import PluginSet, get_plugins
 from minillm_cli.recipe.schema import ModelSpec
@@ -66,6 +67,7 @@ def detect_family(
     from transformers import AutoConfig
 
     plugins = plugins or get_plugins()
+    source = local_source(source, log=stderr_note)
     try:
         config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
@@ -95,11 +97,25 @@ def _load_error(what: str, source: str, exc: Exception) -> ResourceError:
     return ResourceError(f"cannot load {what} from {source!r}", why=first_line, hint=ONLINE_HINT)
 
 
+def stderr_note(line: str) -> None:
+    import sys
+
+    print(f"minillm: {line}", file=sys.stderr, flush=True)
+
+
+def spec_source(spec: ModelSpec) -> str:
+    """The folder or hub id a ``ModelSpec`` loads from: its ``path``, or the converted folder of a GGUF file
+    (checked against the recorded ``sha256`` when the spec has one)."""
+    assert spec.path is not None
+    return local_source(spec.path, sha256=spec.sha256, log=stderr_note)
+
+
 def load_tokenizer(spec: ModelSpec, family: ModelFamily) -> Any:
     source = spec.tokenizer or spec.path
     assert source is not None  # the schema guarantees one
     if source == "byte":
         return family.prepare_tokenizer(byte_level_tokenizer())
+    source = spec_source(spec) if source == spec.path else local_source(source, log=stderr_note)
     try:
         return family.load_tokenizer(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as exc:
@@ -110,8 +126,9 @@ def spec_family(spec: ModelSpec, plugins: PluginSet) -> ModelFamily:
     """The family plugin a ``ModelSpec`` names, or the one its config's ``model_type`` selects."""
     if spec.family is not None:
         return plugins.model_families.get(spec.family)()
-    assert spec.path is not None
-    return detect_family(spec.path, revision=spec.revision, plugins=plugins, trust_remote_code=spec.trust_remote_code)
+    return detect_family(
+        spec_source(spec), revision=spec.revision, plugins=plugins, trust_remote_code=spec.trust_remote_code
+    )
 
 
 def scratch_config(spec: ModelSpec, family: ModelFamily, tokenizer: Any) -> Any:
@@ -153,11 +170,11 @@ def model_config(spec: ModelSpec, family: ModelFamily, tokenizer: Any) -> Any:
         return scratch_config(spec, family, tokenizer)
     from transformers import AutoConfig
 
-    assert spec.path is not None
+    source = spec_source(spec)
     try:
-        return AutoConfig.from_pretrained(spec.path, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+        return AutoConfig.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise _load_error("model config", spec.path, exc) from exc
+        raise _load_error("model config", source, exc) from exc
 
 
 def max_positions(config: Any) -> int | None:
@@ -196,12 +213,12 @@ def load_model(
             model = model.to(dtype)
         model.eval()  # like from_pretrained: the trainer switches the student to train mode itself
     else:
-        assert spec.path is not None
         from safetensors import SafetensorError
 
+        source = spec_source(spec)
         try:
             model = family.load_model(
-                spec.path, revision=spec.revision, dtype=dtype, trust_remote_code=spec.trust_remote_code
+                source, revision=spec.revision, dtype=dtype, trust_remote_code=spec.trust_remote_code
             )
         except SafetensorError as exc:
             raise ResourceError(

@@ -152,11 +152,18 @@ def eval_command(
         batch_size=batch_size,
     )
     torch_device = resolve_device(device)
+    from minillm_cli.gguf import local_source
+    from minillm_cli.models import stderr_note
+
+    named = list(models)  # labels come from the paths given; a GGUF file loads from its converted folder
     for path in models:
         check_model_source(path)
+    models = [local_source(path, log=stderr_note) for path in models]
+    for path in models:
         resolve_prompt_format(prompt_format, path)  # a bad --prompt-format or prompt_format.json: before loading
     if teacher is not None:
         check_model_source(teacher, "teacher")
+        teacher = local_source(teacher, log=stderr_note)
 
     examples = benchmark.load_examples(data)
     total = len(examples)
@@ -170,7 +177,7 @@ def eval_command(
         )
 
     err = Console(stderr=True, highlight=False)
-    labels = report.model_labels(models, explicit_labels)
+    labels = report.model_labels(named, explicit_labels)
     teacher_loaded = _load(teacher, torch_device) if teacher is not None else None
     all_scores = []
     for path, label in zip(models, labels, strict=True):

@@ -30,7 +30,17 @@ def _version(value: bool) -> None:
 def build_app() -> typer.Typer:
     import typer
 
-    from minillm_cli.cli import demo_cmd, distill, eval_cmd, export_cmd, generate, plugins_cmd, recipes_cmd
+    from minillm_cli.cli import (
+        demo_cmd,
+        distill,
+        eval_cmd,
+        export_cmd,
+        generate,
+        models_cmd,
+        plugins_cmd,
+        recipes_cmd,
+        reproduce_cmd,
+    )
     from minillm_cli.cli.plugin_commands import RootGroup
     from minillm_cli.cli.state import state
 
@@ -61,6 +71,8 @@ def build_app() -> typer.Typer:
     export_cmd.register(app)
     plugins_cmd.register(app)
     demo_cmd.register(app)
+    models_cmd.register(app)
+    reproduce_cmd.register(app)
     app.add_typer(recipes_cmd.app, name="recipes")
     return app
 

@@ -37,9 +37,9 @@ from rich.console import Console
 from minillm_cli.demo import calibration as demo_calibration
 from minillm_cli.demo import evaluate as demo_eval
 from minillm_cli.demo.config import DISTILLED, LABELS, METHODS, RECIPES, DemoSettings
-from minillm_cli.demo.jobs import Job, Runner
 from minillm_cli.demo.recipes import build_recipes, stage, write_pretraining_corpus
 from minillm_cli.errors import RuntimeFailure, UsageError
+from minillm_cli.jobs import Job, Runner
 
 MARKER = "demo-settings.json"
 OWNED = (

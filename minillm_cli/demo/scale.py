@@ -144,8 +144,8 @@ def _recipes(p: ScalePlan, root: Path) -> dict[str, Path]:
 def _jobs(p: ScalePlan, root: Path, recipes: dict[str, Path], threads: int) -> dict[str, list[Any]]:
     """The size's jobs by kind (``sft``, ``distill``, ``eval``): the caller orders them over every size."""
     from minillm_cli.demo import evaluate as demo_eval
-    from minillm_cli.demo.jobs import Job
     from minillm_cli.demo.recipes import stage
+    from minillm_cli.jobs import Job
 
     s = p.settings
     out: dict[str, list[Any]] = {"sft": [], "distill": [], "eval": []}
@@ -217,8 +217,8 @@ def run_scale(
     """Train and evaluate the student chain at every size; write and return ``DIR/scale/results.json``."""
     import time
 
-    from minillm_cli.demo.jobs import Runner
     from minillm_cli.demo.scale_figure import draw_scale_figure
+    from minillm_cli.jobs import Runner
 
     start = time.perf_counter()
     plans = plan(root, sizes, methods, overrides)

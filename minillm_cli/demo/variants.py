@@ -70,9 +70,9 @@ def baseline_results(root: Path) -> dict[str, Any]:
 def run_variants(root: Path, variants: Sequence[Variant], *, console: Console, threads: int = 2) -> dict[str, Any]:
     """Train and evaluate the variants (progress on ``console``); write and return their results."""
     from minillm_cli.demo import evaluate as demo_eval
-    from minillm_cli.demo.jobs import Job, Runner
     from minillm_cli.demo.pipeline import collect_eval_files, summarise
     from minillm_cli.demo.recipes import stage
+    from minillm_cli.jobs import Job, Runner
 
     settings = _settings(root)
     run_seeds = settings["student_runs"]["sampling_seeds"]  # what the demo's own students were evaluated with

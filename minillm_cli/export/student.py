@@ -42,26 +42,26 @@ def build_student(spec: ModelSpec) -> LoadedModel:
             return load_model(spec)
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    from minillm_cli.models import _load_error, detect_family
+    from minillm_cli.models import _load_error, detect_family, spec_source
     from minillm_cli.plugins import get_plugins
 
-    assert spec.path is not None
+    source = spec_source(spec)
     plugins = get_plugins()
     if spec.family is not None:
         family = plugins.model_families.get(spec.family)()
     else:
         family = detect_family(
-            spec.path, revision=spec.revision, plugins=plugins, trust_remote_code=spec.trust_remote_code
+            source, revision=spec.revision, plugins=plugins, trust_remote_code=spec.trust_remote_code
         )
     tokenizer = load_tokenizer(spec, family)
     try:
-        config = AutoConfig.from_pretrained(spec.path, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+        config = AutoConfig.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise _load_error("model config", spec.path, exc) from exc
+        raise _load_error("model config", source, exc) from exc
     with _parameters_on_meta():
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=spec.trust_remote_code)
     with contextlib.suppress(OSError, ValueError):
-        model.generation_config = GenerationConfig.from_pretrained(spec.path, revision=spec.revision)
+        model.generation_config = GenerationConfig.from_pretrained(source, revision=spec.revision)
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if model.generation_config is not None and model.generation_config.pad_token_id is None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from minillm_cli.divergence import SequenceDivergence
 from minillm_cli.errors import RecipeError, UsageError
+from minillm_cli.gguf import file_sha256, is_gguf
 from minillm_cli.plugins import PluginSet, get_plugins
 from minillm_cli.recipe.schema import Recipe
 from minillm_cli.recipe.yaml_io import DuplicateKeyError, ExpansionError, load_yaml
@@ -386,4 +387,14 @@ def resolved_recipe_dict(recipe: Recipe, plugins: PluginSet | None = None) -> di
     out = recipe.model_dump(mode="json")
     out["sampler"] = _plugin_section(recipe.sampler, plugins.samplers)
     out["divergence"] = _plugin_section(recipe.divergence, plugins.divergences)
+    for role in ("teacher", "student"):
+        spec = getattr(recipe, role)
+        if (
+            spec is not None
+            and spec.path is not None
+            and spec.sha256 is None
+            and is_gguf(spec.path)
+            and Path(spec.path).expanduser().is_file()
+        ):
+            out[role]["sha256"] = file_sha256(Path(spec.path).expanduser())  # the run records which file it read
     return out

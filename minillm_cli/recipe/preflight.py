@@ -16,6 +16,7 @@ from typing import Any
 
 from minillm_cli.divergence import SequenceDivergence
 from minillm_cli.errors import MinillmError, RecipeError
+from minillm_cli.gguf import is_gguf
 from minillm_cli.plugins import PluginSet, get_plugins
 from minillm_cli.recipe.deepspeed_keys import deepspeed_key_problems
 from minillm_cli.recipe.loader import DATA_SUFFIXES, Problem
@@ -80,8 +81,12 @@ def _local_dir_problem(spec: ModelSpec) -> str | None:
     p = Path(spec.path).expanduser()
     if not p.exists():
         return f"model path {spec.path!r} does not exist"
+    if p.is_file() and is_gguf(p):
+        return None  # a GGUF model file: converted to a folder when first loaded
     if not p.is_dir():
-        return f"model path {spec.path!r} is a file; give the model's folder (with config.json and weights)"
+        return (
+            f"model path {spec.path!r} is a file; give the model's folder (with config.json and weights) or a GGUF file"
+        )
     if not (p / "config.json").is_file():
         return f"{spec.path!r} is not a model folder: it has no config.json"
     if not any((p / name).is_file() for name in WEIGHT_FILES):

@@ -61,6 +61,11 @@ class ModelSpec(Strict):
         description="hub id or path of the tokenizer (defaults to `path`); 'byte' is a built-in byte-level one",
     )
     revision: str | None = None
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="a GGUF `path`: the file's sha256 (every run records it; a different file is refused)",
+    )
     trust_remote_code: bool = False
     lora: LoraSpec | None = Field(None, description="student only: train LoRA adapters (needs the peft package)")
 

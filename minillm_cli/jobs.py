@@ -1,4 +1,4 @@
-"""Running the demo's stages as child processes, a few at a time, with one live progress bar each.
+"""Running a pipeline's stages as child processes, a few at a time, with one live progress bar each.
 
 Every stage (a training run, a model's evaluation) is its own process, started once the stages it depends on
 are done and a *lane* is free; each lane runs one single-threaded process by default, which on a small CPU is
@@ -123,7 +123,7 @@ class Runner:
                         running[job.name] = (job, proc, time.perf_counter(), task)
                     if pending and not running:
                         blocked = ", ".join(j.name for j in pending)
-                        raise RuntimeFailure(f"demo stages {blocked} wait on stages that never ran")
+                        raise RuntimeFailure(f"stages {blocked} wait on stages that never ran")
                     time.sleep(POLL_S)
                     for name, (job, proc, start, task) in list(running.items()):
                         progress.update(task, completed=min(_count_lines(job.progress_file), job.total))
@@ -135,9 +135,9 @@ class Runner:
                         if code != 0:
                             progress.update(task, description=f"{job.description} [red]failed")
                             raise RuntimeFailure(
-                                f"demo stage {job.name!r} failed (exit code {code})",
+                                f"stage {job.name!r} failed (exit code {code})",
                                 details=[f"log: {job.log}", *(f"  {line}" for line in _tail(job.log))],
-                                hint="the log holds the whole output; fix the cause and run the demo again",
+                                hint="the log holds the whole output; fix the cause and run the command again",
                             )
                         progress.remove_task(task)  # the line printed below stands for it
                         note = job.on_done() if job.on_done is not None else None
