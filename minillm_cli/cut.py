@@ -5,8 +5,8 @@ and are renumbered (``layer_idx``, which indexes the KV cache), and the config s
 every block gives back the teacher exactly. This is how Minitron-style pipelines start a student: close to the
 teacher in function before any training, with the teacher's tokenizer by construction.
 
-``minillm models cut SOURCE OUT --layers 0,4,8`` (or ``--every 3``) writes the cut as an ordinary Hugging Face
-folder; :func:`cut_model` does it in memory.
+``minillm models cut SOURCE OUT --layers 0,4,8`` (or ``--every 3``, or ``--first 5 --last 6``) writes the cut
+as an ordinary Hugging Face folder; :func:`cut_model` does it in memory.
 """
 
 from __future__ import annotations
@@ -48,11 +48,25 @@ def blocks(model: Any) -> torch.nn.ModuleList:
     return lists[0]
 
 
-def choose_layers(total: int, *, layers: Sequence[int] | None = None, every: int | None = None) -> list[int]:
-    """The 0-based blocks to keep: ``layers`` as given (sorted, each once), or every ``every``-th block starting
-    with the first and always ending with the last (the last block writes what the output head reads)."""
-    if (layers is None) == (every is None):
-        raise UsageError("give the blocks to keep as a list of layers or as every k-th layer (one of the two)")
+def choose_layers(
+    total: int,
+    *,
+    layers: Sequence[int] | None = None,
+    every: int | None = None,
+    ends: tuple[int, int] | None = None,
+) -> list[int]:
+    """The 0-based blocks to keep: ``layers`` as given (sorted, each once); every ``every``-th block starting
+    with the first and always ending with the last (the last block writes what the output head reads); or
+    ``ends = (first, last)``: the first ``first`` and the last ``last`` blocks (the deep middle dropped)."""
+    if sum(x is not None for x in (layers, every, ends)) != 1:
+        raise UsageError("give the blocks to keep as a list of layers, every k-th layer, or the first and last blocks")
+    if ends is not None:
+        first, last = ends
+        if first < 0 or last < 0 or first + last < 1:
+            raise UsageError(f"keep at least one block (first {first}, last {last})")
+        if first + last >= total:
+            return list(range(total))
+        return [*range(first), *range(total - last, total)]
     if every is not None:
         if every < 1:
             raise UsageError(f"every k-th layer needs k >= 1 (got {every})")
@@ -120,7 +134,14 @@ def _name_of(model: Any, target: torch.nn.Module) -> str:
     raise AssertionError("the block list is not a submodule of the model")
 
 
-def write_cut(source: str, out: Path, *, layers: Sequence[int] | None = None, every: int | None = None) -> list[int]:
+def write_cut(
+    source: str,
+    out: Path,
+    *,
+    layers: Sequence[int] | None = None,
+    every: int | None = None,
+    ends: tuple[int, int] | None = None,
+) -> list[int]:
     """Load ``source`` (a model folder, hub id or GGUF file), cut it and save it to ``out`` (absent or empty) as a
     Hugging Face folder with its tokenizer and prompt format; returns the kept layers."""
     from transformers.utils import logging as hf_logging
@@ -135,7 +156,7 @@ def write_cut(source: str, out: Path, *, layers: Sequence[int] | None = None, ev
     spec = ModelSpec(path=source)
     folder = spec_source(spec)
     loaded = load_model(spec, dtype=torch.float32)
-    keep = choose_layers(depth(loaded.model.config), layers=layers, every=every)
+    keep = choose_layers(depth(loaded.model.config), layers=layers, every=every, ends=ends)
     model = cut_model(loaded.model, keep)
     tmp = out.with_name(f".{out.name}.tmp")
     import shutil

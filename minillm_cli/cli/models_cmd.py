@@ -64,11 +64,14 @@ def cut_command(
     out: Path = typer.Argument(..., help="The student folder to write (absent or empty)."),
     layers: str | None = typer.Option(None, "--layers", help="Blocks to keep, 0-based: 0,4,8 or 0-5,29."),
     every: int | None = typer.Option(None, "--every", help="Keep every k-th block from the first, and the last one."),
+    first: int | None = typer.Option(None, "--first", min=0, help="Keep the first N blocks (with --last)."),
+    last: int | None = typer.Option(None, "--last", min=0, help="Keep the last N blocks (with --first)."),
 ) -> None:
     """Depth pruning: write a student made of some of the teacher's blocks (embeddings, norm, head copied)."""
     from minillm_cli.cut import parse_layers, write_cut
 
-    keep = write_cut(source, out, layers=parse_layers(layers) if layers is not None else None, every=every)
+    ends = None if first is None and last is None else (first or 0, last or 0)
+    keep = write_cut(source, out, layers=parse_layers(layers) if layers is not None else None, every=every, ends=ends)
     typer.echo(f"wrote {out}: {len(keep)} blocks kept ({', '.join(map(str, keep))})")
 
 

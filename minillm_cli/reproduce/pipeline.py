@@ -235,7 +235,8 @@ def run_pipeline(
         f"valid / {split.records['test']} test records ({paths.data})"
     )
     if not paths.cut.is_dir():
-        keep = write_cut(teacher, paths.cut, every=budget.every)
+        ends = None if budget.every is not None else budget.cut_ends
+        keep = write_cut(teacher, paths.cut, every=budget.every, ends=ends)
         console.print(f"[green]\u2713[/] student cut from the teacher: blocks {', '.join(map(str, keep))}")
 
     teacher_section: dict[str, Any] = {"path": teacher_name}

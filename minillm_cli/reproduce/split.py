@@ -94,12 +94,3 @@ def split_dolly(
     )
     record.write_text(json.dumps(asdict(split), indent=2) + "\n", encoding="utf-8")
     return split
-
-
-def head(source: Path, out: Path, records: int | None) -> Path:
-    """The first ``records`` records of a JSONL file (all of them when None) as ``out``."""
-    lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if records is not None:
-        lines = lines[:records]
-    out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return out
