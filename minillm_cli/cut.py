@@ -11,6 +11,8 @@ as an ordinary Hugging Face folder; :func:`cut_model` does it in memory.
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ DEPTH_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 """Config attributes that hold the number of blocks, across architectures."""
 PER_LAYER_KEYS = ("layer_types",)
 """Config lists with one entry per block (kept in step with the blocks)."""
+CUT_FILE = "minillm-cut.json"
+"""Written into a cut's folder: the source, the blocks kept and the source's depth."""
 
 
 def depth(config: Any) -> int:
@@ -156,17 +160,18 @@ def write_cut(
     spec = ModelSpec(path=source)
     folder = spec_source(spec)
     loaded = load_model(spec, dtype=torch.float32)
-    keep = choose_layers(depth(loaded.model.config), layers=layers, every=every, ends=ends)
+    depth_before = depth(loaded.model.config)
+    keep = choose_layers(depth_before, layers=layers, every=every, ends=ends)
     model = cut_model(loaded.model, keep)
     tmp = out.with_name(f".{out.name}.tmp")
-    import shutil
-
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     loaded.tokenizer.save_pretrained(tmp)
     setting = read_prompt_format(folder) if Path(folder).is_dir() else None
     if setting is not None:
         write_prompt_format(tmp, setting)
+    record = {"source": source, "blocks_kept": keep, "of": depth_before}
+    (tmp / CUT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     if out.exists():
         out.rmdir()
     tmp.replace(out)

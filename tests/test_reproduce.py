@@ -40,9 +40,13 @@ def test_quick_pipeline_runs_resumes_and_refuses_other_settings(tmp_path, monkey
     results = json.loads((out / "results.json").read_text())
     rows = results["rows"]
     assert list(rows) == ["teacher", "cut", "sft", "kd", "seqkd", "gkd", "minillm"]
-    for row in rows.values():
+    for name, row in rows.items():
         assert row["dolly"]["n"] == 3 and row["self_inst"]["n"] == 2
         assert len(row["dolly"]["rougeL_per_seed"]) == 1
+        exposure = row["dolly"].get("exposure_bias")  # measured for students against the teacher
+        assert (exposure is None) == (name == "teacher")
+        if exposure is not None:
+            assert exposure["prompts"] == 2 and exposure["samples_per_prompt"] == 2 and exposure["lengths"]
     assert set(results["verdicts"]["dolly"]) == {f"minillm vs {m}" for m in ("sft", "kd", "seqkd", "gkd")}
     assert len(results["side_by_side"]) == 3
     assert set(results["side_by_side"][0]["answers"]) == {"Teacher", "SFT", "MiniLLM"}
@@ -50,6 +54,8 @@ def test_quick_pipeline_runs_resumes_and_refuses_other_settings(tmp_path, monkey
     # the student was cut from the teacher: 2 of its 3 blocks; distilled students start from the SFT student
     cut = json.loads((out / "models" / "cut" / "config.json").read_text())
     assert cut["num_hidden_layers"] == 2
+    assert json.loads((out / "models" / "cut" / "minillm-cut.json").read_text())["blocks_kept"] == [0, 2]
+    assert "student from the teacher's blocks [0, 2]" in (out / "recipes" / "sft.yaml").read_text()
     for method in ("kd", "seqkd", "gkd", "minillm"):
         recipe = (out / "runs" / method / "recipe.yaml").read_text()
         assert str(out / "runs" / "sft" / "final") in recipe and "sha256:" in recipe

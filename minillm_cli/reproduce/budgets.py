@@ -47,6 +47,10 @@ class Budget:
     eval_seeds: tuple[int, ...] = (10, 20)
     eval_max_new_tokens: int = 64
     eval_batch: int = 32
+    exposure_prompts: int = 0
+    """ExAccErr of each student against the teacher on this many Dolly test prompts (0: not measured; the cpu
+    budget cannot afford it: 10 free-run responses per prompt and side)"""
+    exposure_samples: int = 10
     threads: int = 2
     lanes: int = 1
 
@@ -73,6 +77,8 @@ BUDGETS: dict[str, Budget] = {
         eval_seeds=(10,),
         eval_max_new_tokens=8,
         eval_batch=4,
+        exposure_prompts=2,
+        exposure_samples=2,
     ),
     "cpu": Budget(name="cpu"),
     "gpu": Budget(
@@ -91,6 +97,7 @@ BUDGETS: dict[str, Budget] = {
         eval_seeds=(10, 20, 30, 40, 50),
         eval_max_new_tokens=256,
         eval_batch=64,
+        exposure_prompts=100,
         threads=8,
     ),
 }

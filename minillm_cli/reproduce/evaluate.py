@@ -32,7 +32,9 @@ class EvalJob:
     max_prompt_tokens: int
     batch_size: int
     teacher: str | None = None
-    """measure exposure bias against this model"""
+    """measure exposure bias (ExAccErr) against this model, on the first Dolly prompts"""
+    exposure_prompts: int = 0
+    exposure_samples: int = 10
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,7 +62,8 @@ def run(job: EvalJob) -> dict[str, Any]:
 
     hf_logging.disable_progress_bar()
     loaded = load_model(ModelSpec(path=job.model), dtype=torch.float32)
-    teacher = load_model(ModelSpec(path=job.teacher), dtype=torch.float32).model if job.teacher else None
+    measure = job.teacher is not None and job.exposure_prompts > 0
+    teacher = load_model(ModelSpec(path=job.teacher), dtype=torch.float32).model if measure else None
     from minillm_cli.models import spec_source
 
     folder = spec_source(ModelSpec(path=job.model))
@@ -95,7 +98,6 @@ def run(job: EvalJob) -> dict[str, Any]:
             settings,
             model_name=job.model,
             label=job.label,
-            teacher=teacher,
             progress=advance,
         )
         scores.settings["prompt_format"] = prompts.setting
@@ -107,14 +109,35 @@ def run(job: EvalJob) -> dict[str, Any]:
             "rougeL_per_seed": [scores.per_seed[s]["rougeL"] for s in settings.seeds],
             "mean_length": scores.mean_length,
         }
-        if "exposure_bias" in scores.extra:
-            entry["exposure_bias"] = scores.extra["exposure_bias"]
+        if teacher is not None and name == "dolly":
+            entry["exposure_bias"] = exposure_bias(job, loaded, teacher, prompts, benchmark, examples)
         summary["benchmarks"][name] = entry
     path = Path(job.summary)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(report._clean(summary), indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     return summary
+
+
+def exposure_bias(job: EvalJob, loaded: Any, teacher: Any, prompts: Any, benchmark: Any, examples: list) -> dict:
+    """ExAccErr of the model against the teacher on the first ``exposure_prompts`` prompts (free-run responses
+    of both, ``exposure_samples`` per prompt and side, the first seed), as ``minillm eval --teacher`` measures."""
+    from minillm_cli.eval.analysis import measure_exposure_bias
+
+    texts = [benchmark.format_prompt(example, prompts) for example in examples[: job.exposure_prompts]]
+    curve = measure_exposure_bias(
+        loaded.model,
+        teacher,
+        loaded.tokenizer,
+        texts,
+        samples_per_prompt=job.exposure_samples,
+        max_new_tokens=job.max_new_tokens,
+        max_prompt_tokens=job.max_prompt_tokens,
+        batch_size=job.batch_size,
+        seed=job.seeds[0],
+    )
+    final = next((v for v in reversed(curve.exaccerr) if v is not None), None)
+    return {"prompts": len(texts), "samples_per_prompt": job.exposure_samples, "final": final, **curve.as_dict()}
 
 
 def main(argv: list[str]) -> None:

@@ -157,6 +157,9 @@ def _eval_job(row: str, paths: Paths, teacher: str, budget: Budget, data: dict[s
         max_new_tokens=budget.eval_max_new_tokens,
         max_prompt_tokens=budget.max_prompt,
         batch_size=budget.eval_batch,
+        teacher=teacher if row != "teacher" and budget.exposure_prompts > 0 else None,
+        exposure_prompts=budget.exposure_prompts,
+        exposure_samples=budget.exposure_samples,
     )
     spec = eval_job.write_job(job, paths.evals / f"{row}.job.json")
     return Job(
@@ -200,7 +203,7 @@ def run_pipeline(
     console: Console,
 ) -> dict[str, Any]:
     """Run every stage not yet done and return the results (also written to ``OUT/results.json``)."""
-    from minillm_cli.cut import write_cut
+    from minillm_cli.cut import CUT_FILE, write_cut
     from minillm_cli.fetch import fetch
     from minillm_cli.gguf import file_sha256, is_gguf, local_source
     from minillm_cli.reproduce.report import write_report
@@ -238,6 +241,8 @@ def run_pipeline(
         ends = None if budget.every is not None else budget.cut_ends
         keep = write_cut(teacher, paths.cut, every=budget.every, ends=ends)
         console.print(f"[green]\u2713[/] student cut from the teacher: blocks {', '.join(map(str, keep))}")
+    cut_file = paths.cut / CUT_FILE
+    cut = json.loads(cut_file.read_text(encoding="utf-8")) if cut_file.is_file() else {"blocks_kept": None}
 
     teacher_section: dict[str, Any] = {"path": teacher_name}
     if teacher_sha is not None:
@@ -248,6 +253,7 @@ def run_pipeline(
         train_file=paths.data / "train.jsonl",
         teacher=teacher_section,
         cut_student=paths.cut,
+        cut_blocks=cut["blocks_kept"],
         runs=paths.runs,
     )
     paths.recipes.mkdir(parents=True, exist_ok=True)

@@ -47,10 +47,18 @@ def _train(budget: Budget, steps: int, lr: float, **extra: Any) -> dict[str, Any
 
 
 def build_recipes(
-    budget: Budget, *, seed: int, train_file: Path, teacher: dict[str, Any], cut_student: Path, runs: Path
+    budget: Budget,
+    *,
+    seed: int,
+    train_file: Path,
+    teacher: dict[str, Any],
+    cut_student: Path,
+    cut_blocks: list[int] | None,
+    runs: Path,
 ) -> dict[str, dict[str, Any]]:
     """method -> recipe dict. ``teacher``: the teacher's model section (a GGUF path with its sha256, or a
-    folder); ``cut_student``: the student before training; ``runs``: where the stages' run folders are."""
+    folder); ``cut_student``: the student before training, made of the teacher's blocks ``cut_blocks``; ``runs``:
+    where the stages' run folders are."""
     data = {
         "train": str(train_file),
         "max_prompt_length": budget.max_prompt,
@@ -60,9 +68,10 @@ def build_recipes(
     engine = {"zero_stage": 0, "dtype": "fp32"}
 
     def recipe(method: str, **sections: Any) -> dict[str, Any]:
+        origin = "the SFT student" if method != "sft" else f"the teacher's blocks {cut_blocks or '(see models/cut)'}"
         return {
             "name": f"reproduce-{method}",
-            "description": f"minillm reproduce ({budget.name} budget): {method}",
+            "description": f"minillm reproduce ({budget.name} budget): {method}, student from {origin}",
             "seed": seed * 100 + SEED_OFFSET[method],
             "data": data,
             "engine": engine,

@@ -110,13 +110,23 @@ def _cell(entry: dict[str, Any] | None) -> str:
 
 def table_lines(results: dict[str, Any], rows: Sequence[str], labels: dict[str, str], benchmarks: Sequence[str]):
     sizes = {b: next((results["rows"][r][b]["n"] for r in rows if results["rows"][r].get(b)), None) for b in benchmarks}
+    exposure = {r: _exposure(results["rows"][r].get("dolly")) for r in rows}
     head = ["model", *[f"{b} ({sizes[b]})" if sizes[b] else b for b in benchmarks], "paper, Dolly"]
+    if any(v is not None for v in exposure.values()):
+        head.append("ExAccErr % (Dolly)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [labels[row], *[_cell(results["rows"][row].get(b)) for b in benchmarks]]
         cells.append(f"{PAPER_DOLLY[row]:.1f}" if row in PAPER_DOLLY else "")
+        if len(head) > len(cells):
+            cells.append(f"{exposure[row]:.1f}" if exposure[row] is not None else "")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _exposure(entry: dict[str, Any] | None) -> float | None:
+    """ExAccErr at the longest measured length, when the budget measured it."""
+    return ((entry or {}).get("exposure_bias") or {}).get("final")
 
 
 def markdown(results: dict[str, Any], rows: Sequence[str], labels: dict[str, str], benchmarks: Sequence[str]) -> str:
