@@ -151,6 +151,7 @@ def write_cut(
     from transformers.utils import logging as hf_logging
 
     from minillm_cli.data.prompt_format import read_prompt_format, write_prompt_format
+    from minillm_cli.io_errors import writing
     from minillm_cli.models import load_model, spec_source
     from minillm_cli.recipe.schema import ModelSpec
 
@@ -165,14 +166,15 @@ def write_cut(
     model = cut_model(loaded.model, keep)
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    loaded.tokenizer.save_pretrained(tmp)
-    setting = read_prompt_format(folder) if Path(folder).is_dir() else None
-    if setting is not None:
-        write_prompt_format(tmp, setting)
-    record = {"source": source, "blocks_kept": keep, "of": depth_before}
-    (tmp / CUT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    if out.exists():
-        out.rmdir()
-    tmp.replace(out)
+    with writing(out, "the cut student", cleanup=[tmp], hint="free space on that disk or choose another folder"):
+        model.save_pretrained(tmp)
+        loaded.tokenizer.save_pretrained(tmp)
+        setting = read_prompt_format(folder) if Path(folder).is_dir() else None
+        if setting is not None:
+            write_prompt_format(tmp, setting)
+        record = {"source": source, "blocks_kept": keep, "of": depth_before}
+        (tmp / CUT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        tmp.replace(out)
     return keep

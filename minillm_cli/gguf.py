@@ -49,12 +49,21 @@ def is_gguf(source: str | os.PathLike[str]) -> bool:
     return str(source).lower().endswith(".gguf")
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's sha256 (remembered in this process while its size and modification time stay the same)."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    key = (str(resolved), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(resolved, "rb") as handle:
+            while block := handle.read(chunk):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
 
 
 def check_requirements() -> None:
@@ -119,9 +128,21 @@ def _convert(path: Path, out: Path) -> None:
     from minillm_cli.data.prompt_format import write_prompt_format
 
     hf_logging.disable_progress_bar()
+    # transformers reads a tokenizer_config.json beside the file too: a private folder holding only the file
+    # keeps whatever sits next to it (another model's settings, code references) out of the converted model
+    alone = out.parent / f"{out.name}-source"
+    alone.mkdir(parents=True)
+    (alone / path.name).symlink_to(path.resolve())
     try:
-        quantized = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        quantized = AutoModelForCausalLM.from_pretrained(
+            str(alone), gguf_file=path.name, dtype=torch.float32, trust_remote_code=False
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(alone), gguf_file=path.name, trust_remote_code=False)
+        config = quantized.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(quantized.state_dict(), strict=True)
     except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
         raise ResourceError(
             f"cannot read the GGUF model file {str(path)!r}",
@@ -129,13 +150,10 @@ def _convert(path: Path, out: Path) -> None:
             hint="transformers reads GGUF files of the architectures it lists in its GGUF docs; use a model "
             "folder for others",
         ) from exc
+    finally:
+        shutil.rmtree(alone, ignore_errors=True)
     # transformers refuses to save a model loaded from GGUF; the same weights in a model built from its config
-    # (without the quantization entry) save as plain safetensors
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(quantized.state_dict(), strict=True)
+    # (without the quantization entry, above) save as plain safetensors
     model.generation_config = quantized.generation_config
     out.mkdir(parents=True)
     model.save_pretrained(out)

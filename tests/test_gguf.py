@@ -96,9 +96,12 @@ def test_missing_packages_name_the_extra(source, cache, monkeypatch):
 def test_missing_file_and_sniffing(tmp_path, source):
     _, path = source
     assert is_gguf(path)
-    not_gguf = tmp_path / "model.gguf.txt"
-    not_gguf.write_text("hello")
-    assert not is_gguf(not_gguf)
+    wrong_magic = tmp_path / "model.gguf"
+    wrong_magic.write_text("hello")
+    assert not is_gguf(wrong_magic)  # the file's first bytes decide, not its name
+    no_suffix = tmp_path / "weights.bin"
+    no_suffix.write_bytes(path.read_bytes()[:64])
+    assert is_gguf(no_suffix)
     assert local_source(str(tmp_path)) == str(tmp_path)  # a folder is left alone
     with pytest.raises(ResourceError, match="does not exist"):
         converted_folder(tmp_path / "absent.gguf")
@@ -131,3 +134,15 @@ def test_recipes_load_gguf_models_and_record_their_hash(source, cache, tmp_path)
         assert torch.equal(loaded.model(ids).logits, model(ids).logits)
     with pytest.raises(ResourceError, match="not the file the recipe recorded"):
         load_model(ModelSpec(path=str(path), sha256="a" * 64))
+
+
+def test_a_hash_on_a_model_folder_is_a_preflight_problem(tmp_path):
+    from tiny_models import save_tiny_model
+
+    from minillm_cli.recipe.preflight import _local_dir_problem
+    from minillm_cli.recipe.schema import ModelSpec
+
+    folder = save_tiny_model(tmp_path / "m", "gpt2")
+    assert _local_dir_problem(ModelSpec(path=str(folder))) is None
+    problem = _local_dir_problem(ModelSpec(path=str(folder), sha256="b" * 64))
+    assert problem is not None and "not a GGUF file" in problem

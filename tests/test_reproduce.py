@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+import yaml
 from gguf_writer import tiny_llama, write_gguf
 from test_dolly_split import write_dolly
 
@@ -55,7 +56,8 @@ def test_quick_pipeline_runs_resumes_and_refuses_other_settings(tmp_path, monkey
     cut = json.loads((out / "models" / "cut" / "config.json").read_text())
     assert cut["num_hidden_layers"] == 2
     assert json.loads((out / "models" / "cut" / "minillm-cut.json").read_text())["blocks_kept"] == [0, 2]
-    assert "student from the teacher's blocks [0, 2]" in (out / "recipes" / "sft.yaml").read_text()
+    sft = yaml.safe_load((out / "recipes" / "sft.yaml").read_text())
+    assert sft["description"].endswith("student from the teacher's blocks [0, 2]")
     for method in ("kd", "seqkd", "gkd", "minillm"):
         recipe = (out / "runs" / method / "recipe.yaml").read_text()
         assert str(out / "runs" / "sft" / "final") in recipe and "sha256:" in recipe
@@ -66,13 +68,26 @@ def test_quick_pipeline_runs_resumes_and_refuses_other_settings(tmp_path, monkey
     stamp = (out / "runs" / "kd" / "final" / "model.safetensors").stat().st_mtime_ns
     again = run_minillm(*args, env=env, timeout=300)
     assert again.code == 0, again.output[-2000:]
-    assert "train" not in again.stderr and "evaluate" not in again.stderr
+    assert "train SFT" not in again.stderr and "evaluate" not in again.stderr
     assert (out / "runs" / "kd" / "final" / "model.safetensors").stat().st_mtime_ns == stamp
 
     # a lost evaluation is redone alone
     (out / "evals" / "gkd.json").unlink()
     redo = run_minillm(*args, env=env, timeout=300)
-    assert redo.code == 0 and "evaluate GKD" in redo.stderr and "train" not in redo.stderr
+    assert redo.code == 0 and "evaluate GKD" in redo.stderr and "train SFT" not in redo.stderr
+    assert "evaluate KD" not in redo.stderr
 
     other = run_minillm(*args[:-2], "--seed", "1", "--output-dir", out, env=env, timeout=300)
     assert other.code == 2 and "other settings" in other.stderr
+
+
+def test_bad_inputs_fail_before_the_folder_is_claimed(tmp_path, cli):
+    data = write_data(tmp_path / "data")
+    out = tmp_path / "out"
+    missing = cli(
+        "reproduce", "--budget", "quick", "--data-dir", data, "--teacher", tmp_path / "nope", "--output-dir", out
+    )
+    assert missing.code == 5 and "doesnotexist" in missing.flat_stderr
+    no_dolly = cli("reproduce", "--budget", "quick", "--data-dir", tmp_path, "--output-dir", out)
+    assert no_dolly.code == 2 and "Dolly" in no_dolly.stderr
+    assert not (out / "settings.json").exists()

@@ -18,6 +18,7 @@ def test_verdict_compares_the_gap_with_both_spreads():
     d = [23.0, 25.0]  # gap 1.0 against 2.83
     assert verdict(a, d) == "within the spread"
     assert verdict([], d) == "not measured"
+    assert verdict([30.0], [10.0]) == "one seed: no spread"
 
 
 def test_table_has_a_row_per_model_and_the_papers_dolly_figures():

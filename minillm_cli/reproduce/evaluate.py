@@ -31,6 +31,8 @@ class EvalJob:
     max_new_tokens: int
     max_prompt_tokens: int
     batch_size: int
+    prompt_format: str | None = None
+    """how prompts are written (default: the model folder's prompt_format.json, else the family's template)"""
     teacher: str | None = None
     """measure exposure bias (ExAccErr) against this model, on the first Dolly prompts"""
     exposure_prompts: int = 0
@@ -67,7 +69,8 @@ def run(job: EvalJob) -> dict[str, Any]:
     from minillm_cli.models import spec_source
 
     folder = spec_source(ModelSpec(path=job.model))
-    prompts = PromptFormatter(read_prompt_format(folder) or "family", loaded.family, loaded.tokenizer)
+    setting = job.prompt_format or read_prompt_format(folder) or "family"
+    prompts = PromptFormatter(setting, loaded.family, loaded.tokenizer)
     settings = EvalSettings(
         seeds=tuple(job.seeds),
         max_new_tokens=job.max_new_tokens,
@@ -112,10 +115,7 @@ def run(job: EvalJob) -> dict[str, Any]:
         if teacher is not None and name == "dolly":
             entry["exposure_bias"] = exposure_bias(job, loaded, teacher, prompts, benchmark, examples)
         summary["benchmarks"][name] = entry
-    path = Path(job.summary)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report._clean(summary), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    report.atomic_write(Path(job.summary), json.dumps(report._clean(summary), indent=2) + "\n")
     return summary
 
 

@@ -35,9 +35,11 @@ from minillm_cli.recipe.yaml_io import dump_yaml
 from minillm_cli.reproduce import evaluate as eval_job
 from minillm_cli.reproduce.budgets import BENCHMARKS, Budget
 from minillm_cli.reproduce.recipes import DISTILLED, METHODS, build_recipes
-from minillm_cli.reproduce.split import split_dolly
+from minillm_cli.reproduce.split import check_dolly, split_dolly
 
 SETTINGS_FILE = "settings.json"
+PROMPT_FORMAT = "chat"
+"""How every model of the table reads its prompts: the teacher's chat template (the recipes train with it)."""
 ROWS = ("teacher", "cut", *METHODS)
 LABELS = {
     "teacher": "Teacher",
@@ -89,21 +91,34 @@ class Paths:
         return self.evals / f"{row}.json"
 
 
-def _settings(budget: Budget, seed: int, teacher: str, teacher_sha: str | None, dolly_sha: str) -> dict[str, Any]:
+def _settings(
+    budget: Budget, seed: int, teacher: str, teacher_sha: str | None, dolly_sha: str, data: dict[str, str]
+) -> dict[str, Any]:
     return {
         "budget": budget.as_dict(),
         "seed": seed,
         "teacher": teacher,
         "teacher_sha256": teacher_sha,
         "dolly_sha256": dolly_sha,
+        "benchmarks": sorted(data),
     }
 
 
 def _check_folder(paths: Paths, settings: dict[str, Any]) -> None:
     """A folder is new, or was made with these same settings (so its finished stages can be reused)."""
     file = paths.root / SETTINGS_FILE
+    if paths.root.exists() and not paths.root.is_dir():
+        raise UsageError(f"--output-dir {paths.root} is a file", hint="choose a folder for the pipeline's outputs")
     if file.is_file():
-        before = json.loads(file.read_text(encoding="utf-8"))
+        try:
+            before = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(
+                f"{file} is not readable JSON ({exc})",
+                hint="the folder's settings were damaged: use another --output-dir",
+            ) from exc
+        if not isinstance(before, dict):
+            before = {}
         if before != settings:
             changed = sorted(k for k in settings if before.get(k) != settings.get(k))
             raise UsageError(
@@ -157,6 +172,7 @@ def _eval_job(row: str, paths: Paths, teacher: str, budget: Budget, data: dict[s
         max_new_tokens=budget.eval_max_new_tokens,
         max_prompt_tokens=budget.max_prompt,
         batch_size=budget.eval_batch,
+        prompt_format=PROMPT_FORMAT,
         teacher=teacher if row != "teacher" and budget.exposure_prompts > 0 else None,
         exposure_prompts=budget.exposure_prompts,
         exposure_samples=budget.exposure_samples,
@@ -203,9 +219,10 @@ def run_pipeline(
     console: Console,
 ) -> dict[str, Any]:
     """Run every stage not yet done and return the results (also written to ``OUT/results.json``)."""
+    from minillm_cli.cli.eval_cmd import check_model_source
     from minillm_cli.cut import CUT_FILE, write_cut
     from minillm_cli.fetch import fetch
-    from minillm_cli.gguf import file_sha256, is_gguf, local_source
+    from minillm_cli.gguf import file_sha256, is_gguf
     from minillm_cli.reproduce.report import write_report
 
     start = time.perf_counter()
@@ -225,10 +242,11 @@ def run_pipeline(
         teacher = str(fetch("smollm2", log=note))
     teacher_path = Path(teacher).expanduser()
     teacher_sha = file_sha256(teacher_path) if teacher_path.is_file() and is_gguf(teacher_path) else None
-    local_source(teacher, log=note)  # convert a GGUF teacher once, before any stage needs it
-
+    check_model_source(teacher, "--teacher")  # converts a GGUF teacher once, before any stage needs it
     teacher_name = str(teacher_path.resolve()) if teacher_path.exists() else teacher
-    settings = _settings(budget, seed, teacher_name, teacher_sha, file_sha256(dolly))
+    check_dolly(dolly)
+    data = _benchmark_data(data_dir, paths.data / "test.jsonl")
+    settings = _settings(budget, seed, teacher_name, teacher_sha, file_sha256(dolly), data)
     _check_folder(paths, settings)
     paths.root.mkdir(parents=True, exist_ok=True)
     (paths.root / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -262,7 +280,6 @@ def run_pipeline(
         recipe_files[method] = paths.recipes / f"{method}.yaml"
         recipe_files[method].write_text(dump_yaml(recipe), encoding="utf-8")
 
-    data = _benchmark_data(data_dir, paths.data / "test.jsonl")
     sizes = _sizes(data, budget)
     jobs: list[Job] = []
     for method in METHODS:
@@ -271,13 +288,14 @@ def run_pipeline(
             jobs.append(_train_job(method, recipe_files[method], paths, steps, () if method == "sft" else ("sft",)))
     for row in ROWS:
         if not paths.summary(row).is_file():
-            jobs.append(_eval_job(row, paths, teacher, budget, data, sizes))
+            jobs.append(_eval_job(row, paths, teacher_name, budget, data, sizes))
     pending = {job.name for job in jobs}
     for job in jobs:
         job.deps = tuple(d for d in job.deps if d in pending)
     walls = Runner(console, lanes=budget.lanes, threads=budget.threads, cwd=Path.cwd()).run(jobs) if jobs else {}
     results = write_report(paths, settings, rows=ROWS, labels=LABELS, benchmarks=list(data), walls=walls)
     results["wall_s"] = time.perf_counter() - start
+    results["benchmarks"] = list(data)
     return results
 
 

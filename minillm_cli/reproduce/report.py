@@ -25,9 +25,12 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 def verdict(a: Sequence[float], b: Sequence[float]) -> str:
     """``a`` against ``b`` (per-seed figures of two models): 'higher' or 'lower' when the difference of the means
-    exceeds both spreads added (the sum of the two standard deviations), else 'within the spread'."""
+    exceeds both spreads added (the sum of the two standard deviations), else 'within the spread'; with a single
+    seed there is no spread to compare with."""
     if not a or not b:
         return "not measured"
+    if len(a) < 2 or len(b) < 2:
+        return "one seed: no spread"
     mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
     spread = _std(a) + _std(b)
     if abs(mean_a - mean_b) <= spread:

@@ -35,6 +35,14 @@ class Split:
         return folder / f"{part}.jsonl"
 
 
+def _recorded(record: Path) -> Split | None:
+    """The split ``split.json`` describes, or None when it is missing or unreadable (then it is written anew)."""
+    try:
+        return Split(**json.loads(record.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        return None
+
+
 def _read_lines(source: Path) -> list[str]:
     try:
         lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -53,14 +61,27 @@ def _read_lines(source: Path) -> list[str]:
     return lines
 
 
+def check_dolly(source: Path, *, test: int = TEST_RECORDS, valid: int = VALID_RECORDS) -> None:
+    """The file reads as Dolly records, enough of them for the split (a :class:`ResourceError` otherwise)."""
+    _enough(source, _read_lines(source), test, valid)
+
+
+def _enough(source: Path, lines: list[str], test: int, valid: int) -> None:
+    if len(lines) < test + valid + 1:
+        raise ResourceError(
+            f"{source} has {len(lines)} records, too few for {test} test and {valid} validation records",
+            hint="use the full databricks-dolly-15k.jsonl",
+        )
+
+
 def split_dolly(
     source: Path, folder: Path, *, seed: int, test: int = TEST_RECORDS, valid: int = VALID_RECORDS
 ) -> Split:
     """Write ``folder/{train,valid,test}.jsonl`` and ``folder/split.json`` (or check them if they are there)."""
     source_sha = file_sha256(source)
     record = folder / SPLIT_FILE
-    if record.is_file():
-        existing = Split(**json.loads(record.read_text(encoding="utf-8")))
+    existing = _recorded(record)
+    if existing is not None:
         same = existing.seed == seed and existing.source_sha256 == source_sha
         intact = all(
             existing.path(folder, p).is_file() and file_sha256(existing.path(folder, p)) == existing.sha256[p]
@@ -69,11 +90,7 @@ def split_dolly(
         if same and intact and existing.records["test"] == test and existing.records["valid"] == valid:
             return existing
     lines = _read_lines(source)
-    if len(lines) < test + valid + 1:
-        raise ResourceError(
-            f"{source} has {len(lines)} records, too few for {test} test and {valid} validation records",
-            hint="use the full databricks-dolly-15k.jsonl",
-        )
+    _enough(source, lines, test, valid)
     order = list(range(len(lines)))
     random.Random(seed).shuffle(order)
     parts = {"test": order[:test], "valid": order[test : test + valid], "train": order[test + valid :]}
