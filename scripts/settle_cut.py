@@ -3,6 +3,8 @@ teacher's 30 blocks to keep, and the SFT learning rate. Prints the response cros
 each candidate on validation records, before training and after a short SFT.
 
     OMP_NUM_THREADS=2 python scripts/settle_cut.py --split runs/reproduce-cpu/data --records 64 --steps 20
+    OMP_NUM_THREADS=2 python scripts/settle_cut.py --split runs/reproduce-cpu/data --lrs '' \
+        --only "first 5 + last 6,first 8 + last 8,first 10 + last 10"
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ CANDIDATES = {
     "every 3rd + last": [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 29],
     "first 10 + last": [*range(10), 29],
     "first 5 + last 6": [*range(5), *range(24, 30)],
+    "first 8 + last 8": [*range(8), *range(22, 30)],
+    "first 10 + last 10": [*range(10), *range(20, 30)],
 }
 
 
@@ -72,7 +76,9 @@ def main() -> None:
     ap.add_argument("--split", type=Path, required=True, help="folder with train.jsonl and valid.jsonl")
     ap.add_argument("--records", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--lrs", default="5e-5,2e-4")
+    ap.add_argument("--lrs", default="5e-5,2e-4", help="SFT learning rates to compare ('' for none)")
+    ap.add_argument("--blocks", type=int, default=11, help="the SFT comparison uses the best cut of this many blocks")
+    ap.add_argument("--only", default=None, help="comma-separated candidate names (default: all)")
     args = ap.parse_args()
     folder = converted_folder(fetch("smollm2"))
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -82,12 +88,17 @@ def main() -> None:
     teacher = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     print(f"teacher (30 blocks): validation CE {cross_entropy(teacher, valid_rows):.3f}")
     best, best_ce = None, float("inf")
-    for name, keep in CANDIDATES.items():
+    names = args.only.split(",") if args.only else list(CANDIDATES)
+    for name in names:
+        keep = CANDIDATES[name]
         model = cut_model(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32), keep)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
         ce = cross_entropy(model, valid_rows)
-        print(f"{name} {keep}: validation CE before training {ce:.3f}")
-        if ce < best_ce:
+        print(f"{name} ({len(keep)} blocks, {params:.1f} M parameters): validation CE before training {ce:.3f}")
+        if len(keep) == args.blocks and ce < best_ce:
             best, best_ce = name, ce
+    if best is None or not args.lrs:
+        return
     print(f"kept for the SFT comparison: {best}")
     for lr in (float(x) for x in args.lrs.split(",")):
         torch.manual_seed(0)
