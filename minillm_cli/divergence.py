@@ -230,6 +230,9 @@ class SequenceDivergence(Divergence):
 
     level: ClassVar[str] = "sequence"
     needs_teacher: ClassVar[bool] = True
+    #: whether :meth:`prepare` reads ``RolloutBatch.teacher_logprobs`` (recorded while decoding): the recipe's
+    #: sampler must then declare ``records_teacher_logprobs`` (checked before training, exit 3)
+    needs_teacher_logprobs: ClassVar[bool] = False
 
     @property
     def ppo_epochs(self) -> int:

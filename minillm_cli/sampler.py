@@ -161,6 +161,9 @@ class Sampler(Component):
     #: whether every rollout carries the student's ``behaviour_logprobs`` (sequence-level divergences need
     #: them); None: not declared, checked on the first rollout only
     records_logprobs: ClassVar[bool | None] = None
+    #: whether every rollout carries ``teacher_logprobs`` (the teacher decoded beside the student), which a
+    #: divergence with ``needs_teacher_logprobs`` (MiniLLM's reward) requires; None: not declared
+    records_teacher_logprobs: ClassVar[bool | None] = None
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
         """Return the rollout of one micro-batch of prompts.

@@ -55,6 +55,12 @@ def _bad_recipes(tmp: Path) -> dict[str, tuple[str, list[str]]]:
             edit("divergence:\n  name: fkl\n  temperature: 1.0\n", "divergence:\n  name: minillm\n"),
             ["sampler.name", "log-probs", "teacher_mixed"],
         ),
+        "minillm divergence, student sampler": (
+            edit("divergence:\n  name: fkl\n  temperature: 1.0\n", "divergence:\n  name: minillm\n").replace(
+                "name: dataset", "name: student"
+            ),
+            ["sampler.name", "teacher's log-probs", "'student'", "use one that does: teacher_mixed", "alpha 0"],
+        ),
         "positions too short": (
             edit(
                 "{layers: 1, hidden: 32, heads: 2, max_positions: 256}",
@@ -82,6 +88,7 @@ CASES = [
     "non-model teacher",
     "unknown benchmark",
     "sequence divergence, dataset sampler",
+    "minillm divergence, student sampler",
     "positions too short",
     "deepspeed key type",
 ]

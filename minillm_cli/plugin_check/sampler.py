@@ -152,6 +152,8 @@ def _check_contract(cls: type[Sampler], case: Case, world: World, rollout: Rollo
         fail_if(bool((h[~valid] != 0).any()), "teacher_hidden is not zero at masked positions")
     if cls.records_logprobs:
         fail_if(r.behaviour_logprobs is None, "records_logprobs is True but the rollout has no behaviour_logprobs")
+    if cls.records_teacher_logprobs:
+        fail_if(r.teacher_logprobs is None, "records_teacher_logprobs is True but the rollout has no teacher_logprobs")
     if not cls.needs_teacher:
         alone = _sample(cls, case, world, teacher=False)
         fail_if(alone.response_ids.size(0) != ids.size(0), "without a teacher the rollout has other rows")

@@ -199,7 +199,8 @@ def _benchmarks(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Proble
 
 
 def _sampler_logprobs(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Problem]:
-    """A sequence-level divergence trains on the student's own log-probs, which the sampler must record."""
+    """A sequence-level divergence trains on the student's own log-probs, which the sampler must record (and,
+    when it says so, on the teacher's log-probs of the sampled tokens)."""
     div, sampler = recipe.divergence.name, recipe.sampler.name
     if div not in plugins.divergences or sampler not in plugins.samplers:
         return []
@@ -212,6 +213,18 @@ def _sampler_logprobs(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[
                 "sampler.name",
                 f"divergence {div!r} needs rollouts with the student's log-probs, which sampler {sampler!r} does "
                 f"not record; use one that does: {', '.join(recording) or '(none installed)'}",
+            )
+        ]
+    if getattr(plugins.divergences.get(div), "needs_teacher_logprobs", False) and (
+        getattr(plugins.samplers.get(sampler), "records_teacher_logprobs", None) is False
+    ):
+        recording = [e.name for e in plugins.samplers.entries() if getattr(e.cls, "records_teacher_logprobs", None)]
+        alone = " (teacher_mixed with alpha 0 samples from the student alone)" if "teacher_mixed" in recording else ""
+        return [
+            (
+                "sampler.name",
+                f"divergence {div!r} needs the teacher's log-probs of the sampled tokens, which sampler {sampler!r} "
+                f"does not record; use one that does: {', '.join(recording) or '(none installed)'}{alone}",
             )
         ]
     return []

@@ -13,6 +13,7 @@ from minillm_cli.api import GenerationParams, PromptBatch, RolloutBatch, Sampler
 class StudentSampler(Sampler):
     name = "student"
     records_logprobs = True
+    records_teacher_logprobs = False  # the teacher does not decode: use teacher_mixed (alpha 0) for MiniLLM
     description = "on-policy: the student samples the responses"
     Params = GenerationParams
     needs_responses = False

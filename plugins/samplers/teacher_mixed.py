@@ -58,6 +58,7 @@ class TeacherMixedParams(GenerationParams):
 class TeacherMixedSampler(Sampler):
     name = "teacher_mixed"
     records_logprobs = True
+    records_teacher_logprobs = True
     description = "MiniLLM: each token drawn from (1 - alpha) q + alpha p, with importance weights"
     needs_teacher = True
     needs_responses = False

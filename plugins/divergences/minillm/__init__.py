@@ -93,6 +93,7 @@ __all__ = ["MiniLLM", "MiniLLMParams"]
 class MiniLLM(SequenceDivergence):
     name = "minillm"
     description = "MiniLLM: reverse-KL policy gradient (PPO-clipped, importance-weighted) + exact single-step KL"
+    needs_teacher_logprobs = True  # the reward log p(y_t) comes from the teacher's decode
     Params: ClassVar[type[PluginParams]] = MiniLLMParams
 
     params: MiniLLMParams
@@ -118,7 +119,7 @@ class MiniLLM(SequenceDivergence):
             if b.behaviour_logprobs is None or b.teacher_logprobs is None:
                 raise ValueError(
                     "the minillm divergence needs behaviour and teacher log-probs from the sampler "
-                    "(use a generating sampler such as `teacher_mixed` or `student` with a teacher)"
+                    "(use `teacher_mixed`; alpha 0 samples from the student alone)"
                 )
             mask = b.response_mask.bool()
             w = self._weights(b, mask)
