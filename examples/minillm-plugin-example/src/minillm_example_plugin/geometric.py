@@ -69,6 +69,7 @@ class GeometricMixedSampler(Sampler):
     needs_teacher = True  # both models decode
     needs_responses = False  # only prompts: the responses are generated
     records_logprobs = True  # the student decodes, so behaviour_logprobs are always there
+    records_teacher_logprobs = True  # the teacher decodes too: teacher_logprobs (MiniLLM's reward) are there
 
     params: GeometricMixedParams
 
