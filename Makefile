@@ -10,11 +10,11 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test lint bench clean teacher reproduce
+.PHONY: venv demo test lint bench clean teacher reproduce bench-trl-minillm
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml packages/minillm-demo/pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "setuptools>=68" wheel
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml Makefile
 		echo "no GPU: installing torch's CPU build ($(TORCH_CPU))"; $(BIN)/pip install -q "$(TORCH_CPU)"; \
 	fi
 	DS_BUILD_OPS=0 $(BIN)/pip install -q -e ".[dev,eval,lora,trackers,gguf]"
+	$(BIN)/pip install -q --no-deps -e packages/minillm-demo   # the demo: a plugin package (its deps are minillm's)
 	@touch $(STAMP)
 
 DEMO_DIR ?= runs/demo
@@ -55,6 +56,17 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/gkd_vs_trl.py --rounds $(BENCH_ROUNDS)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/minillm_phase.py --rounds $(BENCH_ROUNDS)
+
+# TRL removed its experimental MiniLLM trainer in 1.15.0: 1.14.2 goes in a folder of its own (no dependencies:
+# they are minillm's), used by this benchmark alone
+TRL_MINILLM = build/trl-1.14.2
+
+$(TRL_MINILLM)/trl/experimental/minillm/__init__.py:
+	$(BIN)/pip install -q --no-deps --target $(TRL_MINILLM) trl==1.14.2
+
+bench-trl-minillm: $(STAMP) $(TRL_MINILLM)/trl/experimental/minillm/__init__.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/minillm_vs_trl.py --trl-path $(TRL_MINILLM) \
+		--data $(SHARED_DATA)/dolly/databricks-dolly-15k.jsonl --rounds $(BENCH_ROUNDS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
