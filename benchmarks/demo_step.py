@@ -39,10 +39,16 @@ STAGES = ("teacher", "sft", "kd", "gkd")
 def child(warmup: int, steps: int) -> dict:
     harness.as_minillm_does()
     harness.one_thread()
+    import importlib
+
     import minillm_cli
-    from minillm_cli.demo.config import quick_settings
-    from minillm_cli.demo.pipeline import DemoPaths, make_data
-    from minillm_cli.demo.recipes import build_recipes, stage
+
+    # the demo's code of the checkout measured: inside minillm_cli before the demo became its own package
+    inside = (Path(minillm_cli.__file__).parent / "demo" / "pipeline.py").is_file()
+    demo = "minillm_cli.demo" if inside else "minillm_demo"
+    quick_settings = importlib.import_module(f"{demo}.config").quick_settings
+    DemoPaths, make_data = (getattr(importlib.import_module(f"{demo}.pipeline"), n) for n in ("DemoPaths", "make_data"))
+    build_recipes, stage = (getattr(importlib.import_module(f"{demo}.recipes"), n) for n in ("build_recipes", "stage"))
     from minillm_cli.recipe.loader import load_recipe
     from minillm_cli.recipe.yaml_io import dump_yaml
     from minillm_cli.train.loop import RunOptions, run_distill

@@ -1,4 +1,6 @@
-"""The public API for plugin authors: base classes, the helpers the built-in plugins use, and the hook marker.
+"""The public API for plugin authors: base classes, the helpers the built-in plugins use, the hook marker, and
+the parts a plugin package with commands of its own runs (models, recipes, evaluation, staged jobs; the demo
+package uses them). The test kit for a plugin's tests is :mod:`minillm_cli.testing`.
 
 Built-in plugins import only from here, exactly like a third party. Names are imported on first use (PEP 562
 module ``__getattr__``), so ``from minillm_cli.api import ModelFamily`` does not import torch; the
@@ -69,6 +71,24 @@ _EXPORTS: dict[str, str] = {
     "check_divergence": "minillm_cli.plugin_check",
     "check_sampler": "minillm_cli.plugin_check",
     "tiny_models": "minillm_cli.plugin_check",
+    # running minillm's parts from code (a plugin package with commands of its own, such as the demo)
+    "use_huge_pages": "minillm_cli.host_memory",
+    "load_yaml": "minillm_cli.recipe.yaml_io",
+    "dump_yaml": "minillm_cli.recipe.yaml_io",
+    "validate_recipe_dict": "minillm_cli.recipe.loader",
+    "ModelSpec": "minillm_cli.recipe.schema",
+    "load_model": "minillm_cli.models",
+    "Job": "minillm_cli.jobs",
+    "Runner": "minillm_cli.jobs",
+    "EvalSettings": "minillm_cli.eval.runner",
+    "generate_predictions": "minillm_cli.eval.runner",
+    "encode_prompt": "minillm_cli.eval.prompts",
+    "prompt_budget": "minillm_cli.eval.prompts",
+    "left_pad": "minillm_cli.eval.prompts",
+    "rouge_l": "minillm_cli.eval.metrics",
+    "expected_calibration_error": "minillm_cli.eval.metrics",
+    "measure_exposure_bias": "minillm_cli.eval.analysis",
+    "token_calibration": "minillm_cli.eval.analysis",
     # errors a plugin raises (rendered as a panel with their exit code)
     "MinillmError": "minillm_cli.errors",
     "UsageError": "minillm_cli.errors",
@@ -110,6 +130,10 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
         token_divergence_sum,
     )
     from minillm_cli.errors import MinillmError, PluginError, RecipeError, ResourceError, RuntimeFailure, UsageError
+    from minillm_cli.eval.analysis import measure_exposure_bias, token_calibration
+    from minillm_cli.eval.metrics import expected_calibration_error, rouge_l
+    from minillm_cli.eval.prompts import encode_prompt, left_pad, prompt_budget
+    from minillm_cli.eval.runner import EvalSettings, generate_predictions
     from minillm_cli.generation import (
         ChooseFn,
         Decoded,
@@ -125,7 +149,13 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
         shared_vocab_size,
     )
     from minillm_cli.hookspecs import hookimpl
+    from minillm_cli.host_memory import use_huge_pages
+    from minillm_cli.jobs import Job, Runner
     from minillm_cli.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT, ModelFamily, ScratchParams
+    from minillm_cli.models import load_model
     from minillm_cli.plugin_check import CheckResult, check_divergence, check_sampler, tiny_models
+    from minillm_cli.recipe.loader import validate_recipe_dict
+    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_cli.recipe.yaml_io import dump_yaml, load_yaml
     from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext, generate_rollout
     from minillm_cli.scores import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens

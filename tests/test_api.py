@@ -42,6 +42,32 @@ def test_builtin_plugins_import_only_the_public_api() -> None:
     assert not offenders, "built-in plugins must import only minillm_cli.api:\n" + "\n".join(offenders)
 
 
+def test_the_demo_package_imports_only_the_public_api() -> None:
+    """The demo is a plugin package like a third party's (packages/minillm-demo): only ``minillm_cli.api``."""
+    offenders = []
+    files = sorted((ROOT / "packages" / "minillm-demo" / "src").rglob("*.py"))
+    assert len(files) > 20  # the walk found the package
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        offenders += [f"{path.relative_to(ROOT)}:{line}: {module}" for line, module in _minillm_cli_imports(tree)]
+    assert not offenders, "the demo package must import only minillm_cli.api:\n" + "\n".join(offenders)
+
+
+def test_the_core_imports_nothing_of_the_demo() -> None:
+    offenders = []
+    for path in sorted((ROOT / "minillm_cli").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: {n}"
+                for n in names
+                if n.split(".")[0] == "minillm_demo" or n.startswith("minillm_plugins.synthetic")
+            ]
+    assert not offenders, "the core must not import the demo package:\n" + "\n".join(offenders)
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from chat_tokenizers import CHATML_TEMPLATE, save_chat_tokenizer
-from conftest import ROOT, run_minillm
+from helpers import ROOT, run_minillm
 from test_recipe_errors import assert_reported
 
 pytestmark = pytest.mark.slow

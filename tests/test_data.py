@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import SHARED_DATA
+from helpers import SHARED_DATA
 
 from minillm_cli.byte_tokenizer import byte_level_tokenizer
 from minillm_cli.data.batches import collate, micro_batch_indices
@@ -117,9 +117,9 @@ def test_batched_encoding_equals_one_call_per_text(kind, tmp_path, monkeypatch):
     import minillm_cli.data.encode as encode_mod
 
     tok = {"byte": byte_level_tokenizer, "bos": _bos_tokenizer, "slow": lambda: _slow_gpt2_tokenizer(tmp_path)}[kind]()
-    from minillm_plugins.synthetic.family import SyntheticFamily
+    from minillm_cli.data.prompt_format import PromptFormatter
 
-    fam = SyntheticFamily()  # the bare instruction: short prompts, some over the limit
+    fam = PromptFormatter("plain", None, tok)  # the bare instruction: short prompts, some over the limit
     texts = ["hello world", "ok", "hello again world", "", "world hello ok", "again"]
     recs = [Record(t, "", texts[(i + 1) % len(texts)]) for i, t in enumerate(texts)]
     monkeypatch.setattr(encode_mod, "BATCH", 4)  # two chunks, the second partial

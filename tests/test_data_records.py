@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_minillm
+from helpers import run_minillm
 from test_recipe_errors import VALID, assert_reported
 
 from minillm_cli.data.records import DataRecordError, Record, load_records

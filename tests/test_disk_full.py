@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_minillm
+from helpers import run_minillm
 
 from minillm_cli.errors import ExitCode, ResourceError
 from minillm_cli.io_errors import write_failure, writing

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_minillm
+from helpers import ROOT, run_minillm
 
 pytestmark = pytest.mark.slow
 

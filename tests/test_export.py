@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_minillm
+from helpers import run_minillm
 from tiny_models import TINY_SCRATCH, save_tiny_model
 
 from minillm_cli import export as export_mod

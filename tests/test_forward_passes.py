@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from helpers import ROOT
 
 from minillm_cli.recipe.loader import load_recipe
 from minillm_cli.train import loop

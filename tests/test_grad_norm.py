@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_minillm
+from helpers import run_minillm
 
 pytestmark = pytest.mark.slow
 

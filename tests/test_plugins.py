@@ -20,7 +20,7 @@ import pytest
 import tomllib
 import torch
 import yaml
-from conftest import ROOT, run_minillm
+from helpers import ROOT, run_minillm
 
 import minillm_cli
 import minillm_cli.plugins as plugins_mod

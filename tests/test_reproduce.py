@@ -28,7 +28,7 @@ def write_data(root: Path) -> Path:
 
 
 def test_quick_pipeline_runs_resumes_and_refuses_other_settings(tmp_path, monkeypatch):
-    from conftest import run_minillm
+    from helpers import run_minillm
 
     env = {"MINILLM_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     teacher = write_gguf(tiny_llama(layers=3), tmp_path / "teacher.gguf")

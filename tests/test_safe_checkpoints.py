@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_minillm
+from helpers import run_minillm
 
 from minillm_cli.errors import ExitCode
 from minillm_cli.safe_load import UnsafeCheckpointError, allowed_types, safe_torch_load

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 HEAVY = ("torch", "transformers", "deepspeed", "datasets")
 

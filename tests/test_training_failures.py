@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_minillm
+from helpers import run_minillm
 
 import minillm_cli.plugins as plugins_mod
 from minillm_cli.errors import PeerLost, PluginError

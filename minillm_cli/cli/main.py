@@ -31,7 +31,6 @@ def build_app() -> typer.Typer:
     import typer
 
     from minillm_cli.cli import (
-        demo_cmd,
         distill,
         eval_cmd,
         export_cmd,
@@ -70,7 +69,6 @@ def build_app() -> typer.Typer:
     generate.register(app)
     export_cmd.register(app)
     plugins_cmd.register(app)
-    demo_cmd.register(app)
     models_cmd.register(app)
     reproduce_cmd.register(app)
     app.add_typer(recipes_cmd.app, name="recipes")

@@ -1,1 +1,0 @@
-"""``minillm demo``: the offline end-to-end comparison on the synthetic task (see :mod:`.pipeline`)."""
