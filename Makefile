@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test lint bench clean teacher reproduce bench-trl-minillm
+.PHONY: venv demo test test-fast lint bench clean teacher reproduce bench-trl-minillm
 
 venv: $(STAMP)
 
@@ -48,6 +48,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
+
+# the unit tier: every test but those marked slow (over a second: training runs, subprocesses), about a minute
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m "not slow"
 
 # benchmarks are not tests: they need the `bench` extra (TRL, accelerate), installed here on first use
 BENCH_ROUNDS ?= 4

@@ -57,6 +57,7 @@ def write_recipe(tmp_path, *, teacher_tok, student_tok, report_to=""):
     return path
 
 
+@pytest.mark.slow
 def test_chat_run_trains_saves_its_format_and_eval_uses_it(tmp_path, cli):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -90,6 +91,7 @@ def test_chat_run_trains_saves_its_format_and_eval_uses_it(tmp_path, cli):
     assert plain["prompt"] == f"{first['instruction']}\n\n{first['context']}"
 
 
+@pytest.mark.slow
 def test_teacher_with_another_chat_template_is_a_recipe_error(tmp_path):
     student = save_chat_tokenizer(tmp_path / "student-tok")
     teacher = save_chat_tokenizer(tmp_path / "teacher-tok", template=CHATML_TEMPLATE.replace("\n", "\n\n"))

@@ -22,6 +22,7 @@ print(json.dumps({"hidden": hidden, "has_mlflow": autotuner.has_mlflow, "real": 
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow not installed")
+@pytest.mark.slow
 def test_deepspeed_imports_without_mlflow_and_mlflow_still_imports():
     res = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -31,6 +31,7 @@ def distill(*args: str, env: dict[str, str] | None = None):
     return res
 
 
+@pytest.mark.slow
 def test_tiny_kd_trains_and_writes_outputs(tmp_path):
     out = tmp_path / "run"
     res = distill("recipes/tiny/kd.yaml", "--output-dir", out, "--set", "train.total_steps=12")
@@ -60,6 +61,7 @@ def test_tiny_kd_trains_and_writes_outputs(tmp_path):
     assert torch.isfinite(model(ids).logits).all()
 
 
+@pytest.mark.slow
 def test_max_steps_then_resume_equals_unbroken_run(tmp_path):
     common = ("recipes/tiny/kd.yaml", "--set", "train.total_steps=6", "--set", "train.save_every=2")
     a, b = tmp_path / "a", tmp_path / "b"
@@ -76,6 +78,7 @@ def test_max_steps_then_resume_equals_unbroken_run(tmp_path):
     assert (b / "final" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_exact(tmp_path):
     common = ("recipes/tiny/kd.yaml", "--set", "train.total_steps=8", "--set", "train.save_every=2")
     ref, run = tmp_path / "ref", tmp_path / "run"
@@ -101,6 +104,7 @@ def test_sigkill_then_resume_is_exact(tmp_path):
     assert without_timing(metrics(run)) == without_timing(metrics(ref))
 
 
+@pytest.mark.slow
 def test_refuses_existing_run_without_resume_and_resume_without_checkpoint(tmp_path):
     out = tmp_path / "r"
     assert distill("recipes/tiny/sft.yaml", "--output-dir", out, "--set", "train.total_steps=2").code == 0
@@ -110,6 +114,7 @@ def test_refuses_existing_run_without_resume_and_resume_without_checkpoint(tmp_p
     assert res.code == 5 and "no complete checkpoint" in res.output
 
 
+@pytest.mark.slow
 def test_non_finite_loss_is_skipped_then_aborts(tmp_path):
     out = tmp_path / "nan"
     res = distill(
@@ -137,6 +142,7 @@ def test_non_finite_loss_is_skipped_then_aborts(tmp_path):
 
 
 @pytest.mark.parametrize("stage", [2, 3])
+@pytest.mark.slow
 def test_two_processes_zero(tmp_path, stage):
     out = tmp_path / f"z{stage}"
     res = distill(
@@ -160,6 +166,7 @@ def test_two_processes_zero(tmp_path, stage):
     assert (out / "final" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_vocabulary_mismatch_is_caught_before_training(tmp_path):
     from tiny_models import save_word_level_tokenizer
 
@@ -173,6 +180,7 @@ def test_vocabulary_mismatch_is_caught_before_training(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "recipes" / "tiny").glob("*.yaml")))
+@pytest.mark.slow
 def test_each_tiny_recipe_runs(tmp_path, name):
     out = tmp_path / name
     res = distill(f"recipes/tiny/{name}.yaml", "--output-dir", out, "--set", "train.total_steps=3")
@@ -183,6 +191,7 @@ def test_each_tiny_recipe_runs(tmp_path, name):
     assert (out / "final" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     out = tmp_path / "int"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -217,6 +226,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     assert (out / "checkpoints" / f"step-{done}" / "state.json").exists()
 
 
+@pytest.mark.slow
 def test_lora_student_trains_adapters_only_and_final_is_merged(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
@@ -246,6 +256,7 @@ def test_lora_student_trains_adapters_only_and_final_is_merged(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_lora_rejected_for_teacher_and_zero3(tmp_path):
     res = run_minillm(
         "recipes",
@@ -262,6 +273,7 @@ def test_lora_rejected_for_teacher_and_zero3(tmp_path):
     assert "teacher.lora" in res.output and "student.lora" in res.output
 
 
+@pytest.mark.slow
 def test_tiny_minillm_reverse_kl_goes_down(tmp_path):
     out = tmp_path / "mini"
     res = distill("recipes/tiny/minillm.yaml", "--output-dir", out)
@@ -293,6 +305,7 @@ def test_tiny_minillm_reverse_kl_goes_down(tmp_path):
     assert all("rollout/student_length" not in r for r in rows)
 
 
+@pytest.mark.slow
 def test_minillm_resume_mid_phase_is_exact(tmp_path):
     common = ("recipes/tiny/minillm.yaml", "--set", "train.total_steps=6", "--set", "train.save_every=100")
     a, b = tmp_path / "a", tmp_path / "b"
@@ -303,6 +316,7 @@ def test_minillm_resume_mid_phase_is_exact(tmp_path):
     assert without_timing(metrics(b)) == without_timing(metrics(a))
 
 
+@pytest.mark.slow
 def test_minillm_two_process_zero3(tmp_path):
     out = tmp_path / "z3"
     res = distill(
@@ -323,6 +337,7 @@ def test_minillm_two_process_zero3(tmp_path):
     assert (out / "final" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_periodic_evaluation_during_training(tmp_path):
     out = tmp_path / "pe"
     bench = ROOT / "tests" / "fixtures" / "bench" / "dolly.jsonl"
@@ -352,6 +367,7 @@ def test_periodic_evaluation_during_training(tmp_path):
     assert len((out / "eval" / "step-3" / "dolly" / "predictions.jsonl").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_matches_one_big_micro_batch(tmp_path):
     """micro 2 x grad_accum 2 sees the same 4 examples per step as micro 4 x 1, and the loss is normalised by
     the step's global token count, so the runs agree step for step."""
@@ -373,6 +389,7 @@ def test_gradient_accumulation_matches_one_big_micro_batch(tmp_path):
         assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_runs_under_an_outer_torchrun_launcher(tmp_path):
     from minillm_cli.train.distributed import free_port
 
@@ -409,6 +426,7 @@ def test_runs_under_an_outer_torchrun_launcher(tmp_path):
     assert rows[0]["response_tokens"] > 0 and (out / "final" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_runs_under_the_deepspeed_launcher(tmp_path):
     """The deepspeed launcher passes --local_rank=N before the command; minillm takes it from LOCAL_RANK."""
     from minillm_cli.train.distributed import free_port

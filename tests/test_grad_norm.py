@@ -16,6 +16,7 @@ def _rows(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_grad_norm_at_zero0_equals_deepspeeds_at_zero2(tmp_path):
     norms = {}
     for stage in (0, 2):

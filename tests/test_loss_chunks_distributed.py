@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("stage", [0, 3])
+@pytest.mark.slow
 def test_two_process_chunked_loss_equals_full_logits(tmp_path, stage):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [

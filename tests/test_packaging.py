@@ -31,6 +31,7 @@ def wheel_names(tmp_path_factory):
         return set(z.namelist())
 
 
+@pytest.mark.slow
 def test_wheel_contains_every_module_and_recipe(wheel_names):
     missing = []
     for pkg, src in MAPPING.items():
@@ -47,6 +48,7 @@ def test_wheel_declares_the_builtin_entry_points(wheel_names):
     assert any(n.endswith("entry_points.txt") for n in wheel_names)
 
 
+@pytest.mark.slow
 def test_the_demo_package_wheel_contains_every_module_and_its_entry_points(tmp_path):
     demo = ROOT / "packages" / "minillm-demo"
     proc = subprocess.run(

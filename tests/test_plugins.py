@@ -132,6 +132,7 @@ def _hellinger_recipe(tmp_path: Path, name: str = "hellinger-kd", **divergence) 
     return path
 
 
+@pytest.mark.slow
 def test_example_plugin_listed_by_plugins_json(example_site):
     result = run_minillm("plugins", "--json", env=_pythonpath(example_site))
     assert result.code == 0, result.output
@@ -151,6 +152,7 @@ def test_example_plugin_listed_by_plugins_json(example_site):
     assert payload["conflicts"] == []
 
 
+@pytest.mark.slow
 def test_example_plugin_divergence_used_by_a_recipe(example_site, tmp_path):
     recipe = _hellinger_recipe(tmp_path, temperature=2.0)
     result = run_minillm("recipes", "validate", str(recipe), env=_pythonpath(example_site))
@@ -266,6 +268,7 @@ def test_example_sampler_and_sequence_divergence_train_a_step_through_the_cli(ex
     assert (out / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_example_plugins_check_through_the_cli(example_in_process, cli):
     """`minillm plugins check example`: every class of the example package passes (exit 0)."""
     result = cli("plugins", "check", "example")

@@ -253,6 +253,7 @@ def test_cli_passing_plugin_exits_0_and_unknown_name_is_a_usage_error(cli):
     assert "no divergence, sampler or plugin named 'no_such_divergence'" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_builtin_minillm_passes_the_sequence_checks():
     """No false alarm on a correct, many-optioned sequence-level divergence (34 option sets)."""
     results = check_divergence(load_plugins().divergences.get("minillm"), "minillm")

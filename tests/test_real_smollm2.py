@@ -33,6 +33,7 @@ def smollm2(tmp_path_factory):
             os.environ["MINILLM_CACHE"] = old
 
 
+@pytest.mark.slow
 def test_the_real_teacher_answers_through_minillm_generate(smollm2, cli):
     result = cli(
         "generate", "--model", smollm2, "-p", "What is the capital of France? Answer in one sentence.",

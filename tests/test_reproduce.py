@@ -27,6 +27,7 @@ def write_data(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_quick_pipeline_runs_resumes_and_refuses_other_settings(tmp_path, monkeypatch):
     from helpers import run_minillm
 

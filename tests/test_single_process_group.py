@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 CHILD = r"""
 import os, sys
 import torch.distributed as dist
@@ -31,6 +33,7 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_one_process_group_needs_no_port_and_leaks_no_launcher_variables():
     out = subprocess.run([sys.executable, "-c", CHILD], env=_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -38,6 +41,7 @@ def test_one_process_group_needs_no_port_and_leaks_no_launcher_variables():
     assert "sum 3.0" in out.stdout
 
 
+@pytest.mark.slow
 def test_inherited_rank_variables_without_a_master_are_not_a_launcher():
     """What a child of a one-process run inherits (RANK, LOCAL_RANK, WORLD_SIZE) must not make it wait for a
     rendezvous."""

@@ -59,6 +59,7 @@ def test_quick_commands_do_not_import_torch(args: list[str]) -> None:
     assert probe["heavy"] == [], f"minillm {' '.join(args)} imported {probe['heavy']}"
 
 
+@pytest.mark.slow
 def test_the_probe_sees_torch_when_a_command_imports_it(tmp_path) -> None:
     """The check above can fail: `recipes validate` loads the divergence classes, which import torch."""
     proc = subprocess.run(

@@ -66,6 +66,7 @@ def offline(tmp_path, monkeypatch):
     return store
 
 
+@pytest.mark.slow
 def test_trackers_get_every_row_and_resume_continues_the_same_runs(tmp_path, offline):
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

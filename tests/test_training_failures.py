@@ -86,6 +86,7 @@ def test_sampler_exception_under_two_processes_is_one_panel(plugin_env, tmp_path
     assert "Traceback" not in res.output and "[rank0]" not in res.output
 
 
+@pytest.mark.slow
 def test_a_failure_only_rank_1_sees_is_one_panel_from_the_launcher(plugin_env, tmp_path):
     """Rank 0 runs on and only loses its peer: the launcher renders rank 1's own error, with its exit code."""
     res = _distill(

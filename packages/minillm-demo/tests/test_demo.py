@@ -293,6 +293,7 @@ def _tiny_model(tmp_path, data_dir, name, seed):
     return out
 
 
+@pytest.mark.slow
 def test_evaluate_model_measures_every_metric_per_seed(tmp_path, data_dir):
     from minillm_demo.config import EvalConfig
     from minillm_demo.evaluate import METRICS, evaluate_model, true_distribution
@@ -337,6 +338,7 @@ def _fake_results():
     return results
 
 
+@pytest.mark.slow
 def test_report_table_and_figure(tmp_path):
     from rich.console import Console
 

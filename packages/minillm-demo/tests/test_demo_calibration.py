@@ -244,6 +244,7 @@ def test_evaluate_model_reports_label_metrics_when_the_data_has_choices(tmp_path
 
 
 # -- report -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_calibration_table_and_figure(tmp_path):
     from rich.console import Console
 

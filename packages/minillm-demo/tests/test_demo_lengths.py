@@ -127,6 +127,7 @@ def test_length_report_compares_minillm_with_every_other_student():
     assert length_report({"kd": _results()["kd"]}, METHODS)["comparisons"] == {}
 
 
+@pytest.mark.slow
 def test_lengths_table_and_figure(tmp_path):
     from rich.console import Console
 
