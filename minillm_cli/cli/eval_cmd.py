@@ -41,20 +41,6 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def resolve_device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device {name!r} is not a device", hint="use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: no CUDA device is available", hint="use --device cpu")
-    return device
-
-
 def resolve_benchmark(name: str) -> Any:
     from minillm_cli.plugins import get_plugins
 
@@ -151,6 +137,8 @@ def eval_command(
         max_prompt_tokens=max_prompt_tokens,
         batch_size=batch_size,
     )
+    from minillm_cli.cli.device import resolve_device
+
     torch_device = resolve_device(device)
     from minillm_cli.gguf import local_source
     from minillm_cli.models import stderr_note

@@ -162,15 +162,6 @@ class TextStream:
             self.out.flush()
 
 
-def max_positions(model: Any) -> int | None:
-    config = getattr(model, "config", None)
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
 def encode_prompts(
     prompts: Sequence[Prompt], tokenizer: Any, formatter: Any, *, max_new_tokens: int, limit: int | None
 ) -> list[list[int]]:
@@ -258,20 +249,6 @@ def sample(
 # -- the command -----------------------------------------------------------------------------------------
 
 
-def _device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise UsageError(f"unknown device {name!r}", hint="use auto, cpu, cuda or cuda:N") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ResourceError(f"device {name!r} requested but no CUDA GPU is available", hint="use --device cpu")
-    return device
-
-
 def generate(
     model: str = typer.Option(..., "--model", "-m", help="Model folder (e.g. runs/x/final) or hub id."),
     prompt: list[str] = typer.Option([], "--prompt", "-p", help="A prompt; repeat for several."),
@@ -303,7 +280,7 @@ def generate(
 
     from minillm_cli.data.prompt_format import cli_formatter, resolve_prompt_format
     from minillm_cli.generation import GenerationParams
-    from minillm_cli.models import load_model
+    from minillm_cli.models import load_model, max_positions
     from minillm_cli.recipe.schema import ModelSpec
 
     try:
@@ -325,12 +302,14 @@ def generate(
 
         check_output_file(output, "--output/-o")
     prompts = collect_prompts(prompt, input_file)
+    from minillm_cli.cli.device import resolve_device
+
+    torch_device = resolve_device(device)  # before a GGUF file's conversion or any loading
     from minillm_cli.gguf import local_source
     from minillm_cli.models import stderr_note
 
     model = local_source(model, log=stderr_note)  # a GGUF file: its converted folder (prompt_format.json and all)
     resolve_prompt_format(prompt_format, model)  # the model folder's prompt_format.json: before loading it
-    torch_device = _device(device)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

@@ -8,18 +8,7 @@ from typing import Any
 import torch
 
 from minillm_cli.errors import UsageError
-
-
-def max_positions(model: Any) -> int | None:
-    """The longest sequence the model accepts, from its config (``None`` when it does not say)."""
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(config, "get_text_config"):
-        config = config.get_text_config()
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+from minillm_cli.models import max_positions
 
 
 def prompt_budget(model: Any, max_prompt_tokens: int, max_new_tokens: int) -> int:
