@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from minillm_cli import run_layout
 from minillm_cli.export.run import RunInfo
 from minillm_cli.recipe.schema import ModelSpec
 
@@ -29,7 +30,7 @@ def describe_model(spec: ModelSpec | None) -> str:
 
 def metrics_at(run_dir: Path, step: int) -> dict[str, Any] | None:
     """The ``metrics.jsonl`` row of ``step`` (else the last one before it); ``None`` if there is none."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / run_layout.METRICS
     if not path.exists():
         return None
     best: dict[str, Any] | None = None

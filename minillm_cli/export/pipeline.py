@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from minillm_cli import run_layout
 from minillm_cli.errors import UsageError
 from minillm_cli.export.card import metrics_at, model_card, prompt_example
 from minillm_cli.export.run import Checkpoint, read_run, resolve_checkpoint
@@ -40,7 +41,7 @@ def export_checkpoint(
     ck = resolve_checkpoint(checkpoint)
     if out.absolute() == ck.path.absolute() or ck.path.absolute() in out.absolute().parents:
         raise UsageError(f"output {str(out)!r} is inside the checkpoint", hint="choose an OUT outside it")
-    run = read_run(Path(recipe).expanduser() if recipe is not None else ck.run_dir / "recipe.yaml")
+    run = read_run(Path(recipe).expanduser() if recipe is not None else ck.run_dir / run_layout.RECIPE)
     dtype_name = dtype or run.engine.dtype
     torch_dtype = DTYPES[dtype_name]
 

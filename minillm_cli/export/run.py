@@ -13,9 +13,7 @@ from pydantic import ValidationError
 from minillm_cli.errors import RecipeError, ResourceError
 from minillm_cli.recipe.schema import EngineSpec, ModelSpec
 from minillm_cli.recipe.yaml_io import load_yaml
-
-ENGINE_TAG = "engine"  # the tag minillm_cli.train.checkpoint saves the DeepSpeed engine under
-STATE_FILE = "state.json"
+from minillm_cli.run_layout import CHECKPOINTS, ENGINE_TAG, RECIPE, STATE_FILE, TMP_PREFIX, latest_checkpoint
 
 
 @dataclass(frozen=True)
@@ -42,8 +40,6 @@ class RunInfo:
 
 def resolve_checkpoint(path: str | Path) -> Checkpoint:
     """``path`` is a ``step-N`` folder, its ``engine`` subfolder, or a run directory (its latest checkpoint)."""
-    from minillm_cli.train.checkpoint import latest_checkpoint
-
     given = Path(path).expanduser()
     if not given.exists():
         raise ResourceError(f"checkpoint {str(given)!r} does not exist", hint="give RUN/checkpoints/step-N or RUN")
@@ -52,10 +48,10 @@ def resolve_checkpoint(path: str | Path) -> Checkpoint:
     ck = given
     if ck.name == ENGINE_TAG and (ck.parent / STATE_FILE).exists():
         ck = ck.parent
-    if ck.name == "checkpoints" and not (ck / STATE_FILE).exists():
+    if ck.name == CHECKPOINTS and not (ck / STATE_FILE).exists():
         ck = ck.parent  # RUN/checkpoints: the run's latest
     if not (ck / STATE_FILE).exists():
-        if (ck / "checkpoints").is_dir() or (ck / "recipe.yaml").exists():
+        if (ck / CHECKPOINTS).is_dir() or (ck / RECIPE).exists():
             latest = latest_checkpoint(ck)
             if latest is None:
                 raise ResourceError(
@@ -63,7 +59,7 @@ def resolve_checkpoint(path: str | Path) -> Checkpoint:
                     hint="train with train.save_every below total_steps, or export the run's final/ folder as is",
                 )
             ck = latest
-        elif ck.name.startswith(".tmp-step-"):
+        elif ck.name.startswith(TMP_PREFIX):
             raise ResourceError(
                 f"{str(ck)!r} is an incomplete checkpoint (the run stopped while writing it)",
                 hint="export a complete step-N folder (it has state.json)",
@@ -90,7 +86,7 @@ def resolve_checkpoint(path: str | Path) -> Checkpoint:
             step = int(ck.name.split("-", 1)[1])
         except (IndexError, ValueError):
             step = -1
-    run_dir = ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent
+    run_dir = ck.parent.parent if ck.parent.name == CHECKPOINTS else ck.parent
     return Checkpoint(path=ck, run_dir=run_dir, step=step, state=state)
 
 

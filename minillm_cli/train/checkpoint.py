@@ -22,12 +22,20 @@ import torch
 
 from minillm_cli.errors import ResourceError
 from minillm_cli.io_errors import writing
+from minillm_cli.run_layout import (  # latest_checkpoint, list_checkpoints: read here by the loop and tests
+    CHECKPOINTS,
+    ENGINE_TAG,
+    LATEST,
+    STATE_FILE,
+    TMP_PREFIX,
+    checkpoint_name,
+    latest_checkpoint,
+    list_checkpoints,
+    temporary_checkpoint_name,
+)
 from minillm_cli.safe_load import safe_torch_load
 from minillm_cli.train import distributed as dist_utils
 from minillm_cli.train.state_files import load_state, save_state
-
-STATE_FILE = "state.json"
-ENGINE_TAG = "engine"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -69,15 +77,17 @@ def _fails_cleanly(save: Callable[..., Path]) -> Callable[..., Path]:
 
     @wraps(save)
     def guarded(engine: Any, run_dir: Path, step: int, *args: Any, **kwargs: Any) -> Path:
-        ck_root = Path(run_dir) / "checkpoints"
+        ck_root = Path(run_dir) / CHECKPOINTS
         previous = latest_checkpoint(Path(run_dir))
         keep = f"the previous checkpoint {previous.name} is intact" if previous else "no checkpoint was written yet"
         hint = (
             f"{keep}; free space on that disk (or set output.dir / --output-dir to another disk and copy the run "
             "there), then run the same command with --resume"
         )
-        cleanup = [ck_root / f".tmp-step-{step}", ck_root / ".latest.tmp"]
-        with writing(ck_root / f"step-{step}", f"checkpoint step-{step}", cleanup=cleanup, hint=hint):
+        cleanup = [ck_root / temporary_checkpoint_name(step), ck_root / ".latest.tmp"]
+        with writing(
+            ck_root / checkpoint_name(step), f"checkpoint {checkpoint_name(step)}", cleanup=cleanup, hint=hint
+        ):
             return save(engine, run_dir, step, *args, **kwargs)
 
     return guarded
@@ -89,9 +99,9 @@ def save_checkpoint(
 ) -> Path:
     """Collective: every rank must call it. ``rank_payload`` (this rank's, e.g. a rollout buffer) is saved
     beside the engine state and comes back from :func:`load_rank_payload`."""
-    ck_root = run_dir / "checkpoints"
-    tmp = ck_root / f".tmp-step-{step}"
-    final = ck_root / f"step-{step}"
+    ck_root = run_dir / CHECKPOINTS
+    tmp = ck_root / temporary_checkpoint_name(step)
+    final = ck_root / checkpoint_name(step)
     rank = dist_utils.rank()
     if rank == 0:
         ck_root.mkdir(parents=True, exist_ok=True)
@@ -111,22 +121,10 @@ def save_checkpoint(
             os.replace(final, old)
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, final)
-        _write_atomic(ck_root / "latest", final.name + "\n")
+        _write_atomic(ck_root / LATEST, final.name + "\n")
         _prune(ck_root, keep_last, keep=final.name)
     dist_utils.barrier()
     return final
-
-
-def _step_of(p: Path) -> int:
-    return int(p.name.split("-", 1)[1])
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    root = run_dir / "checkpoints"
-    if not root.is_dir():
-        return []
-    done = [p for p in root.glob("step-*") if p.is_dir() and (p / STATE_FILE).exists()]
-    return sorted(done, key=_step_of)
 
 
 def _prune(ck_root: Path, keep_last: int, keep: str) -> None:
@@ -134,20 +132,8 @@ def _prune(ck_root: Path, keep_last: int, keep: str) -> None:
     for p in done[:-keep_last]:
         if p.name != keep:
             shutil.rmtree(p, ignore_errors=True)
-    for p in ck_root.glob(".tmp-step-*"):
+    for p in ck_root.glob(f"{TMP_PREFIX}*"):
         shutil.rmtree(p, ignore_errors=True)
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint (``latest`` pointer first, else the highest complete step)."""
-    root = run_dir / "checkpoints"
-    pointer = root / "latest"
-    if pointer.exists():
-        cand = root / pointer.read_text(encoding="utf-8").strip()
-        if (cand / STATE_FILE).exists():
-            return cand
-    done = list_checkpoints(run_dir)
-    return done[-1] if done else None
 
 
 def load_checkpoint(engine: Any, ck: Path) -> dict[str, Any]:

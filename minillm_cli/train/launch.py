@@ -156,7 +156,7 @@ def _killed_by_signal(err: ChildFailedError, exit_dir: Path) -> tuple[int, str] 
 
 
 def _signal_failure(rank: int, signal_name: str, argv: list[str], run_dir: Path | None) -> RuntimeFailure:
-    from minillm_cli.train.checkpoint import latest_checkpoint
+    from minillm_cli.run_layout import latest_checkpoint
 
     latest = latest_checkpoint(run_dir) if run_dir is not None else None
     why = {

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from minillm_cli import run_layout
 from minillm_cli.data.encode import encode_records
 from minillm_cli.data.pretrain import load_texts, pack_blocks
 from minillm_cli.data.prompt_format import PromptFormatter, check_same_chat_template
@@ -181,9 +182,9 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     end = min(total, opts.max_steps) if opts.max_steps is not None else total
     resolved = resolved_recipe_dict(recipe, plugins)
     if main:
-        (run_dir / "recipe.yaml").write_text(dump_yaml(resolved), encoding="utf-8")
+        (run_dir / run_layout.RECIPE).write_text(dump_yaml(resolved), encoding="utf-8")
     metrics = MetricsWriter(
-        run_dir / "metrics.jsonl", enabled=main, truncate_after=start if resume_from is not None else None
+        run_dir / run_layout.METRICS, enabled=main, truncate_after=start if resume_from is not None else None
     )
     pretrain = None
     if recipe.data.pretrain is not None and isinstance(divergence, SequenceDivergence):
@@ -273,7 +274,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
             from minillm_cli.export import metrics_at, model_card, read_run
 
             card = model_card(
-                read_run(run_dir / "recipe.yaml"),
+                read_run(run_dir / run_layout.RECIPE),
                 step=step,
                 total_steps=total,
                 dtype=recipe.engine.dtype,
@@ -281,6 +282,6 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 prompt_example=prompts.format_prompt("{instruction}"),
             )
         final_dir = save_hf_folder(
-            engine, student.tokenizer, run_dir / "final", card, prompt_format=recipe.data.prompt_format
+            engine, student.tokenizer, run_dir / run_layout.FINAL, card, prompt_format=recipe.data.prompt_format
         )
     return RunResult(run_dir, step, final_dir)

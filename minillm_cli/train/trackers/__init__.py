@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-STATE_FILE = "trackers.json"
+from minillm_cli.run_layout import TRACKERS
+
+STATE_FILE = TRACKERS  # in the run folder (minillm_cli/run_layout.py)
 EXTRA_HINT = "pip install 'minillm[trackers]'"
 # tracker name -> (module here, library it needs, pip package)
 TRACKERS: dict[str, tuple[str, str, str]] = {

@@ -1,0 +1,74 @@
+"""The layout of a run folder: what ``minillm distill`` writes, and what ``--resume``, ``minillm export``,
+``minillm eval`` and the pipelines read. One home for the names, so writer and readers cannot drift apart.
+
+::
+
+    RUN/
+      recipe.yaml              the resolved recipe (plugin defaults included)
+      metrics.jsonl            one JSON object per optimizer step
+      trackers.json            the experiment trackers' run ids (--resume continues them)
+      checkpoints/
+        latest                 the name of the newest complete checkpoint (written last)
+        step-N/                a complete checkpoint (renamed from .tmp-step-N once written)
+          state.json           step, sampler state, data position
+          engine/              DeepSpeed's engine state (its tag)
+          rng-rankR.*, payload-rankR.*   each rank's RNG states and rollout buffer (JSON + safetensors)
+        .tmp-step-N/           a checkpoint being written (never read; removed on the next run)
+      final/                   the trained student as a Hugging Face folder, once total_steps is reached
+      eval/step-N/BENCH/       evaluations during training
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RECIPE = "recipe.yaml"
+METRICS = "metrics.jsonl"
+TRACKERS = "trackers.json"
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+STATE_FILE = "state.json"
+ENGINE_TAG = "engine"
+FINAL = "final"
+EVAL = "eval"
+STEP_PREFIX = "step-"
+TMP_PREFIX = ".tmp-step-"
+
+
+def checkpoint_name(step: int) -> str:
+    """``step-N``: the folder of the checkpoint after optimizer step ``step``."""
+    return f"{STEP_PREFIX}{step}"
+
+
+def temporary_checkpoint_name(step: int) -> str:
+    """``.tmp-step-N``: where checkpoint ``step-N`` is written before it is renamed into place."""
+    return f"{TMP_PREFIX}{step}"
+
+
+def checkpoints_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINTS
+
+
+def _step_of(path: Path) -> int:
+    return int(path.name.split("-", 1)[1])
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The run's complete checkpoints (a ``step-N`` folder with its ``state.json``), oldest first."""
+    root = checkpoints_dir(run_dir)
+    if not root.is_dir():
+        return []
+    done = [p for p in root.glob(f"{STEP_PREFIX}*") if p.is_dir() and (p / STATE_FILE).exists()]
+    return sorted(done, key=_step_of)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint (``latest`` pointer first, else the highest complete step)."""
+    root = checkpoints_dir(run_dir)
+    pointer = root / LATEST
+    if pointer.exists():
+        cand = root / pointer.read_text(encoding="utf-8").strip()
+        if (cand / STATE_FILE).exists():
+            return cand
+    done = list_checkpoints(run_dir)
+    return done[-1] if done else None
