@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "TokenDivergence": "minillm_cli.divergence",
     "TokenDivergenceParams": "minillm_cli.divergence",
     "SequenceDivergence": "minillm_cli.divergence",
+    "PhaseParams": "minillm_cli.divergence",
     "Reducer": "minillm_cli.divergence",
     "StepNorm": "minillm_cli.divergence",
     "DEFAULT_CHUNK_TOKENS": "minillm_cli.divergence",
@@ -120,6 +121,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
     from minillm_cli.divergence import (
         DEFAULT_CHUNK_TOKENS,
         Divergence,
+        PhaseParams,
         Reducer,
         SequenceDivergence,
         StepNorm,

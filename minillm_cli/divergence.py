@@ -199,6 +199,17 @@ class StepNorm:
         self.sequences = max(float(sequences), 1.0)
 
 
+class PhaseParams(PluginParams):
+    """Options of a sequence-level divergence that the training loop reads: how its rollout phases are laid
+    out. Subclass it for the divergence's ``Params`` (and override a field to change its default); the loop
+    reads nothing else of a plugin's options."""
+
+    ppo_epochs: int = Field(1, ge=1, description="passes over each rollout buffer")
+    rollouts_per_phase: int | None = Field(
+        None, ge=1, description="sequences sampled per rollout phase across all ranks (None: one step's worth)"
+    )
+
+
 class SequenceDivergence(Divergence):
     """A divergence defined on whole sampled responses: a policy-gradient style loss (MiniLLM's reverse KL)
     that needs on-policy rollouts with the student's log-probs, i.e. a sampler with ``records_logprobs``
@@ -237,13 +248,28 @@ class SequenceDivergence(Divergence):
     @property
     def ppo_epochs(self) -> int:
         """Passes over each rollout buffer (the ``ppo_epochs`` option when ``Params`` has one, else 1)."""
-        return int(getattr(self.params, "ppo_epochs", 1))
+        return self._phase_option("ppo_epochs", 1)
 
     @property
     def rollouts_per_phase(self) -> int | None:
         """Sequences sampled per phase across all ranks (the ``rollouts_per_phase`` option; None: one
         optimizer step's worth)."""
-        return getattr(self.params, "rollouts_per_phase", None)
+        return self._phase_option("rollouts_per_phase", None)
+
+    def _phase_option(self, name: str, default: Any) -> Any:
+        if isinstance(self.params, PhaseParams):
+            return getattr(self.params, name)
+        if hasattr(self.params, name):  # declared without the base class: still read, for one release
+            import warnings
+
+            warnings.warn(
+                f"divergence {self.name!r}: declare {name} by subclassing minillm_cli.api.PhaseParams for its "
+                "Params; options that are not read from PhaseParams are ignored from the next release",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            return getattr(self.params, name)
+        return default
 
     def prepare(self, batches: list[Any], reduce: Reducer) -> tuple[list[dict[str, torch.Tensor]], dict[str, float]]:
         """Once per phase: per-token quantities of the buffer, and the phase's metrics.

@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from minillm_cli.api import PluginParams
+from minillm_cli.api import PhaseParams
 
 
-class MiniLLMParams(PluginParams):
-    # --- rollout phase / optimisation schedule -------------------------------------------------------------
+class MiniLLMParams(PhaseParams):
+    # --- rollout phase (PhaseParams' fields, with the reference's defaults) -----------------------------------
     ppo_epochs: int = Field(4, ge=1, description="passes over each rollout buffer (reference 4)")
     rollouts_per_phase: int | None = Field(
         256, ge=1, description="sequences sampled per rollout phase across all ranks (None: one step's worth)"
