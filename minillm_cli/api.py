@@ -81,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "load_model": "minillm_cli.models",
     "Job": "minillm_cli.jobs",
     "Runner": "minillm_cli.jobs",
+    "distill_job": "minillm_cli.jobs",
     "EvalSettings": "minillm_cli.eval.runner",
     "generate_predictions": "minillm_cli.eval.runner",
     "encode_prompt": "minillm_cli.eval.prompts",
@@ -152,7 +153,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
     )
     from minillm_cli.hookspecs import hookimpl
     from minillm_cli.host_memory import use_huge_pages
-    from minillm_cli.jobs import Job, Runner
+    from minillm_cli.jobs import Job, Runner, distill_job
     from minillm_cli.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT, ModelFamily, ScratchParams
     from minillm_cli.models import load_model
     from minillm_cli.plugin_check import CheckResult, check_divergence, check_sampler, tiny_models

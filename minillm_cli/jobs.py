@@ -44,6 +44,45 @@ class Job:
     wall_s: float | None = field(default=None, init=False)
 
 
+def distill_job(
+    name: str,
+    description: str,
+    recipe: Path,
+    run: Path,
+    *,
+    log: Path,
+    steps: int,
+    deps: Sequence[str] = (),
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+) -> Job:
+    """A stage that runs ``minillm distill RECIPE --output-dir RUN`` in its own process, its progress read from
+    the run's ``metrics.jsonl`` (``steps`` rows in all). ``overrides``: ``--set KEY=VALUE`` items. ``resume``:
+    continue from the run's latest checkpoint when it has one, and start afresh (removing the folder) when it
+    was started but never checkpointed."""
+    import shutil
+    import sys
+
+    from minillm_cli import run_layout
+
+    argv = [sys.executable, "-m", "minillm_cli", "distill", str(recipe), "--output-dir", str(run)]
+    for item in overrides:
+        argv += ["--set", item]
+    if resume and run_layout.latest_checkpoint(run) is not None:
+        argv.append("--resume")
+    elif resume and run.exists():
+        shutil.rmtree(run)  # started but never checkpointed: nothing to keep
+    return Job(
+        name=name,
+        description=description,
+        argv=argv,
+        log=log,
+        progress_file=run / run_layout.METRICS,
+        total=steps,
+        deps=tuple(deps),
+    )
+
+
 def _count_lines(path: Path | None) -> int:
     if path is None or not path.is_file():
         return 0

@@ -20,7 +20,6 @@ settings is refused rather than mixed.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 from rich.console import Console
 
 from minillm_cli.errors import UsageError
-from minillm_cli.jobs import Job, Runner
+from minillm_cli.jobs import Job, Runner, distill_job
 from minillm_cli.recipe.yaml_io import dump_yaml
 from minillm_cli.reproduce import evaluate as eval_job
 from minillm_cli.reproduce.budgets import BENCHMARKS, Budget
@@ -132,23 +131,9 @@ def _check_folder(paths: Paths, settings: dict[str, Any]) -> None:
 
 
 def _train_job(method: str, recipe: Path, paths: Paths, steps: int, deps: tuple[str, ...]) -> Job:
-    from minillm_cli.train import checkpoint as ckpt
-
     run = paths.runs / method
-    argv = [sys.executable, "-m", "minillm_cli", "distill", str(recipe), "--output-dir", str(run)]
-    if ckpt.latest_checkpoint(run) is not None:
-        argv.append("--resume")
-    elif run.exists():
-        shutil.rmtree(run)  # started but never checkpointed: nothing to keep
-    return Job(
-        name=method,
-        description=f"train {LABELS[method]}",
-        argv=argv,
-        log=paths.logs / f"{method}.log",
-        progress_file=run / "metrics.jsonl",
-        total=steps,
-        deps=deps,
-    )
+    log = paths.logs / f"{method}.log"
+    return distill_job(method, f"train {LABELS[method]}", recipe, run, log=log, steps=steps, deps=deps, resume=True)
 
 
 def _model_of(row: str, paths: Paths, teacher: str) -> str:

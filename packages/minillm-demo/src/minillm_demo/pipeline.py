@@ -34,7 +34,7 @@ from typing import Any
 
 from rich.console import Console
 
-from minillm_cli.api import Job, Runner, RuntimeFailure, UsageError
+from minillm_cli.api import Job, Runner, RuntimeFailure, UsageError, distill_job
 from minillm_demo import calibration as demo_calibration
 from minillm_demo import evaluate as demo_eval
 from minillm_demo.config import DISTILLED, LABELS, METHODS, RECIPES, DemoSettings
@@ -166,15 +166,8 @@ def _write_recipes(settings: DemoSettings, paths: DemoPaths) -> dict[str, Path]:
 
 
 def _train_job(name: str, description: str, recipe: Path, paths: DemoPaths, steps: int, deps=()) -> Job:
-    run = paths.run(name)
-    return Job(
-        name=name,
-        description=description,
-        argv=[sys.executable, "-m", "minillm_cli", "distill", str(recipe), "--output-dir", str(run)],
-        log=paths.logs / f"{name}.log",
-        progress_file=run / "metrics.jsonl",
-        total=steps,
-        deps=tuple(deps),
+    return distill_job(
+        name, description, recipe, paths.run(name), log=paths.logs / f"{name}.log", steps=steps, deps=deps
     )
 
 

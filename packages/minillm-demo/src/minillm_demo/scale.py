@@ -142,7 +142,7 @@ def _recipes(p: ScalePlan, root: Path) -> dict[str, Path]:
 
 def _jobs(p: ScalePlan, root: Path, recipes: dict[str, Path], threads: int) -> dict[str, list[Any]]:
     """The size's jobs by kind (``sft``, ``distill``, ``eval``): the caller orders them over every size."""
-    from minillm_cli.api import Job
+    from minillm_cli.api import Job, distill_job
     from minillm_demo import evaluate as demo_eval
     from minillm_demo.recipes import stage
 
@@ -156,13 +156,13 @@ def _jobs(p: ScalePlan, root: Path, recipes: dict[str, Path], threads: int) -> d
         trained = p.folder / "runs" / sid
         log = logs / sid.replace("/", "-")
         out["sft" if name == "sft" else "distill"].append(
-            Job(
-                name=f"{p.name}/{sid}",
-                description=f"{p.name}: train {name}, run {run + 1}/{s.train_runs}",
-                argv=[sys.executable, "-m", "minillm_cli", "distill", str(recipes[sid]), "--output-dir", str(trained)],
+            distill_job(
+                f"{p.name}/{sid}",
+                f"{p.name}: train {name}, run {run + 1}/{s.train_runs}",
+                recipes[sid],
+                trained,
                 log=log.with_suffix(".log"),
-                progress_file=trained / "metrics.jsonl",
-                total=s.student_sft.steps if name == "sft" else s.distill.steps,
+                steps=s.student_sft.steps if name == "sft" else s.distill.steps,
                 deps=() if name == "sft" else (f"{p.name}/{stage('sft', run)}",),
             )
         )

@@ -69,7 +69,7 @@ def baseline_results(root: Path) -> dict[str, Any]:
 
 def run_variants(root: Path, variants: Sequence[Variant], *, console: Console, threads: int = 2) -> dict[str, Any]:
     """Train and evaluate the variants (progress on ``console``); write and return their results."""
-    from minillm_cli.api import Job, Runner
+    from minillm_cli.api import Job, Runner, distill_job
     from minillm_demo import evaluate as demo_eval
     from minillm_demo.pipeline import collect_eval_files, summarise
     from minillm_demo.recipes import stage
@@ -91,18 +91,16 @@ def run_variants(root: Path, variants: Sequence[Variant], *, console: Console, t
             done = stamp.is_file() and json.loads(stamp.read_text()) == spec and (out / "final").is_dir()
             evaluation = out / "eval.json"
             if not done:
-                argv = [sys.executable, "-m", "minillm_cli", "distill", str(recipe), "--output-dir", str(out)]
-                for item in v.overrides:
-                    argv += ["--set", item]
                 if out.exists():
                     shutil.rmtree(out)
-                train = Job(
-                    name=f"{v.name}/run{run + 1}",
-                    description=f"{v.name}, run {run + 1}/{runs}",
-                    argv=argv,
+                train = distill_job(
+                    f"{v.name}/run{run + 1}",
+                    f"{v.name}, run {run + 1}/{runs}",
+                    recipe,
+                    out,
                     log=root / "variants" / "logs" / f"{v.name}-run{run + 1}.log",
-                    progress_file=out / "metrics.jsonl",
-                    total=_steps(recipe, v.overrides),
+                    steps=_steps(recipe, v.overrides),
+                    overrides=v.overrides,
                 )
                 train.on_done = _stamper(stamp, spec)
                 jobs.append(train)
