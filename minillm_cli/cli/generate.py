@@ -183,18 +183,6 @@ def encode_prompts(
     return encoded
 
 
-def left_pad(batch: Sequence[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    import torch
-
-    width = max(len(ids) for ids in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, seq in enumerate(batch):
-        ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-        mask[row, width - len(seq) :] = 1
-    return ids.to(device), mask.to(device)
-
-
 def sample(
     model: Any,
     tokenizer: Any,
@@ -210,6 +198,7 @@ def sample(
     ``seed + i``. With ``stream`` (single prompt only) the response is written there as it is drawn."""
     import torch
 
+    from minillm_cli.eval.prompts import left_pad
     from minillm_cli.generation import decode, eos_token_ids, pad_token_id
 
     eos = eos_token_ids(tokenizer, model)
@@ -223,7 +212,7 @@ def sample(
         generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(batch))]
         streamer = TextStream(tokenizer, eos, stream) if stream is not None else None
         chooser = RowSampler(generators, streamer.push if streamer is not None else None)
-        ids, mask = left_pad(batch, pad, device)
+        ids, mask = (t.to(device) for t in left_pad(batch, pad))
         out = decode(
             ids,
             mask,

@@ -180,7 +180,7 @@ class TrainSpec(Strict):
     @field_validator("report_to")
     @classmethod
     def _trackers_installed(cls, value: list[str]) -> list[str]:
-        from minillm_cli.train.trackers import missing_library
+        from minillm_cli.tracker_names import missing_library
 
         problems = [p for p in (missing_library(name) for name in dict.fromkeys(value)) if p is not None]
         if problems:

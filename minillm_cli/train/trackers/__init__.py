@@ -6,23 +6,16 @@ runs they open are kept in ``DIR/trackers.json``, so ``--resume`` continues the 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from minillm_cli.run_layout import TRACKERS
+from minillm_cli import run_layout
+from minillm_cli.tracker_names import EXTRA_HINT, TRACKERS, missing_library
 
-STATE_FILE = TRACKERS  # in the run folder (minillm_cli/run_layout.py)
-EXTRA_HINT = "pip install 'minillm[trackers]'"
-# tracker name -> (module here, library it needs, pip package)
-TRACKERS: dict[str, tuple[str, str, str]] = {
-    "tensorboard": ("minillm_cli.train.trackers.tensorboard_tracker", "tensorboard", "tensorboard"),
-    "wandb": ("minillm_cli.train.trackers.wandb_tracker", "wandb", "wandb"),
-    "mlflow": ("minillm_cli.train.trackers.mlflow_tracker", "mlflow", "mlflow-skinny"),
-}
+STATE_FILE = run_layout.TRACKERS  # trackers.json, in the run folder
 
 START_HINTS = {
     "tensorboard": "check that the run folder is writable",
@@ -41,17 +34,6 @@ class Tracker(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def missing_library(name: str) -> str | None:
-    """Why tracker ``name`` cannot run here (its library is not installed), or ``None``."""
-    _, library, package = TRACKERS[name]
-    if importlib.util.find_spec(library) is None:
-        return (
-            f"train.report_to has {name!r} but the {library!r} package is not installed "
-            f"({EXTRA_HINT} or pip install {package})"
-        )
-    return None
 
 
 def numeric_metrics(row: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
