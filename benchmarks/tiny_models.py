@@ -77,7 +77,7 @@ def random_gpt2(vocab: int, layers: int, width: int) -> Any:
 
 
 def random_rollout(vocab: int, batch: int, prompt: int, response: int) -> Any:
-    """A :class:`~minillm_cli.sampler.RolloutBatch` of random token ids (3 .. vocab - 2), every token valid."""
+    """A :class:`~minillm_cli.rollout.RolloutBatch` of random token ids (3 .. vocab - 2), every token valid."""
     import torch
 
     from minillm_cli.sampler import RolloutBatch

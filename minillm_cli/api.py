@@ -50,8 +50,8 @@ _EXPORTS: dict[str, str] = {
     "as_scores": "minillm_cli.scores",
     "walk_tokens": "minillm_cli.scores",
     # samplers and decoding
-    "PromptBatch": "minillm_cli.sampler",
-    "RolloutBatch": "minillm_cli.sampler",
+    "PromptBatch": "minillm_cli.rollout",
+    "RolloutBatch": "minillm_cli.rollout",
     "Sampler": "minillm_cli.sampler",
     "SamplerContext": "minillm_cli.sampler",
     "generate_rollout": "minillm_cli.sampler",
@@ -160,5 +160,6 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
     from minillm_cli.recipe.loader import validate_recipe_dict
     from minillm_cli.recipe.schema import ModelSpec
     from minillm_cli.recipe.yaml_io import dump_yaml, load_yaml
-    from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext, generate_rollout
+    from minillm_cli.rollout import PromptBatch, RolloutBatch
+    from minillm_cli.sampler import Sampler, SamplerContext, generate_rollout
     from minillm_cli.scores import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens

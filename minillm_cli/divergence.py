@@ -274,7 +274,7 @@ class SequenceDivergence(Divergence):
     def prepare(self, batches: list[Any], reduce: Reducer) -> tuple[list[dict[str, torch.Tensor]], dict[str, float]]:
         """Once per phase: per-token quantities of the buffer, and the phase's metrics.
 
-        ``batches``: this rank's micro-batches of the phase, each a :class:`~minillm_cli.sampler.RolloutBatch`
+        ``batches``: this rank's micro-batches of the phase, each a :class:`~minillm_cli.rollout.RolloutBatch`
         as the sampler returned it, on the training device: ``response_ids`` / ``response_mask`` ``[B, T]``
         (EOS inside the mask), ``behaviour_logprobs`` (always present: the loop refuses a rollout without
         them) and, when the sampler recorded them, ``teacher_logprobs``, ``importance_weights``,
@@ -301,7 +301,7 @@ class SequenceDivergence(Divergence):
 
         ``student`` (with grad) and ``teacher`` (no grad; ``None`` only without a teacher model) score
         ``batch.response_ids``: row ``t`` predicts ``response_ids[:, t]``, and only positions where
-        ``batch.response_mask`` is 1 count. ``batch`` is the :class:`~minillm_cli.sampler.RolloutBatch` of
+        ``batch.response_mask`` is 1 count. ``batch`` is the :class:`~minillm_cli.rollout.RolloutBatch` of
         this micro-batch (the same object :meth:`prepare` saw, or its copy restored from a checkpoint);
         ``prepared`` is the dict :meth:`prepare` returned for it; ``norm`` holds the optimizer step's global
         token and sequence counts. Metrics are contributions too (summed over micro-batches and ranks), as

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from minillm_cli.data.encode import EncodedData
-from minillm_cli.sampler import PromptBatch
+from minillm_cli.rollout import PromptBatch
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:

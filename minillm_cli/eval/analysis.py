@@ -36,7 +36,7 @@ def forward_kl_per_step(
     """KL(p_t || q_t) at every response step, p the teacher's and q the model's next-token distribution
     (teacher forcing on prompt + response, exact sum over the shared vocabulary rows). One list per row, as
     long as the row's response (its EOS included)."""
-    from minillm_cli.sampler import RolloutBatch
+    from minillm_cli.rollout import RolloutBatch
     from minillm_cli.scores import ResponseScores, walk_tokens
     from minillm_cli.train.score import score_responses
 

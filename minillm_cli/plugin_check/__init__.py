@@ -3,7 +3,7 @@ that a plugin author needs no source checkout.
 
 * token-level divergences: :mod:`minillm_cli.plugin_check.token`;
 * sequence-level divergences: :mod:`minillm_cli.plugin_check.sequence`;
-* samplers (the :class:`~minillm_cli.sampler.RolloutBatch` contract, on tiny models):
+* samplers (the :class:`~minillm_cli.rollout.RolloutBatch` contract, on tiny models):
   :mod:`minillm_cli.plugin_check.sampler`;
 * which option values are tried (``Params.check_values``, or derived from the fields):
   :mod:`minillm_cli.plugin_check.cases`.
@@ -49,7 +49,7 @@ def check_sampler(cls: type[Any], name: str | None = None) -> list[CheckResult]:
 
 def tiny_models() -> Any:
     """What the sampler checks run on (built once per process): ``.student`` and ``.teacher`` (tiny GPT-2s
-    sharing the byte-level ``.tokenizer``), ``.batch`` (a :class:`~minillm_cli.sampler.PromptBatch` of three
+    sharing the byte-level ``.tokenizer``), ``.batch`` (a :class:`~minillm_cli.rollout.PromptBatch` of three
     prompts with gold responses), ``.eos`` (the EOS ids) and ``.vocab`` (the vocabulary size)."""
     from minillm_cli.plugin_check.sampler import build_world
 

@@ -3,7 +3,7 @@
 different lengths), on three left-padded prompts with gold responses.
 
 Every option set of :func:`~minillm_cli.plugin_check.cases.param_cases` is sampled once (``max_new_tokens``
-starts at 8 when the sampler has that option) and its :class:`~minillm_cli.sampler.RolloutBatch` checked:
+starts at 8 when the sampler has that option) and its :class:`~minillm_cli.rollout.RolloutBatch` checked:
 
 * ``contract``: a ``RolloutBatch`` with the prompts as given, ``response_ids``/``response_mask`` ``[B, T]``
   (long ids below the vocabulary size, a 0/1 mask whose ones are a prefix of each row), every per-token
@@ -40,7 +40,8 @@ import torch
 
 from minillm_cli.plugin_check.cases import Case, param_cases
 from minillm_cli.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
-from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext
+from minillm_cli.rollout import PromptBatch, RolloutBatch
+from minillm_cli.sampler import Sampler, SamplerContext
 
 PROMPTS = ("Name a colour.", "Add two and three.", "Hi")
 RESPONSES = ("Blue.", "Five, because 2 + 3 = 5.", "Hello!")

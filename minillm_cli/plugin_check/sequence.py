@@ -30,7 +30,7 @@ import torch
 from minillm_cli.divergence import Reducer, SequenceDivergence, StepNorm
 from minillm_cli.plugin_check.cases import Case, param_cases
 from minillm_cli.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
-from minillm_cli.sampler import RolloutBatch
+from minillm_cli.rollout import RolloutBatch
 from minillm_cli.scores import OutputHead, ResponseScores
 
 VOCAB, HIDDEN, T = 11, 8, 6

@@ -18,7 +18,8 @@ from minillm_cli.data.batches import collate, micro_batch_indices
 from minillm_cli.data.encode import EncodedData
 from minillm_cli.divergence import Divergence, Reducer
 from minillm_cli.recipe.schema import Recipe
-from minillm_cli.sampler import PromptBatch, RolloutBatch, Sampler, SamplerContext
+from minillm_cli.rollout import PromptBatch, RolloutBatch
+from minillm_cli.sampler import Sampler, SamplerContext
 from minillm_cli.scores import ResponseScores
 from minillm_cli.train import distributed as dist_utils
 from minillm_cli.train.score import score_responses

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from minillm_cli.sampler import RolloutBatch
+from minillm_cli.rollout import RolloutBatch
 from minillm_cli.scores import OutputHead, ResponseScores
 
 log = logging.getLogger("minillm.score")

@@ -25,7 +25,7 @@ from minillm_cli.errors import ResourceError
 
 
 def _dataclasses() -> dict[str, type]:
-    from minillm_cli.sampler import PromptBatch, RolloutBatch
+    from minillm_cli.rollout import PromptBatch, RolloutBatch
     from minillm_cli.train.context import PhaseBuffer
 
     return {cls.__name__: cls for cls in (PhaseBuffer, RolloutBatch, PromptBatch)}
