@@ -14,7 +14,7 @@ import torch
 from helpers import ROOT
 
 from minillm_cli.recipe.loader import load_recipe
-from minillm_cli.train import loop
+from minillm_cli.train import loop, setup
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_no_forward_pass_beyond_the_minimum(tmp_path, monkeypatch, name):
     recipe = load_recipe(ROOT / "recipes" / "tiny" / f"{name}.yaml", [f"train.total_steps={STEPS.get(name, 3)}"])
     events: list[tuple[str, str]] = []
     per_step: list[Counter] = []
-    monkeypatch.setattr(loop, "load_model", _counting_load_model(events, loop.load_model, recipe.seed))
+    monkeypatch.setattr(setup, "load_model", _counting_load_model(events, setup.load_model, recipe.seed))
     real_step = loop.train_step
 
     def counted(ctx, step):

@@ -1,4 +1,5 @@
-"""``minillm distill``: load everything, then run steps, log, checkpoint, and write the final model."""
+"""``minillm distill``: build the run (:mod:`minillm_cli.train.setup`), then run steps, log, checkpoint, and write
+the final model."""
 
 from __future__ import annotations
 
@@ -10,35 +11,24 @@ from typing import Any
 import torch
 
 from minillm_cli import run_layout
-from minillm_cli.data.encode import encode_records
-from minillm_cli.data.pretrain import load_texts, pack_blocks
-from minillm_cli.data.prompt_format import PromptFormatter, check_same_chat_template
-from minillm_cli.data.records import load_records
-from minillm_cli.divergence import SequenceDivergence, TokenDivergence
 from minillm_cli.errors import (
     InterruptedRun,
     MinillmError,
     PeerLost,
     ResourceError,
     RuntimeFailure,
-    UsageError,
 )
 from minillm_cli.io_errors import resource_error, write_failure
-from minillm_cli.lora import apply_lora
-from minillm_cli.models import check_vocab, load_model
 from minillm_cli.plugins import get_plugins
-from minillm_cli.recipe.loader import resolved_recipe_dict
 from minillm_cli.recipe.schema import Recipe
-from minillm_cli.recipe.yaml_io import dump_yaml
 from minillm_cli.train import checkpoint as ckpt
 from minillm_cli.train import distributed as dist_utils
-from minillm_cli.train.engine import DTYPES, init_student, init_teacher
 from minillm_cli.train.final import save_hf_folder
-from minillm_cli.train.metrics import MetricsWriter
 from minillm_cli.train.periodic_eval import PeriodicEval
 from minillm_cli.train.plugin_failure import blame_plugin
 from minillm_cli.train.progress import StepProgress
-from minillm_cli.train.step import StepContext, train_step
+from minillm_cli.train.setup import RunOptions, build_run
+from minillm_cli.train.step import train_step
 from minillm_cli.train.trackers import open_trackers
 
 OOM_HINT = (
@@ -48,13 +38,6 @@ OOM_HINT = (
 )
 
 WRITE_HINT = "free space on that disk or choose another output.dir, then run the same command with --resume"
-
-
-@dataclass
-class RunOptions:
-    output_dir: Path | None = None
-    max_steps: int | None = None
-    resume: bool = False
 
 
 @dataclass
@@ -68,10 +51,6 @@ def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError | torch.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def _source(spec: Any) -> str:
-    return spec.path or f"{spec.family} scratch model (tokenizer {spec.tokenizer})"
 
 
 def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
@@ -104,94 +83,10 @@ def run_distill(recipe: Recipe, opts: RunOptions) -> RunResult:
         raise
 
 
-def _prepare_run_dir(run_dir: Path, opts: RunOptions) -> Path | None:
-    latest = ckpt.latest_checkpoint(run_dir)
-    if opts.resume and latest is None:
-        raise ResourceError(
-            f"--resume: no complete checkpoint in {run_dir / 'checkpoints'}",
-            hint="start without --resume, or point --output-dir at the run to continue",
-        )
-    if not opts.resume and latest is not None:
-        raise UsageError(
-            f"{run_dir} already holds a run (checkpoint {latest.name})",
-            hint="add --resume to continue it, or choose another --output-dir",
-        )
-    return latest if opts.resume else None
-
-
 def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
-    from minillm_cli.train.deepspeed_import import import_deepspeed
-
-    import_deepspeed()
-    from deepspeed.accelerator import get_accelerator
-
-    plugins = get_plugins()
-    plugins.check()
-    main = dist_utils.is_main()
-    run_dir = Path(opts.output_dir or recipe.output_dir)
-    resume_from = _prepare_run_dir(run_dir, opts)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    dist_utils.barrier()
-
-    divergence = plugins.divergences.get(recipe.divergence.name).from_options(recipe.divergence.options)
-    sampler = plugins.samplers.get(recipe.sampler.name).from_options(recipe.sampler.options)
-    if not isinstance(divergence, TokenDivergence | SequenceDivergence):
-        raise UsageError(f"divergence {divergence.name!r} is neither token- nor sequence-level")
-
-    student = load_model(recipe.student, seed=recipe.seed)
-    if recipe.student.lora is not None:
-        student.model = apply_lora(student.model, recipe.student.lora)
-    teacher = load_model(recipe.teacher, seed=recipe.seed + 1) if recipe.teacher is not None else None
-    if teacher is not None:
-        check_vocab(teacher, student)
-    prompts = PromptFormatter(recipe.data.prompt_format, student.family, student.tokenizer)
-    if teacher is not None and recipe.data.prompt_format == "chat":
-        check_same_chat_template(teacher.tokenizer, student.tokenizer, _source(recipe.teacher), _source(recipe.student))
-
-    records = load_records(
-        recipe.data.train, split=recipe.data.split, require_response=getattr(sampler, "needs_responses", True)
-    )
-    data = encode_records(
-        records,
-        student.tokenizer,
-        prompts,
-        max_prompt_length=recipe.data.max_prompt_length,
-        max_response_length=recipe.data.max_response_length,
-    )
-    if len(data) == 0:
-        raise ResourceError(
-            f"every prompt in {recipe.data.train} is longer than data.max_prompt_length "
-            f"({recipe.data.max_prompt_length} tokens)",
-            hint="raise data.max_prompt_length",
-        )
-
-    engine, _, _ = init_student(student.model, recipe)
-    engine.train()  # loaded models come back in eval mode
-    teacher_model = init_teacher(teacher.model, recipe) if teacher is not None else None
-    device = torch.device(get_accelerator().current_device_name())
-    if recipe.engine.dtype != "fp32" and teacher_model is not None and recipe.engine.zero_stage != 3:
-        teacher_model.to(DTYPES[recipe.engine.dtype])
-
-    start = 0
-    if resume_from is not None:
-        state = ckpt.load_checkpoint(engine, resume_from)
-        start = int(state["step"])
-        sampler.load_state_dict(state.get("sampler", {}))
-    total = recipe.train.total_steps
-    end = min(total, opts.max_steps) if opts.max_steps is not None else total
-    resolved = resolved_recipe_dict(recipe, plugins)
-    if main:
-        (run_dir / run_layout.RECIPE).write_text(dump_yaml(resolved), encoding="utf-8")
-    metrics = MetricsWriter(
-        run_dir / run_layout.METRICS, enabled=main, truncate_after=start if resume_from is not None else None
-    )
-    pretrain = None
-    if recipe.data.pretrain is not None and isinstance(divergence, SequenceDivergence):
-        pretrain = pack_blocks(load_texts(recipe.data.pretrain), student.tokenizer, recipe.data.pretrain.block_size)
-    ctx = StepContext(recipe, engine, teacher_model, student.tokenizer, sampler, divergence, data, device, pretrain)
-    if resume_from is not None:
-        ctx.buffer = ckpt.load_rank_payload(resume_from)
+    run = build_run(recipe, opts)
+    run_dir, main, engine, ctx, metrics = run.run_dir, run.main, run.engine, run.ctx, run.metrics
+    start, end, total, prompts, tokenizer = run.start, run.end, run.total, run.prompts, run.student.tokenizer
 
     def save(step: int) -> None:
         ckpt.save_checkpoint(
@@ -200,7 +95,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
 
     def checkpoint_state(step: int) -> dict[str, Any]:
         return {
-            "sampler": sampler.state_dict(),
+            "sampler": ctx.sampler.state_dict(),
             # which examples a step (or rollout phase) reads is a pure function of (seed, step), so the step
             # is the data position; the batch order is rebuilt from it on resume
             "data_position": {"seed": recipe.seed, "next_step": step},
@@ -215,20 +110,20 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         start=start,
         description=f"{recipe.name} ({recipe.sampler.name} x {recipe.divergence.name})",
     )
-    periodic = PeriodicEval(recipe, plugins, student.tokenizer, prompts, run_dir)
+    periodic = PeriodicEval(recipe, run.plugins, tokenizer, prompts, run_dir)
     if main and periodic.skip_reason:
         progress.log(periodic.skip_reason)
     if main and metrics.dropped_lines:
         lines = ", ".join(map(str, metrics.dropped_lines))
         progress.log(f"warning: dropped unreadable line(s) {lines} of {metrics.path} (torn by a crash or a full disk)")
-    if main and data.dropped_long_prompts:
-        progress.log(f"dropped {data.dropped_long_prompts} prompt(s) longer than data.max_prompt_length")
+    if main and ctx.data.dropped_long_prompts:
+        progress.log(f"dropped {ctx.data.dropped_long_prompts} prompt(s) longer than data.max_prompt_length")
     trackers = open_trackers(
         recipe.train.report_to,
         run_dir,
         run_name=recipe.name,
-        config=resolved,
-        resume_step=start if resume_from is not None else None,
+        config=run.resolved,
+        resume_step=start if run.resume_from is not None else None,
         enabled=main,
     )
     try:
@@ -282,6 +177,6 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 prompt_example=prompts.format_prompt("{instruction}"),
             )
         final_dir = save_hf_folder(
-            engine, student.tokenizer, run_dir / run_layout.FINAL, card, prompt_format=recipe.data.prompt_format
+            engine, tokenizer, run_dir / run_layout.FINAL, card, prompt_format=recipe.data.prompt_format
         )
     return RunResult(run_dir, step, final_dir)
