@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from minillm_cli import run_layout
 from minillm_cli.benchmark import Benchmark, EvalExample
 from minillm_cli.errors import RecipeError
 from minillm_cli.plugins import PluginSet
@@ -55,7 +56,9 @@ class PeriodicEval:
                 scores, predictions = evaluate_model(
                     model, self.tokenizer, self.family, bench, examples, settings, model_name=f"step-{step}"
                 )
-                write_model_outputs(self.run_dir / "eval" / f"step-{step}" / bench.name, scores, predictions)
+                write_model_outputs(
+                    self.run_dir / run_layout.EVAL / f"{run_layout.STEP_PREFIX}{step}" / bench.name, scores, predictions
+                )
                 row[f"eval/{bench.name}/rougeL"] = scores.rouge_l
                 row[f"eval/{bench.name}/exact_match"] = scores.exact_match
                 row[f"eval/{bench.name}/mean_length"] = scores.mean_length

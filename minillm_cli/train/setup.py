@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from minillm_cli import run_layout
-from minillm_cli.data.encode import EncodedData, encode_records
+from minillm_cli.data.encode import encode_records
 from minillm_cli.data.pretrain import load_texts, pack_blocks
 from minillm_cli.data.prompt_format import PromptFormatter, check_same_chat_template
 from minillm_cli.data.records import load_records
@@ -56,10 +56,6 @@ class Run:
     resolved: dict[str, Any]
     metrics: MetricsWriter
 
-    @property
-    def data(self) -> EncodedData:
-        return self.ctx.data
-
 
 def _source(spec: Any) -> str:
     return spec.path or f"{spec.family} scratch model (tokenizer {spec.tokenizer})"
@@ -69,7 +65,7 @@ def _prepare_run_dir(run_dir: Path, opts: RunOptions) -> Path | None:
     latest = ckpt.latest_checkpoint(run_dir)
     if opts.resume and latest is None:
         raise ResourceError(
-            f"--resume: no complete checkpoint in {run_dir / 'checkpoints'}",
+            f"--resume: no complete checkpoint in {run_layout.checkpoints_dir(run_dir)}",
             hint="start without --resume, or point --output-dir at the run to continue",
         )
     if not opts.resume and latest is not None:
