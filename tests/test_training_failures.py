@@ -203,3 +203,29 @@ def test_the_first_non_sigterm_signal_death_is_the_cause(tmp_path):
     assert launch._killed_by_signal(err, tmp_path) == (2, "SIGKILL")
     (tmp_path / "rank-2").write_text("1")
     assert launch._killed_by_signal(err, tmp_path) is None
+
+
+def test_launcher_removes_a_partial_save_once_every_worker_stopped(tmp_path, monkeypatch):
+    """A rank still writing ``.tmp-step-N`` when another failed cannot clean up after itself (the launcher
+    stops it): the launcher removes the partial save once all workers are gone, and keeps finished ones."""
+    import torch.distributed.launcher.api as launcher_api
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    run = tmp_path / "run"
+    ck = run / "checkpoints"
+
+    def fake_launch(config, entrypoint):
+        def workers(*args):
+            (ck / "step-1").mkdir(parents=True)
+            (ck / "latest").write_text("step-1\n")
+            (ck / ".tmp-step-2" / "engine").mkdir(parents=True)  # the survivor's half-written save
+            (ck / ".latest.tmp").write_text("step-")
+            (Path(os.environ[launch.EXIT_DIR_ENV]) / "rank-1").write_text("5")
+            failure = ProcessFailure(local_rank=1, pid=101, exitcode=5, error_file=str(tmp_path / "none"))
+            raise ChildFailedError("minillm", {1: failure})
+
+        return workers
+
+    monkeypatch.setattr(launcher_api, "elastic_launch", fake_launch)
+    assert launch.launch(2, ["distill", "r.yaml"], run_dir=run) == 5
+    assert sorted(p.name for p in ck.iterdir()) == ["latest", "step-1"]

@@ -132,8 +132,16 @@ def _prune(ck_root: Path, keep_last: int, keep: str) -> None:
     for p in done[:-keep_last]:
         if p.name != keep:
             shutil.rmtree(p, ignore_errors=True)
+    remove_partial_checkpoints(ck_root.parent)
+
+
+def remove_partial_checkpoints(run_dir: Path) -> None:
+    """Remove what an interrupted save leaves in ``run_dir/checkpoints`` (``.tmp-step-N``, ``.latest.tmp``).
+    Only safe when no process is writing there: after a save, or once every worker has stopped."""
+    ck_root = Path(run_dir) / CHECKPOINTS
     for p in ck_root.glob(f"{TMP_PREFIX}*"):
         shutil.rmtree(p, ignore_errors=True)
+    (ck_root / ".latest.tmp").unlink(missing_ok=True)
 
 
 def load_checkpoint(engine: Any, ck: Path) -> dict[str, Any]:

@@ -125,10 +125,20 @@ def launch(nproc: int, argv: list[str], run_dir: Path | None = None) -> int:
         finally:
             os.environ.pop(EXIT_DIR_ENV, None)
             elastic_log.setLevel(level)
+            if run_dir is not None:
+                _after_workers_stopped(run_dir)
         codes = [int(p.read_text()) for p in Path(exit_dir).glob("rank-*")]
     if codes:
         return max(codes, key=lambda c: (c != 0, c))
     return 1 if failed else 0
+
+
+def _after_workers_stopped(run_dir: Path) -> None:
+    """Every worker has stopped: a save one of them was writing when another failed (a full disk on one rank
+    while the launcher stops the rest) leaves a partial ``.tmp-step-N`` that no worker can remove; do it here."""
+    from minillm_cli.train.checkpoint import remove_partial_checkpoints
+
+    remove_partial_checkpoints(run_dir)
 
 
 def _killed_by_signal(err: ChildFailedError, exit_dir: Path) -> tuple[int, str] | None:
