@@ -37,7 +37,7 @@ def child(steps: int) -> dict:
     import torch
 
     from minillm_cli.plugins import load_plugins
-    from minillm_cli.train.score import score_responses
+    from minillm_cli.scoring.forward import score_responses
     from minillm_cli.train.step import token_loss_sum
     from minillm_plugins.divergences.minillm.policy import token_terms
 

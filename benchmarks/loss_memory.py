@@ -74,7 +74,7 @@ def one(path: str, batch: int, tokens: int, chunk: int | None) -> dict:
     from minillm_cli.divergence import token_divergence_sum
     from minillm_cli.plugins import load_plugins
     from minillm_cli.sampler import RolloutBatch
-    from minillm_cli.train.score import score_responses
+    from minillm_cli.scoring.forward import score_responses
 
     torch.set_num_threads(1)
     student, teacher = _models()

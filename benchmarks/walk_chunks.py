@@ -44,7 +44,7 @@ def main() -> None:
     import torch
 
     from minillm_cli.plugins import load_plugins
-    from minillm_cli.train.score import score_responses
+    from minillm_cli.scoring.forward import score_responses
     from minillm_cli.train.step import token_loss_sum
 
     torch.manual_seed(0)

@@ -43,12 +43,12 @@ _EXPORTS: dict[str, str] = {
     "token_divergence_loss": "minillm_cli.divergence",
     "token_divergence_sum": "minillm_cli.divergence",
     # scoring: hidden states and the output layer, logits one chunk of tokens at a time
-    "ChunkFn": "minillm_cli.scores",
-    "OutputHead": "minillm_cli.scores",
-    "ResponseScores": "minillm_cli.scores",
-    "TokenWalk": "minillm_cli.scores",
-    "as_scores": "minillm_cli.scores",
-    "walk_tokens": "minillm_cli.scores",
+    "ChunkFn": "minillm_cli.scoring.walk",
+    "OutputHead": "minillm_cli.scoring.walk",
+    "ResponseScores": "minillm_cli.scoring.walk",
+    "TokenWalk": "minillm_cli.scoring.walk",
+    "as_scores": "minillm_cli.scoring.walk",
+    "walk_tokens": "minillm_cli.scoring.walk",
     # samplers and decoding
     "PromptBatch": "minillm_cli.rollout",
     "RolloutBatch": "minillm_cli.rollout",
@@ -162,4 +162,4 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
     from minillm_cli.recipe.yaml_io import dump_yaml, load_yaml
     from minillm_cli.rollout import PromptBatch, RolloutBatch
     from minillm_cli.sampler import Sampler, SamplerContext, generate_rollout
-    from minillm_cli.scores import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens
+    from minillm_cli.scoring.walk import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens

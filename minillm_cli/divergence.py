@@ -4,7 +4,7 @@ A token-level divergence only says how to turn two rows of logits into one value
 (:meth:`TokenDivergence.per_token`). The core here does everything else, the same way for every
 divergence: it selects valid (masked-in) positions, aligns padded vocabularies to their shared rows,
 applies the temperature to *both* logit tensors, computes the logits from the final hidden states one chunk
-of tokens at a time (:func:`minillm_cli.scores.walk_tokens`, so no ``[batch, time, vocab]`` tensor nor its
+of tokens at a time (:func:`minillm_cli.scoring.walk.walk_tokens`, so no ``[batch, time, vocab]`` tensor nor its
 gradient ever exists), checks the divergence's output on its first call, and divides the sum by the *global* number of
 valid tokens, so the value does not depend on how a batch is split into micro-batches or ranks.
 """
@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 
 from minillm_cli.components import Component, PluginParams
-from minillm_cli.scores import DEFAULT_CHUNK_TOKENS, ChunkFn, ResponseScores, walk_tokens
+from minillm_cli.scoring.walk import DEFAULT_CHUNK_TOKENS, ChunkFn, ResponseScores, walk_tokens
 
 
 class Divergence(Component):
@@ -120,7 +120,7 @@ def _checked_per_token(divergence: TokenDivergence) -> ChunkFn:
 
 
 def divergence_fn(divergence: TokenDivergence) -> ChunkFn:
-    """``per_token`` as a chunk consumer for :func:`~minillm_cli.scores.walk_tokens` (checked on its first
+    """``per_token`` as a chunk consumer for :func:`~minillm_cli.scoring.walk.walk_tokens` (checked on its first
     call in a run)."""
     return _checked_per_token(divergence)
 
@@ -136,11 +136,11 @@ def token_divergence_sum(
 ) -> tuple[torch.Tensor, int]:
     """Sum of per-token values over valid positions, and the number of valid positions.
 
-    ``student``/``teacher`` are :class:`~minillm_cli.scores.ResponseScores` (hidden states + output layer, or
+    ``student``/``teacher`` are :class:`~minillm_cli.scoring.walk.ResponseScores` (hidden states + output layer, or
     logits) or plain ``[..., V]`` logits tensors; ``targets`` and ``mask`` have their leading ``[B, T]`` shape.
     Teacher and student may have different vocabulary sizes (padded embedding rows): only the shared rows
     ``[:min(V_s, V_t)]`` are compared. A divergence without ``needs_teacher`` ignores ``teacher``. Logits are
-    computed chunk by chunk (:func:`~minillm_cli.scores.walk_tokens`)."""
+    computed chunk by chunk (:func:`~minillm_cli.scoring.walk.walk_tokens`)."""
     if divergence.needs_teacher and teacher is None:
         raise ValueError(f"divergence {divergence.name!r} needs teacher logits")
     if not divergence.needs_teacher:
@@ -231,11 +231,11 @@ class SequenceDivergence(Divergence):
     global counts in :class:`StepNorm` (``norm.tokens`` for a mean over tokens, ``norm.sequences`` over
     sequences) and the result does not depend on how the step is split.
 
-    Scores are :class:`~minillm_cli.scores.ResponseScores`: the final hidden states ``[B, T, H]`` at the
+    Scores are :class:`~minillm_cli.scoring.walk.ResponseScores`: the final hidden states ``[B, T, H]`` at the
     response positions and the output layer (never ``[B, T, V]`` logits); row ``t`` predicts
-    ``response_ids[:, t]``. Compute anything vocabulary-sized with :func:`~minillm_cli.scores.walk_tokens`
+    ``response_ids[:, t]``. Compute anything vocabulary-sized with :func:`~minillm_cli.scoring.walk.walk_tokens`
     (chunks of valid tokens, float32 logits cut to the vocabulary rows both models share, recomputed in
-    backward); a plain logits tensor is accepted wherever scores are (:func:`~minillm_cli.scores.as_scores`).
+    backward); a plain logits tensor is accepted wherever scores are (:func:`~minillm_cli.scoring.walk.as_scores`).
     ``minillm plugins check`` runs a sequence divergence's methods on synthetic rollouts.
     """
 

@@ -237,7 +237,10 @@ def _forward_parameters(model: Any) -> set[str]:
         return {"position_ids"}
 
 
-def _all_ranks_done(local_done: bool, device: torch.device) -> bool:
+def all_ranks_done(local_done: bool, device: torch.device) -> bool:
+    """Whether every rank has finished decoding (one all-reduce; ``local_done`` alone in one process). Decoding
+    loops until all are done so that the ranks' collectives stay in lock-step; ``plugins check`` substitutes
+    this function to see that a sampler asks it every step."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
@@ -449,7 +452,7 @@ def decode(
                 break
             done = bool(finished.all())
             if synced:
-                done = _all_ranks_done(done, device)
+                done = all_ranks_done(done, device)
             if done:
                 break
             input_ids = token[:, None]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minillm_cli.errors import ResourceError
-from minillm_cli.recipe.schema import LoraSpec
+
+if TYPE_CHECKING:  # the recipe section this module reads (the recipe layer sits above this one)
+    from minillm_cli.recipe.schema import LoraSpec
 
 
 def apply_lora(model: Any, spec: LoraSpec) -> Any:

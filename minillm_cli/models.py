@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import ValidationError
@@ -15,7 +15,9 @@ from minillm_cli.errors import RecipeError, ResourceError
 from minillm_cli.gguf import local_source
 from minillm_cli.model_family import ModelFamily
 from minillm_cli.plugins import PluginSet, get_plugins
-from minillm_cli.recipe.schema import ModelSpec
+
+if TYPE_CHECKING:  # the recipe section this module reads (the recipe layer sits above this one)
+    from minillm_cli.recipe.schema import ModelSpec
 
 OFFLINE_HINT = (
     "give a local directory (a Hugging Face model folder), or make the hub id available in the local "
@@ -38,7 +40,7 @@ class LoadedModel:
     family: ModelFamily
 
 
-def _looks_local(source: str) -> bool:
+def looks_local(source: str) -> bool:
     """A path rather than a hub id: hub ids are ``name`` or ``owner/name``, so anything with more than one
     ``/``, a backslash, or a leading ``.``, ``/`` or ``~`` is a path."""
     return (
@@ -71,7 +73,7 @@ def detect_family(
     try:
         config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise _load_error("model config", source, exc) from exc
+        raise load_error("model config", source, exc) from exc
     return family_for_model_type(config.model_type, plugins)
 
 
@@ -84,8 +86,8 @@ def family_for_model_type(model_type: str, plugins: PluginSet | None = None) -> 
     raise ResourceError(f"no model family handles model_type {model_type!r}", hint="install a family plugin")
 
 
-def _load_error(what: str, source: str, exc: Exception) -> ResourceError:
-    if _looks_local(source) and not Path(source).expanduser().exists():
+def load_error(what: str, source: str, exc: Exception) -> ResourceError:
+    if looks_local(source) and not Path(source).expanduser().exists():
         return ResourceError(f"cannot load {what}: path {source!r} does not exist", hint="check the path")
     first_line = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     if _offline():
@@ -119,7 +121,7 @@ def load_tokenizer(spec: ModelSpec, family: ModelFamily) -> Any:
     try:
         return family.load_tokenizer(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise _load_error("tokenizer", source, exc) from exc
+        raise load_error("tokenizer", source, exc) from exc
 
 
 def spec_family(spec: ModelSpec, plugins: PluginSet) -> ModelFamily:
@@ -174,7 +176,7 @@ def model_config(spec: ModelSpec, family: ModelFamily, tokenizer: Any) -> Any:
     try:
         return AutoConfig.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise _load_error("model config", source, exc) from exc
+        raise load_error("model config", source, exc) from exc
 
 
 #: the config keys a model's context length goes by, in the order they are read
@@ -236,7 +238,7 @@ def load_model(
                 "written whole or not at all",
             ) from exc
         except (OSError, ValueError) as exc:
-            raise _load_error("model", spec.path, exc) from exc
+            raise load_error("model", spec.path, exc) from exc
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     generation_config = getattr(model, "generation_config", None)
@@ -281,3 +283,14 @@ def tokenizer_mismatch(teacher_tokenizer: Any, student_tokenizer: Any) -> Recipe
             hint="pick a student of the teacher's family (same tokenizer), or set the same `tokenizer:` for both",
         )
     return None
+
+
+def check_model_source(path: str, what: str = "model") -> None:
+    """Fail before any work if a model cannot be found: a missing local path, or a config that cannot be
+    read (offline hub id, a folder that is not a model)."""
+    if looks_local(path) and not Path(path).expanduser().exists():
+        raise ResourceError(
+            f"{what} path {path!r} does not exist",
+            hint="give a Hugging Face model folder (config.json, weights, tokenizer) or a hub id",
+        )
+    detect_family(path)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from minillm_cli.errors import PluginError
+from minillm_cli.errors import PluginError, UsageError
 from minillm_cli.hookspecs import PROJECT, MinillmHookSpecs
 from minillm_cli.registry import LazyClass, Registry
 
@@ -340,3 +340,14 @@ def get_plugins() -> PluginSet:
 def reset_plugins() -> None:
     """Forget the cached plugin set (tests, or after installing a plugin in-process)."""
     get_plugins.cache_clear()
+
+
+def resolve_benchmark(name: str) -> Any:
+    """An instance of the installed benchmark called ``name``; an unknown name is a usage error (exit 2)."""
+    registry = get_plugins().benchmarks
+    if name not in registry:
+        raise UsageError(
+            registry.unknown_message(name),
+            hint="`minillm plugins` lists every installed benchmark; a plugin can add more",
+        )
+    return registry.get(name)()

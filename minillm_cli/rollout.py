@@ -96,3 +96,13 @@ class RolloutBatch:
             k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items() if k != "extras"
         }
         return replace(self, **moved)
+
+
+@dataclass
+class PhaseBuffer:
+    """This rank's rollouts of one phase and what the divergence prepared from them."""
+
+    phase: int
+    rollouts: list[RolloutBatch]
+    prepared: list[dict[str, torch.Tensor]]
+    metrics: dict[str, float]

@@ -22,9 +22,9 @@ from tiny_models import build_tiny  # noqa: E402
 from minillm_cli.divergence import Reducer, StepNorm, token_divergence_sum  # noqa: E402
 from minillm_cli.plugins import load_plugins  # noqa: E402
 from minillm_cli.sampler import RolloutBatch  # noqa: E402
-from minillm_cli.scores import ResponseScores  # noqa: E402
+from minillm_cli.scoring.forward import score_responses, sequence_inputs  # noqa: E402
+from minillm_cli.scoring.walk import ResponseScores  # noqa: E402
 from minillm_cli.train import distributed as dist_utils  # noqa: E402
-from minillm_cli.train.score import score_responses, sequence_inputs  # noqa: E402
 
 
 def batch_for(rank: int) -> RolloutBatch:

@@ -267,7 +267,7 @@ def test_synced_decoding_steps_until_every_rank_is_done(monkeypatch):
         checks.append(local_done)
         return local_done and len(checks) >= 4
 
-    monkeypatch.setattr(generation, "_all_ranks_done", other_rank_needs_four_steps)
+    monkeypatch.setattr(generation, "all_ranks_done", other_rank_needs_four_steps)
     prompt_ids, prompt_mask = left_padded([3, 4])
     script = torch.tensor([[9, EOS] + [9] * 8, [EOS] * 10])
     out = decode(

@@ -16,8 +16,8 @@ from minillm_cli.divergence import StepNorm, TokenDivergence, token_divergence_s
 from minillm_cli.errors import PluginError
 from minillm_cli.plugins import load_plugins
 from minillm_cli.sampler import RolloutBatch
-from minillm_cli.scores import ResponseScores, chunk_tokens_for, walk_tokens
-from minillm_cli.train.score import score_blocks, score_responses, sequence_inputs
+from minillm_cli.scoring.forward import score_blocks, score_responses, sequence_inputs
+from minillm_cli.scoring.walk import ResponseScores, chunk_tokens_for, walk_tokens
 from minillm_cli.train.step import token_loss_sum
 
 torch.set_default_dtype(torch.float32)

@@ -7,7 +7,7 @@ import torch
 from tiny_models import build_tiny
 
 from minillm_cli.sampler import RolloutBatch
-from minillm_cli.train.score import response_logits, sequence_inputs
+from minillm_cli.scoring.forward import response_logits, sequence_inputs
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama", "opt"])

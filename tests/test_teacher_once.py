@@ -14,7 +14,7 @@ from minillm_cli.divergence import token_divergence_sum
 from minillm_cli.generation import GenerationParams, decode, mixture
 from minillm_cli.plugins import load_plugins
 from minillm_cli.sampler import PromptBatch, SamplerContext
-from minillm_cli.train.score import score_responses
+from minillm_cli.scoring.forward import score_responses
 from minillm_cli.train.step import teacher_scores
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from minillm_cli.errors import RecipeError, ResourceError, UsageError
+from minillm_cli.errors import RecipeError, UsageError
 
 DEFAULT_OUTPUT_DIR = Path("runs/eval")
 
@@ -39,31 +39,6 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise UsageError(f"--seeds {text!r} repeats a seed")
     return seeds
-
-
-def resolve_benchmark(name: str) -> Any:
-    from minillm_cli.plugins import get_plugins
-
-    registry = get_plugins().benchmarks
-    if name not in registry:
-        raise UsageError(
-            registry.unknown_message(name),
-            hint="`minillm plugins` lists every installed benchmark; a plugin can add more",
-        )
-    return registry.get(name)()
-
-
-def check_model_source(path: str, what: str = "model") -> None:
-    """Fail before any work if a model cannot be found: a missing local path, or a config that cannot be
-    read (offline hub id, a folder that is not a model)."""
-    from minillm_cli.models import _looks_local, detect_family
-
-    if _looks_local(path) and not Path(path).expanduser().exists():
-        raise ResourceError(
-            f"{what} path {path!r} does not exist",
-            hint="give a Hugging Face model folder (config.json, weights, tokenizer) or a hub id",
-        )
-    detect_family(path)
 
 
 def _load(path: str, device: Any) -> Any:
@@ -124,6 +99,8 @@ def eval_command(
     from minillm_cli.data.prompt_format import cli_formatter, resolve_prompt_format
     from minillm_cli.eval import report
     from minillm_cli.eval.runner import EvalSettings, evaluate_model
+    from minillm_cli.models import check_model_source
+    from minillm_cli.plugins import resolve_benchmark
 
     check_output_dir(output_dir, "--output-dir/-o")
     benchmark = resolve_benchmark(bench)
@@ -203,7 +180,7 @@ def eval_command(
     where = output_dir / benchmark.name
     if as_json:
         payload = {"benchmark": benchmark.name, "output_dir": str(where), "models": [s.as_dict() for s in all_scores]}
-        typer.echo(json.dumps(report._clean(payload), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(report.json_safe(payload), indent=2, ensure_ascii=False))
     else:
         out = Console(highlight=False)
         out.print(report.scores_table(benchmark.name, all_scores))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from minillm_cli.errors import ResourceError
-from minillm_cli.recipe.schema import PretrainSpec
+
+if TYPE_CHECKING:  # the recipe section this module reads (the recipe layer sits above this one)
+    from minillm_cli.recipe.schema import PretrainSpec
 
 
 def load_texts(spec: PretrainSpec) -> list[str]:

@@ -37,8 +37,8 @@ def forward_kl_per_step(
     (teacher forcing on prompt + response, exact sum over the shared vocabulary rows). One list per row, as
     long as the row's response (its EOS included)."""
     from minillm_cli.rollout import RolloutBatch
-    from minillm_cli.scores import ResponseScores, walk_tokens
-    from minillm_cli.train.score import score_responses
+    from minillm_cli.scoring.forward import score_responses
+    from minillm_cli.scoring.walk import ResponseScores, walk_tokens
 
     batch = RolloutBatch(prompt_ids, prompt_mask, response_ids, response_mask.to(prompt_mask.dtype))
     was_training = (teacher.training, model.training)

@@ -42,14 +42,14 @@ def atomic_write(path: Path, text: str) -> None:
         partial.replace(path)
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN/inf become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -59,15 +59,17 @@ def result_dir(output_dir: Path, benchmark: str, label: str, n_models: int) -> P
 
 
 def write_model_outputs(directory: Path, scores: ModelScores, predictions: Sequence[Prediction]) -> None:
-    lines = [json.dumps(_clean(p.as_dict()), ensure_ascii=False) for p in predictions]
+    lines = [json.dumps(json_safe(p.as_dict()), ensure_ascii=False) for p in predictions]
     atomic_write(directory / "predictions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
-    atomic_write(directory / "scores.json", json.dumps(_clean(scores.as_dict()), indent=2, ensure_ascii=False) + "\n")
+    atomic_write(
+        directory / "scores.json", json.dumps(json_safe(scores.as_dict()), indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def write_comparison(output_dir: Path, benchmark: str, all_scores: Sequence[ModelScores]) -> Path:
     path = output_dir / benchmark / "comparison.json"
     payload = {"benchmark": benchmark, "models": [s.as_dict() for s in all_scores]}
-    atomic_write(path, json.dumps(_clean(payload), indent=2, ensure_ascii=False) + "\n")
+    atomic_write(path, json.dumps(json_safe(payload), indent=2, ensure_ascii=False) + "\n")
     return path
 
 

@@ -42,7 +42,7 @@ def build_student(spec: ModelSpec) -> LoadedModel:
             return load_model(spec)
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    from minillm_cli.models import _load_error, detect_family, spec_source
+    from minillm_cli.models import detect_family, load_error, spec_source
     from minillm_cli.plugins import get_plugins
 
     source = spec_source(spec)
@@ -57,7 +57,7 @@ def build_student(spec: ModelSpec) -> LoadedModel:
     try:
         config = AutoConfig.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise _load_error("model config", source, exc) from exc
+        raise load_error("model config", source, exc) from exc
     with _parameters_on_meta():
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=spec.trust_remote_code)
     with contextlib.suppress(OSError, ValueError):

@@ -174,7 +174,7 @@ def _check_eos(cls: type[Sampler], case: Case, world: World, rollout: RolloutBat
 
 
 def _rescored(model: Any, rollout: RolloutBatch, vocab: int) -> torch.Tensor:
-    from minillm_cli.train.score import sequence_inputs
+    from minillm_cli.scoring.forward import sequence_inputs
 
     batch = rollout.to("cpu")
     batch = replace(batch, prompt_mask=batch.prompt_mask.long(), response_mask=batch.response_mask.long())
@@ -211,7 +211,7 @@ def _check_reproducible(cls: type[Sampler], case: Case, world: World, rollout: R
 
 
 def _check_checkpointable(cls: type[Sampler], case: Case, world: World, rollout: RolloutBatch) -> None:
-    from minillm_cli.train.state_files import load_state, save_state
+    from minillm_cli.state_files import load_state, save_state
 
     sampler = cls(cls.Params.model_validate(case.options))
     sampler.sample(world.batch, _context(world))
@@ -236,17 +236,17 @@ def _peer_still_decoding() -> Iterator[list[int]]:
     from minillm_cli import generation
 
     asked: list[int] = []
-    original = generation._all_ranks_done
+    original = generation.all_ranks_done
 
     def not_done(local_done: bool, device: torch.device) -> bool:
         asked.append(int(local_done))
         return False
 
-    generation._all_ranks_done = not_done  # type: ignore[assignment]
+    generation.all_ranks_done = not_done  # type: ignore[assignment]
     try:
         yield asked
     finally:
-        generation._all_ranks_done = original  # type: ignore[assignment]
+        generation.all_ranks_done = original  # type: ignore[assignment]
 
 
 @contextlib.contextmanager

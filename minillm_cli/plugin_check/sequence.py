@@ -1,6 +1,6 @@
 """Checks of a sequence-level divergence (:class:`~minillm_cli.divergence.SequenceDivergence`) on synthetic
 rollouts: two micro-batches of three responses of different lengths (one of a single token), with
-:class:`~minillm_cli.scores.ResponseScores` from hidden states and a linear output layer, as in training.
+:class:`~minillm_cli.scoring.walk.ResponseScores` from hidden states and a linear output layer, as in training.
 Tokens are drawn from a teacher-student mixture, and the rollouts carry what ``teacher_mixed`` records
 (behaviour and teacher log-probs, importance weights, ``sampling_probs``), consistent with the scores.
 
@@ -31,7 +31,7 @@ from minillm_cli.divergence import Reducer, SequenceDivergence, StepNorm
 from minillm_cli.plugin_check.cases import Case, param_cases
 from minillm_cli.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
 from minillm_cli.rollout import RolloutBatch
-from minillm_cli.scores import OutputHead, ResponseScores
+from minillm_cli.scoring.walk import OutputHead, ResponseScores
 
 VOCAB, HIDDEN, T = 11, 8, 6
 LENGTHS = ((6, 4, 1), (3, 6, 5))  # response lengths of the two micro-batches

@@ -74,9 +74,9 @@ def _models(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Problem]:
 
 def _local_dir_problem(spec: ModelSpec) -> str | None:
     """A local model path that does not exist, is a file, or is a folder without a config and weights."""
-    from minillm_cli.models import _looks_local
+    from minillm_cli.models import looks_local
 
-    if spec.path is None or not _looks_local(spec.path):
+    if spec.path is None or not looks_local(spec.path):
         return "sha256 applies to GGUF model files only" if spec.sha256 is not None else None
     p = Path(spec.path).expanduser()
     if not p.exists():

@@ -55,11 +55,11 @@ def run(job: EvalJob) -> dict[str, Any]:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from minillm_cli.cli.eval_cmd import resolve_benchmark
     from minillm_cli.data.prompt_format import PromptFormatter, read_prompt_format
     from minillm_cli.eval import report
     from minillm_cli.eval.runner import EvalSettings, evaluate_model
     from minillm_cli.models import load_model
+    from minillm_cli.plugins import resolve_benchmark
     from minillm_cli.recipe.schema import ModelSpec
 
     hf_logging.disable_progress_bar()
@@ -115,7 +115,7 @@ def run(job: EvalJob) -> dict[str, Any]:
         if teacher is not None and name == "dolly":
             entry["exposure_bias"] = exposure_bias(job, loaded, teacher, prompts, benchmark, examples)
         summary["benchmarks"][name] = entry
-    report.atomic_write(Path(job.summary), json.dumps(report._clean(summary), indent=2) + "\n")
+    report.atomic_write(Path(job.summary), json.dumps(report.json_safe(summary), indent=2) + "\n")
     return summary
 
 

@@ -184,7 +184,7 @@ def _benchmark_data(data_dir: Path, test_file: Path) -> dict[str, str]:
 
 
 def _sizes(data: dict[str, str], budget: Budget) -> dict[str, int]:
-    from minillm_cli.cli.eval_cmd import resolve_benchmark
+    from minillm_cli.plugins import resolve_benchmark
 
     sizes = {}
     for name, source in data.items():
@@ -204,10 +204,10 @@ def run_pipeline(
     console: Console,
 ) -> dict[str, Any]:
     """Run every stage not yet done and return the results (also written to ``OUT/results.json``)."""
-    from minillm_cli.cli.eval_cmd import check_model_source
     from minillm_cli.cut import CUT_FILE, write_cut
     from minillm_cli.fetch import fetch
     from minillm_cli.gguf import file_sha256, is_gguf
+    from minillm_cli.models import check_model_source
     from minillm_cli.reproduce.report import write_report
 
     start = time.perf_counter()

@@ -3,7 +3,7 @@
 the previous checkpoint intact and loadable. Only the last ``keep_last`` checkpoints are kept.
 
 Nothing in a checkpoint is unpickled on resume: what minillm writes (each rank's RNG states and payload, e.g.
-the rollout buffer) is JSON + safetensors (:mod:`minillm_cli.train.state_files`), and DeepSpeed's own files
+the rollout buffer) is JSON + safetensors (:mod:`minillm_cli.state_files`), and DeepSpeed's own files
 are read under :func:`minillm_cli.safe_load.safe_torch_load` (``weights_only=True`` with a small allowlist).
 """
 
@@ -34,8 +34,8 @@ from minillm_cli.run_layout import (  # latest_checkpoint, list_checkpoints: rea
     temporary_checkpoint_name,
 )
 from minillm_cli.safe_load import safe_torch_load
+from minillm_cli.state_files import load_state, save_state
 from minillm_cli.train import distributed as dist_utils
-from minillm_cli.train.state_files import load_state, save_state
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -18,11 +18,11 @@ from minillm_cli.data.batches import collate, micro_batch_indices
 from minillm_cli.data.encode import EncodedData
 from minillm_cli.divergence import Divergence, Reducer
 from minillm_cli.recipe.schema import Recipe
-from minillm_cli.rollout import PromptBatch, RolloutBatch
+from minillm_cli.rollout import PhaseBuffer, PromptBatch, RolloutBatch
 from minillm_cli.sampler import Sampler, SamplerContext
-from minillm_cli.scores import ResponseScores
+from minillm_cli.scoring.forward import score_responses
+from minillm_cli.scoring.walk import ResponseScores
 from minillm_cli.train import distributed as dist_utils
-from minillm_cli.train.score import score_responses
 
 
 def derive_seed(*parts: int) -> int:
@@ -31,16 +31,6 @@ def derive_seed(*parts: int) -> int:
     for p in parts:
         h = ((h ^ (p & 0xFFFFFFFFFFFF)) * 1099511628211) % (1 << 63)
     return h
-
-
-@dataclass
-class PhaseBuffer:
-    """This rank's rollouts of one phase and what the divergence prepared from them."""
-
-    phase: int
-    rollouts: list[RolloutBatch]
-    prepared: list[dict[str, torch.Tensor]]
-    metrics: dict[str, float]
 
 
 @dataclass
@@ -190,7 +180,7 @@ def score_rollout(
 def teacher_scores(teacher: Any, r: RolloutBatch, *, chunk_tokens: int | None = None) -> ResponseScores:
     """The teacher's scores of a rollout, without a forward pass when the rollout carries the teacher's
     logits (``RolloutBatch.teacher_logits``) or hidden states (``RolloutBatch.teacher_hidden``) from decoding."""
-    from minillm_cli.train.score import output_head
+    from minillm_cli.scoring.forward import output_head
 
     if r.teacher_logits is not None:
         return ResponseScores(

@@ -13,6 +13,7 @@ import torch
 from minillm_cli.data.batches import micro_batch_indices
 from minillm_cli.divergence import SequenceDivergence, StepNorm
 from minillm_cli.errors import RecipeError
+from minillm_cli.scoring.forward import score_blocks
 from minillm_cli.train import distributed as dist_utils
 from minillm_cli.train.context import (
     DistReducer,
@@ -26,7 +27,6 @@ from minillm_cli.train.context import (
     score_rollout,
     step_grad_norm,
 )
-from minillm_cli.train.score import score_blocks
 
 
 def phase_logits_share(ctx: StepContext, n_micro: int) -> int:

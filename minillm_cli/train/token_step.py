@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from minillm_cli.divergence import Divergence, TokenDivergence, cross_entropy_per_token, divergence_fn
-from minillm_cli.scores import ResponseScores, walk_tokens
+from minillm_cli.scoring.walk import ResponseScores, walk_tokens
 from minillm_cli.train import distributed as dist_utils
 from minillm_cli.train.context import (
     StepContext,

@@ -105,13 +105,21 @@ def variants(
 def lengths(root: Path = typer.Argument(..., metavar="DIR", help="A finished demo's folder.")) -> None:
     """Print the length report of a finished demo (Rouge-L and validity by reference length, exposure bias by
     generation length) and redraw its lengths.png."""
+    import json
+
     from rich.console import Console
 
-    from minillm_demo.lengths import print_report
+    from minillm_demo.lengths import summary_lines
+    from minillm_demo.lengths_figure import draw_lengths_figure
+    from minillm_demo.report import print_lengths_table
 
     if not (root / "results.json").is_file():
         raise UsageError(f"{root} holds no results.json", hint="give a finished demo's folder (minillm demo)")
-    print_report(root, Console())
+    results = json.loads((root / "results.json").read_text(encoding="utf-8"))
+    console = Console()
+    print_lengths_table(results, console)
+    console.print("\n".join(summary_lines(results)), markup=False, highlight=False)
+    draw_lengths_figure(results, root / "lengths.png")
 
 
 @demo_app.command("evaluate", hidden=True)

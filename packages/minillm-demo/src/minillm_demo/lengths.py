@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 BASELINE = "minillm"
@@ -92,7 +91,7 @@ def length_report(results: dict[str, Any], models: Sequence[str]) -> dict[str, A
     present = [m for m in models if m in results]
     keys = sorted(
         {k for m in present for k in results[m] if "@" in k},
-        key=lambda k: (k.split("@")[0], _order(k.split("@")[1])),
+        key=lambda k: (k.split("@")[0], bucket_order(k.split("@")[1])),
     )
     out: dict[str, Any] = {"metrics": {}, "comparisons": {}}
     for key in keys:
@@ -137,7 +136,8 @@ def _values(entry: dict[str, Any] | None) -> list[float] | None:
     return [float(v) for v in seeds]
 
 
-def _order(suffix: str) -> int:
+def bucket_order(suffix: str) -> int:
+    """Sort key of a length bucket's suffix (``0-5``, ``6-10``, ``31+``): its first bound; 0 if none."""
     head = suffix.split("-")[0].rstrip("+")
     return int(head) if head.isdigit() else 0
 
@@ -182,16 +182,3 @@ def summary_lines(results: dict[str, Any], lengths: Sequence[int] = (5, 10, 15, 
         out.append(f"  {key:14s} " + "; ".join(parts))
     out.append("  (* = over two standard errors)")
     return out
-
-
-def print_report(root: Path, console: Any) -> None:
-    """``minillm demo lengths DIR``: print the length report of a finished demo and redraw its ``lengths.png``."""
-    import json
-
-    from minillm_demo.lengths_figure import draw_lengths_figure
-    from minillm_demo.report import print_lengths_table
-
-    results = json.loads((root / "results.json").read_text(encoding="utf-8"))
-    print_lengths_table(results, console)
-    console.print("\n".join(summary_lines(results)), markup=False, highlight=False)
-    draw_lengths_figure(results, root / "lengths.png")

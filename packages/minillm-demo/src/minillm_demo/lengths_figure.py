@@ -8,12 +8,12 @@ from typing import Any
 
 from minillm_demo.config import LABELS, METHODS
 from minillm_demo.figure import COLORS
-from minillm_demo.lengths import _order
+from minillm_demo.lengths import bucket_order
 
 
 def _suffixes(results: dict[str, Any], prefix: str) -> list[str]:
     found = {k.split("@", 1)[1] for m in METHODS if m in results for k in results[m] if k.startswith(prefix + "@")}
-    return sorted(found, key=_order)
+    return sorted(found, key=bucket_order)
 
 
 def _series(results: dict[str, Any], name: str, prefix: str, suffixes: list[str], scale: float = 1.0):

@@ -97,12 +97,12 @@ def print_table(results: dict[str, Any], console: Console) -> None:
 
 def lengths_table(results: dict[str, Any]) -> Table | None:
     """Rouge-L and validity per reference-length bucket, one row per model (None when no bucket was measured)."""
-    from minillm_demo.lengths import _order
+    from minillm_demo.lengths import bucket_order
 
     names = [*METHODS, "true_distribution"]
     buckets = sorted(
         {k.split("@", 1)[1] for n in names if n in results for k in results[n] if k.startswith("rouge_l@")},
-        key=_order,
+        key=bucket_order,
     )
     if not buckets:
         return None

@@ -32,12 +32,8 @@ from pathlib import Path
 from typing import Protocol
 
 from minillm_demo.synthetic.checker import Checker
-from minillm_demo.synthetic.task import EOS, SPLITS, VERB, Prompt, Response, World
+from minillm_demo.synthetic.task import ARROW, CHECK, EOS, NO, SPLITS, VERB, YES, Prompt, Response, World
 
-CHECK = "check"
-ARROW = "=>"
-YES = "yes"
-NO = "no"
 LABELS = (YES, NO)
 """The label words, in the order their probabilities are reported."""
 WORDS = (CHECK, ARROW, YES, NO)

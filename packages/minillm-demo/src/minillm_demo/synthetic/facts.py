@@ -24,7 +24,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from minillm_demo.synthetic.task import SPLITS, World
+from minillm_demo.synthetic.task import ARROW, CHECK, NO, SPLITS, YES, World
 
 FACT_TEST_FRACTION = 0.25
 """Share of the fact questions held out for evaluation (fixed before any model was trained on them: a quarter
@@ -48,7 +48,6 @@ class FactSample:
 
 
 def fact_text(world: World, fact: Fact) -> str:
-    from minillm_demo.synthetic.choice import ARROW, CHECK
 
     m, s, o = world.mode_words[fact.mode], world.symbol_words[fact.symbol], world.output_words[fact.output]
     return f"{CHECK} {m} {s} {ARROW} {o}"
@@ -56,7 +55,6 @@ def fact_text(world: World, fact: Fact) -> str:
 
 def is_fact_text(world: World, text: str) -> bool:
     """Whether ``text`` has the shape of a fact question (``check MODE SYMBOL => OUTPUT``)."""
-    from minillm_demo.synthetic.choice import ARROW, CHECK
 
     words = text.split()
     return len(words) == 5 and words[0] == CHECK and words[3] == ARROW and words[1] in world.mode_words
@@ -73,7 +71,6 @@ def parse_fact(world: World, text: str) -> Fact:
 
 
 def fact_label(world: World, fact: Fact) -> str:
-    from minillm_demo.synthetic.choice import NO, YES
 
     return YES if world.output_probability(fact.mode, fact.symbol, fact.output) > 0 else NO
 
@@ -117,7 +114,6 @@ def fact_samples(world: World, n: int, split: str, seed: int, *, distinct: bool)
     """Fact questions of ``split``, labels alternating ``yes``, ``no``, deterministic in the world,
     ``split`` and ``seed``. ``distinct``: each fact at most once, so at most twice the split's ``yes`` facts
     (fewer than ``n`` when the split has fewer); otherwise exactly ``n``, drawn with replacement."""
-    from minillm_demo.synthetic.choice import NO, YES
 
     yes, no = split_facts(world, split)
     if not yes or not no:

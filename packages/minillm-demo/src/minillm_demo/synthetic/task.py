@@ -61,6 +61,11 @@ UNK = "<unk>"
 EOS = "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, EOS)
 VERB = "map"
+#: the words of the yes/no questions (:mod:`~minillm_demo.synthetic.choice`, :mod:`~minillm_demo.synthetic.facts`)
+CHECK = "check"
+ARROW = "=>"
+YES = "yes"
+NO = "no"
 SEP = ":"
 BLANK = "_"
 SPLITS = ("train", "valid", "test")

@@ -25,8 +25,7 @@ from minillm_cli.errors import ResourceError
 
 
 def _dataclasses() -> dict[str, type]:
-    from minillm_cli.rollout import PromptBatch, RolloutBatch
-    from minillm_cli.train.context import PhaseBuffer
+    from minillm_cli.rollout import PhaseBuffer, PromptBatch, RolloutBatch
 
     return {cls.__name__: cls for cls in (PhaseBuffer, RolloutBatch, PromptBatch)}
 

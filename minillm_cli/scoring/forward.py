@@ -1,5 +1,5 @@
 """Scoring: one forward pass over prompt + response, keeping the final hidden states that predict response
-tokens and a handle on the output layer (:class:`~minillm_cli.scores.ResponseScores`), never their logits.
+tokens and a handle on the output layer (:class:`~minillm_cli.scoring.walk.ResponseScores`), never their logits.
 
 The forward runs through the model (or the DeepSpeed engine around it) as usual, so every hook runs (ZeRO-3
 gathering, LoRA adapters), with ``output_hidden_states=True`` and ``logits_to_keep=1``: the model computes the
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from minillm_cli.rollout import RolloutBatch
-from minillm_cli.scores import OutputHead, ResponseScores
+from minillm_cli.scoring.walk import OutputHead, ResponseScores
 
 log = logging.getLogger("minillm.score")
 
