@@ -21,7 +21,7 @@ _EXPORTS: dict[str, str] = {
     # benchmarks
     "Benchmark": "minillm_cli.benchmark",
     "EvalExample": "minillm_cli.benchmark",
-    "Record": "minillm_cli.benchmark",
+    "RawRecord": "minillm_cli.json_rows",
     "read_records": "minillm_cli.benchmark",
     "load_hub_rows": "minillm_cli.benchmark",
     "fetch_jsonl": "minillm_cli.benchmark",
@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "Sampler": "minillm_cli.sampler",
     "SamplerContext": "minillm_cli.sampler",
     "generate_rollout": "minillm_cli.sampler",
+    "derive_seed": "minillm_cli.seeds",
     "GenerationParams": "minillm_cli.generation",
     "Decoded": "minillm_cli.generation",
     "decode": "minillm_cli.generation",
@@ -103,7 +104,21 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
+#: old name -> new name, importable with a DeprecationWarning for one release (CHANGELOG lists them)
+_RENAMED: dict[str, str] = {"Record": "RawRecord"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        import warnings
+
+        new = _RENAMED[name]
+        warnings.warn(
+            f"minillm_cli.api.{name} is renamed {new}; the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return __getattr__(new)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -117,7 +132,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py checks it matches _EXPORTS
-    from minillm_cli.benchmark import Benchmark, EvalExample, Record, fetch_jsonl, load_hub_rows, read_records
+    from minillm_cli.benchmark import Benchmark, EvalExample, fetch_jsonl, load_hub_rows, read_records
     from minillm_cli.components import Component, PluginParams
     from minillm_cli.divergence import (
         DEFAULT_CHUNK_TOKENS,
@@ -154,6 +169,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
     from minillm_cli.hookspecs import hookimpl
     from minillm_cli.host_memory import use_huge_pages
     from minillm_cli.jobs import Job, Runner, distill_job
+    from minillm_cli.json_rows import RawRecord
     from minillm_cli.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT, ModelFamily, ScratchParams
     from minillm_cli.models import load_model
     from minillm_cli.plugin_check import CheckResult, check_divergence, check_sampler, tiny_models
@@ -163,3 +179,4 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
     from minillm_cli.rollout import PromptBatch, RolloutBatch
     from minillm_cli.sampler import Sampler, SamplerContext, generate_rollout
     from minillm_cli.scoring.walk import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens
+    from minillm_cli.seeds import derive_seed

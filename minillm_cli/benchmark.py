@@ -23,7 +23,6 @@ calibration (ECE) from the model's probabilities of the label words.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any, ClassVar
 
 from minillm_cli.components import Component
 from minillm_cli.errors import ResourceError, UsageError
+from minillm_cli.json_rows import RawRecord, RowsError, json_rows
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,8 @@ class EmptyBenchmarkError(UsageError):
     title = "Empty benchmark"
 
 
-@dataclass(frozen=True)
-class Record:
-    """One raw record and where it came from (for error messages)."""
-
-    data: Any
-    where: str
+Record = RawRecord
+"""The old name of :class:`~minillm_cli.json_rows.RawRecord` (deprecated: ``minillm_cli.api.Record`` warns)."""
 
 
 class Benchmark(Component):
@@ -136,7 +132,7 @@ class Benchmark(Component):
             )
         return self.parse_records(read_records(path))
 
-    def parse_records(self, records: Iterator[Record] | Sequence[Record]) -> list[EvalExample]:
+    def parse_records(self, records: Iterator[RawRecord] | Sequence[RawRecord]) -> list[EvalExample]:
         examples: list[EvalExample] = []
         for record in records:
             if not isinstance(record.data, Mapping):
@@ -152,7 +148,7 @@ class Benchmark(Component):
     def load_hub(self) -> list[EvalExample]:
         if self.source_url is not None:
             rows = fetch_jsonl(self.source_url, benchmark=self.name, data_format=self.data_format)
-            return self.parse_records(Record(row, f"{self.source_url} line {i + 1}") for i, row in enumerate(rows))
+            return self.parse_records(RawRecord(row, f"{self.source_url} line {i + 1}") for i, row in enumerate(rows))
         if self.hub_id is None:
             raise UsageError(
                 f"benchmark {self.name!r} has no hub dataset",
@@ -166,7 +162,7 @@ class Benchmark(Component):
             data_format=self.data_format,
         )
         source = f"hub dataset {self.hub_id}"
-        return self.parse_records(Record(row, f"{source} row {i}") for i, row in enumerate(rows))
+        return self.parse_records(RawRecord(row, f"{source} row {i}") for i, row in enumerate(rows))
 
     # -- helpers for subclasses ------------------------------------------------------------------------
     def format_prompt(self, example: EvalExample, family: Any) -> str:
@@ -214,35 +210,21 @@ class Benchmark(Component):
         return refs
 
 
-def read_records(path: Path) -> Iterator[Record]:
-    """Records of a ``.json`` file (a list of objects, or one object) or a JSON-lines file (anything else).
-    Blank lines are skipped; a line that is not JSON is a :class:`BenchmarkDataError` naming it."""
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BenchmarkDataError(f"{path}: not a JSON file ({exc})") from exc
-        if isinstance(data, list):
-            for i, item in enumerate(data):
-                yield Record(item, f"{path.name} item {i}")
-        else:
-            yield Record(data, path.name)
-        return
+def read_records(path: Path) -> Iterator[RawRecord]:
+    """Records of a ``.json`` file (a list of objects, or one object) or a JSON-lines file (anything else), read by
+    :func:`~minillm_cli.json_rows.json_rows` like training data. Blank lines are skipped; a file or line that
+    cannot be read is a :class:`BenchmarkDataError` naming it."""
     try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BenchmarkDataError(
-                        f"{path.name} line {number}: not valid JSON ({exc.msg})",
-                        hint="a .jsonl data file holds one JSON object per line",
-                    ) from exc
-                yield Record(data, f"{path.name} line {number}")
-    except UnicodeDecodeError as exc:
-        raise BenchmarkDataError(f"{path}: not a UTF-8 text file") from exc
+        for row in json_rows(path):
+            yield RawRecord(
+                row.data, f"{path.name} item {row.number - 1}" if row.line is None else f"{path.name} line {row.line}"
+            )
+    except RowsError as exc:
+        if exc.line is not None:
+            raise BenchmarkDataError(
+                f"{path.name} line {exc.line}: {exc.problem}", hint="a .jsonl data file holds one JSON object per line"
+            ) from exc
+        raise BenchmarkDataError(f"{path}: {exc.problem}") from exc
 
 
 def load_hub_rows(

@@ -271,3 +271,22 @@ def test_teacher_mixed_student_length_probe_leaves_the_rollout_unchanged(models)
     lengths = with_probe.extras["student_lengths"]
     # the probe is the student sampler on the same prompts (its own generator): lengths of real responses
     assert lengths.shape == (4,) and bool(((lengths >= 1) & (lengths <= 8)).all())
+
+
+def test_the_coin_is_seeded_by_the_shared_derivation():
+    """One seed derivation (minillm_cli.seeds, FNV-1a over 48-bit parts): the coin's generator is seeded with
+    derive_seed(seed, step, COIN_STREAM), whose value is recomputed here by hand."""
+    from minillm_cli.api import derive_seed
+    from minillm_plugins.samplers.mixed import COIN_STREAM
+
+    def fnv(*parts: int) -> int:
+        h = 1469598103934665603
+        for p in parts:
+            h = ((h ^ (p % (1 << 48))) * 1099511628211) % (1 << 63)
+        return h
+
+    assert derive_seed(3, 5, COIN_STREAM) == fnv(3, 5, COIN_STREAM)
+    assert derive_seed(1, 2) != derive_seed(2, 1)
+    for step in range(20):
+        g = torch.Generator().manual_seed(fnv(11, step, COIN_STREAM))
+        assert on_policy_decision(11, step, 0.5) == bool(torch.rand((), generator=g).item() < 0.5)

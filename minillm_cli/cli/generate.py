@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import typer
 
 from minillm_cli.errors import ResourceError, UsageError
+from minillm_cli.json_rows import RowsError, json_rows
 
 if TYPE_CHECKING:  # torch is imported by the functions that use it: `minillm --help` must not import it
     import torch
@@ -54,26 +55,23 @@ class Prompt:
 
 
 def read_prompt_file(path: Path) -> list[Prompt]:
-    """One JSON object per line with ``instruction`` (optional ``input``/``context``) or ``prompt``;
-    blank lines are skipped. Every problem names the file and line."""
+    """One JSON object per line with ``instruction`` (optional ``input``/``context``) or ``prompt`` (or a
+    ``.json`` list of them); blank lines are skipped. Every problem names the file and line."""
     if not path.exists():
         raise ResourceError(f"input file {str(path)!r} does not exist", hint="check --input")
     if path.is_dir():
         raise ResourceError(f"input {str(path)!r} is a directory", hint="give a .jsonl file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResourceError(f"cannot read input file {str(path)!r}", why=str(exc)) from exc
     hint = 'each line is a JSON object such as {"instruction": "...", "input": "..."} or {"prompt": "..."}'
     prompts = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}, line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ResourceError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})", hint=hint) from exc
+    try:
+        rows = list(json_rows(path))
+    except RowsError as exc:
+        if exc.line is None:
+            raise ResourceError(f"cannot read input file {str(path)!r}", why=exc.problem) from exc
+        raise ResourceError(f"{path}, line {exc.line}: {exc.problem}", hint=hint) from exc
+    for item in rows:
+        row = item.data
+        where = f"{path}, line {item.line}" if item.line is not None else f"{path}, record {item.number}"
         if not isinstance(row, dict):
             raise ResourceError(f"{where}: expected a JSON object, got {type(row).__name__}", hint=hint)
         name = next((f for f in PROMPT_FIELDS if row.get(f) is not None), None)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from minillm_cli.errors import RecipeError, ResourceError
+from minillm_cli.json_rows import RowsError, json_rows
 
 INSTRUCTION_FIELDS = ("instruction", "prompt")
 INPUT_FIELDS = ("context", "input")
@@ -85,34 +86,18 @@ def _local_rows(path: Path) -> Iterator[tuple[Any, str]]:
     if path.is_dir():
         raise ResourceError(f"data path {str(path)!r} is a directory", hint="give a .json or .jsonl file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResourceError(f"cannot read data from {str(path)!r}", why=str(exc), hint=FIELDS_HINT) from exc
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = None  # a .json file holding JSON lines, which datasets also accepts
-        if isinstance(data, list):
-            yield from ((row, f"{path}, record {i + 1}") for i, row in enumerate(data))
-            return
-        if data is not None:
+        for row in json_rows(path, single=False):
+            where = f"{path}, record {row.number}" + ("" if row.line is None else f" (line {row.line})")
+            yield row.data, where
+    except RowsError as exc:
+        if exc.line is not None:
             raise ResourceError(
-                f"{path}: expected a list of records, found a JSON {type(data).__name__}", hint=FIELDS_HINT
-            )
-    count = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        count += 1
-        where = f"{path}, record {count} (line {number})"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ResourceError(
-                f"{where}: not valid JSON ({exc.msg}, column {exc.colno})", hint="one JSON object per line"
+                f"{path}, record {exc.number} (line {exc.line}): {exc.problem}",
+                hint="one JSON object per line",
             ) from exc
-        yield row, where
+        if exc.problem.startswith("expected"):
+            raise ResourceError(f"{path}: {exc.problem}", hint=FIELDS_HINT) from exc
+        raise ResourceError(f"cannot read data from {str(path)!r}", why=exc.problem, hint=FIELDS_HINT) from exc
 
 
 def _hub_rows(source: str, split: str) -> Iterator[tuple[Any, str]]:

@@ -22,15 +22,8 @@ from minillm_cli.rollout import PhaseBuffer, PromptBatch, RolloutBatch
 from minillm_cli.sampler import Sampler, SamplerContext
 from minillm_cli.scoring.forward import score_responses
 from minillm_cli.scoring.walk import ResponseScores
+from minillm_cli.seeds import derive_seed
 from minillm_cli.train import distributed as dist_utils
-
-
-def derive_seed(*parts: int) -> int:
-    """A deterministic 63-bit seed from integers (recipe seed, step, rank, micro-batch...)."""
-    h = 1469598103934665603
-    for p in parts:
-        h = ((h ^ (p & 0xFFFFFFFFFFFF)) * 1099511628211) % (1 << 63)
-    return h
 
 
 @dataclass

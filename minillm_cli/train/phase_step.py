@@ -13,15 +13,15 @@ import torch
 from minillm_cli.data.batches import micro_batch_indices
 from minillm_cli.divergence import SequenceDivergence, StepNorm
 from minillm_cli.errors import RecipeError
+from minillm_cli.rollout import PhaseBuffer
 from minillm_cli.scoring.forward import score_blocks
+from minillm_cli.seeds import derive_seed
 from minillm_cli.train import distributed as dist_utils
 from minillm_cli.train.context import (
     DistReducer,
-    PhaseBuffer,
     StepContext,
     backward_micro,
     common_metrics,
-    derive_seed,
     empty_loss,
     sample_rollouts,
     score_rollout,

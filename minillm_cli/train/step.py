@@ -13,8 +13,10 @@ from typing import Any
 import torch
 
 from minillm_cli.divergence import SequenceDivergence
+from minillm_cli.rollout import PhaseBuffer
+from minillm_cli.seeds import derive_seed
 from minillm_cli.train import distributed as dist_utils
-from minillm_cli.train.context import PhaseBuffer, StepContext, derive_seed, teacher_scores
+from minillm_cli.train.context import StepContext, teacher_scores
 from minillm_cli.train.phase_step import phase_layout, phase_logits_share, phase_step
 from minillm_cli.train.token_step import token_loss_sum, token_step
 

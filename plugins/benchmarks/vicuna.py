@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from minillm_cli.api import Benchmark, EvalExample, PluginParams, Record, fetch_jsonl, read_records
+from minillm_cli.api import Benchmark, EvalExample, PluginParams, RawRecord, fetch_jsonl, read_records
 
 # The files at the last commit of https://github.com/lm-sys/FastChat (Apache-2.0) that had the old
 # `fastchat/eval` package (it was removed in the next commit, a0ba8c97).
@@ -51,8 +51,8 @@ class VicunaBenchmark(Benchmark):
         questions = fetch_jsonl(QUESTIONS_URL, benchmark=self.name, data_format=self.data_format)
         answers = fetch_jsonl(ANSWERS_URL, benchmark=self.name, data_format=self.data_format)
         return self._join(
-            [Record(row, f"{QUESTIONS_URL} line {i + 1}") for i, row in enumerate(questions)],
-            [Record(row, f"{ANSWERS_URL} line {i + 1}") for i, row in enumerate(answers)],
+            [RawRecord(row, f"{QUESTIONS_URL} line {i + 1}") for i, row in enumerate(questions)],
+            [RawRecord(row, f"{ANSWERS_URL} line {i + 1}") for i, row in enumerate(answers)],
             answers_name=ANSWERS_URL,
         )
 
@@ -73,7 +73,7 @@ class VicunaBenchmark(Benchmark):
         return self._join(list(read_records(questions)), list(read_records(answers)), answers_name=answers.name)
 
     # -- records ------------------------------------------------------------------------------------------
-    def _join(self, questions: list[Record], answers: list[Record], *, answers_name: str) -> list[EvalExample]:
+    def _join(self, questions: list[RawRecord], answers: list[RawRecord], *, answers_name: str) -> list[EvalExample]:
         by_id: dict[Any, str] = {}
         for record in answers:
             data = self._object(record)
@@ -98,7 +98,7 @@ class VicunaBenchmark(Benchmark):
             )
         return examples
 
-    def _object(self, record: Record) -> Mapping[str, Any]:
+    def _object(self, record: RawRecord) -> Mapping[str, Any]:
         if not isinstance(record.data, Mapping):
             raise self.format_error(f"{record.where}: expected a JSON object, found {type(record.data).__name__}")
         return record.data

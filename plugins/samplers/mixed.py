@@ -3,20 +3,28 @@
 At each training step a coin with P(heads) = ``lambda`` (recipe key ``lambda``; ``lambda_`` is accepted too)
 decides for the whole batch: heads, the student samples the responses (as the ``student`` sampler does);
 tails, the dataset's gold responses are used (as the ``dataset`` sampler does). The coin is drawn from a
-dedicated ``torch.Generator`` seeded from ``(recipe seed, step)`` only, so it is reproducible, identical on
-every rank, independent of the global RNG and of the token-sampling generator, and unaffected by resuming.
+dedicated ``torch.Generator`` seeded from ``(recipe seed, step)`` only (``derive_seed``, with a stream constant
+of its own), so it is reproducible, identical on every rank, independent of the global RNG and of the
+token-sampling generator, and unaffected by resuming.
 ``extras["on_policy"]`` says which branch a batch took; the state counts both (for metrics and checkpoints).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import torch
 from pydantic import ConfigDict, Field
 
-from minillm_cli.api import GenerationParams, PromptBatch, RolloutBatch, Sampler, SamplerContext, generate_rollout
+from minillm_cli.api import (
+    GenerationParams,
+    PromptBatch,
+    RolloutBatch,
+    Sampler,
+    SamplerContext,
+    derive_seed,
+    generate_rollout,
+)
 
 
 class MixedParams(GenerationParams):
@@ -27,15 +35,13 @@ class MixedParams(GenerationParams):
     )
 
 
-def decision_seed(seed: int, step: int) -> int:
-    """A 63-bit generator seed that depends only on (seed, step), well mixed so nearby seeds are unrelated."""
-    digest = hashlib.sha256(f"minillm.mixed:{seed}:{step}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+#: names the coin's stream in :func:`derive_seed` (no other stream uses it)
+COIN_STREAM = 0x6D697865
 
 
 def on_policy_decision(seed: int, step: int, prob: float) -> bool:
     """True when the step ``step`` of a run with recipe seed ``seed`` samples on-policy."""
-    generator = torch.Generator(device="cpu").manual_seed(decision_seed(seed, step))
+    generator = torch.Generator(device="cpu").manual_seed(derive_seed(seed, step, COIN_STREAM))
     return bool(torch.rand((), generator=generator).item() < prob)
 
 
