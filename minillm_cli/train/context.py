@@ -17,7 +17,7 @@ import torch
 from minillm_cli.data.batches import collate, micro_batch_indices
 from minillm_cli.data.encode import EncodedData
 from minillm_cli.divergence import Divergence, Reducer
-from minillm_cli.recipe.schema import Recipe
+from minillm_cli.recipe.schema import TrainSpec
 from minillm_cli.rollout import PhaseBuffer, PromptBatch, RolloutBatch
 from minillm_cli.sampler import Sampler, SamplerContext
 from minillm_cli.scoring.forward import score_responses
@@ -28,7 +28,12 @@ from minillm_cli.train import distributed as dist_utils
 
 @dataclass
 class StepContext:
-    recipe: Recipe
+    """What a training step works with. Of the recipe it holds only the sections a step reads: ``train``, the
+    run's ``seed``, and ``sharded`` (ZeRO-3: the models' parameters are split across ranks)."""
+
+    train: TrainSpec
+    seed: int
+    sharded: bool
     engine: Any
     teacher: Any | None
     tokenizer: Any
@@ -74,10 +79,10 @@ def sample_rollouts(
     """Rollouts of ``n_micro`` micro-batches drawn from the prompts of data slot ``data_index``; each may keep
     ``teacher_logits_bytes`` of teacher logits (:attr:`SamplerContext.teacher_logits_bytes`)."""
     r, w = dist_utils.rank(), dist_utils.world_size()
-    train = ctx.recipe.train
+    train = ctx.train
     indices = micro_batch_indices(
         len(ctx.data),
-        seed=ctx.recipe.seed,
+        seed=ctx.seed,
         step=data_index,
         micro=train.micro_batch_size,
         grad_accum=n_micro,
@@ -87,16 +92,16 @@ def sample_rollouts(
     out = []
     for m, idx in enumerate(indices):
         batch = _to(collate(ctx.data, idx, ctx.tokenizer.pad_token_id), ctx.device)
-        gen = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.recipe.seed, data_index, r, m, 1))
+        gen = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.seed, data_index, r, m, 1))
         sctx = SamplerContext(
             student=ctx.engine.module,
             teacher=ctx.teacher,
             tokenizer=ctx.tokenizer,
             step=step,
             generator=gen,
-            seed=ctx.recipe.seed,
+            seed=ctx.seed,
             rank=r,
-            synced=ctx.recipe.engine.zero_stage == 3 and w > 1,
+            synced=ctx.sharded and w > 1,
             teacher_logits_bytes=teacher_logits_bytes,
         )
         out.append(ctx.sampler.sample(batch, sctx).to(ctx.device))
@@ -106,7 +111,7 @@ def sample_rollouts(
 def backward_micro(ctx: StepContext, loss: torch.Tensor, fallback: torch.Tensor, last: bool, bad: bool) -> bool:
     """Backward one micro-batch; a non-finite loss on any rank turns the rest of the step into exact zeros
     and the update is skipped (LR 0 for this step). Returns the updated ``bad`` flag."""
-    world, gas = dist_utils.world_size(), ctx.recipe.train.grad_accum
+    world, gas = dist_utils.world_size(), ctx.train.grad_accum
     (nonfinite,) = dist_utils.all_reduce_max([0.0 if math.isfinite(loss.item()) else 1.0], ctx.device)
     bad = bad or bool(nonfinite)
     if bad:
@@ -162,7 +167,7 @@ def score_rollout(
 ) -> tuple[ResponseScores, ResponseScores | None]:
     """The student's scores (with grad) and the teacher's (no grad): from the teacher's hidden states the
     sampler kept while decoding when it has them, else one teacher forward."""
-    chunk = ctx.recipe.train.loss_chunk_tokens
+    chunk = ctx.train.loss_chunk_tokens
     student = score_responses(ctx.engine, r, chunk_tokens=chunk)
     teacher = None
     if with_teacher and ctx.teacher is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from minillm_cli.recipe.schema import Recipe
+from minillm_cli.recipe.schema import EngineSpec, TrainSpec
 from minillm_cli.train.schedule import lr_factor
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -20,9 +20,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def deepspeed_config(recipe: Recipe, *, for_teacher: bool = False) -> dict[str, Any]:
-    """The DeepSpeed config a recipe implies; ``engine.deepspeed`` keys are merged over it."""
-    eng, train = recipe.engine, recipe.train
+def deepspeed_config(eng: EngineSpec, train: TrainSpec, *, for_teacher: bool = False) -> dict[str, Any]:
+    """The DeepSpeed config the recipe's ``engine`` and ``train`` sections imply (batch sizes and clipping come
+    from ``train``); ``engine.deepspeed`` keys are merged over it."""
     zero: dict[str, Any] = {"stage": eng.zero_stage}
     if eng.offload_optimizer and not for_teacher:
         zero["offload_optimizer"] = {"device": "cpu"}
@@ -45,11 +45,10 @@ def deepspeed_config(recipe: Recipe, *, for_teacher: bool = False) -> dict[str, 
     return _merge(cfg, eng.deepspeed)
 
 
-def init_student(model: torch.nn.Module, recipe: Recipe) -> tuple[Any, Any, Any]:
+def init_student(model: torch.nn.Module, eng: EngineSpec, train: TrainSpec) -> tuple[Any, Any, Any]:
     """(engine, optimizer, scheduler) with torch AdamW and the recipe's LR schedule."""
     import deepspeed
 
-    train = recipe.train
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         if not p.requires_grad:
@@ -63,24 +62,24 @@ def init_student(model: torch.nn.Module, recipe: Recipe) -> tuple[Any, Any, Any]
     optimizer = torch.optim.AdamW(groups, lr=train.lr, betas=train.betas, eps=train.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, train))
     engine, optimizer, _, scheduler = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(recipe)
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(eng, train)
     )
     return engine, optimizer, scheduler
 
 
-def init_teacher(model: torch.nn.Module, recipe: Recipe) -> Any:
+def init_teacher(model: torch.nn.Module, eng: EngineSpec, train: TrainSpec) -> Any:
     """The frozen teacher: ZeRO-3 sharded for inference when the student is ZeRO-3, else a plain module on
     the device, cast to the training dtype."""
     from deepspeed.accelerator import get_accelerator
 
     model.requires_grad_(False)
     model.eval()
-    if recipe.engine.zero_stage == 3:
+    if eng.zero_stage == 3:
         import deepspeed
 
-        cfg = deepspeed_config(recipe, for_teacher=True)
+        cfg = deepspeed_config(eng, train, for_teacher=True)
         cfg.pop("gradient_clipping", None)
         engine, *_ = deepspeed.initialize(model=model, config=cfg)
         engine.eval()
         return engine
-    return model.to(device=get_accelerator().current_device_name(), dtype=DTYPES[recipe.engine.dtype])
+    return model.to(device=get_accelerator().current_device_name(), dtype=DTYPES[eng.dtype])

@@ -110,7 +110,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         start=start,
         description=f"{recipe.name} ({recipe.sampler.name} x {recipe.divergence.name})",
     )
-    periodic = PeriodicEval(recipe, run.plugins, tokenizer, prompts, run_dir)
+    periodic = PeriodicEval(recipe.eval, recipe.engine.zero_stage == 3, run.plugins, tokenizer, prompts, run_dir)
     if main and periodic.skip_reason:
         progress.log(periodic.skip_reason)
     if main and metrics.dropped_lines:

@@ -10,18 +10,21 @@ from minillm_cli import run_layout
 from minillm_cli.benchmark import Benchmark, EvalExample
 from minillm_cli.errors import RecipeError
 from minillm_cli.plugins import PluginSet
-from minillm_cli.recipe.schema import Recipe
+from minillm_cli.recipe.schema import EvalSpec
 from minillm_cli.train import distributed as dist_utils
 
 
 class PeriodicEval:
-    def __init__(self, recipe: Recipe, plugins: PluginSet, tokenizer: Any, family: Any, run_dir: Path) -> None:
-        self.spec = recipe.eval
+    def __init__(
+        self, spec: EvalSpec, sharded: bool, plugins: PluginSet, tokenizer: Any, family: Any, run_dir: Path
+    ) -> None:
+        """``spec``: the recipe's ``eval`` section; ``sharded``: the models are ZeRO-3 (engine.zero_stage 3)."""
+        self.spec = spec
         self.tokenizer, self.family, self.run_dir = tokenizer, family, run_dir
         self.enabled = self.spec.every > 0 and bool(self.spec.benchmarks)
         self.sets: list[tuple[Benchmark, list[EvalExample]]] = []
         self.skip_reason: str | None = None
-        if self.enabled and recipe.engine.zero_stage == 3 and dist_utils.world_size() > 1:
+        if self.enabled and sharded and dist_utils.world_size() > 1:
             self.skip_reason = "evaluation during training is skipped under multi-process ZeRO-3; run `minillm eval`"
             self.enabled = False
         if not self.enabled or not dist_utils.is_main():

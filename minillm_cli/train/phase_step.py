@@ -37,12 +37,12 @@ def phase_logits_share(ctx: StepContext, n_micro: int) -> int:
     epochs = div.ppo_epochs if isinstance(div, SequenceDivergence) else 1
     if epochs <= 1 or n_micro <= 0:
         return 0
-    return ctx.recipe.train.phase_teacher_logits_mib * 2**20 // n_micro
+    return ctx.train.phase_teacher_logits_mib * 2**20 // n_micro
 
 
 def phase_layout(ctx: StepContext) -> tuple[int, int]:
     """(micro-batches per rank per phase, optimizer steps per phase)."""
-    train = ctx.recipe.train
+    train = ctx.train
     div = ctx.divergence
     assert isinstance(div, SequenceDivergence)
     per_rank_seqs = None
@@ -56,7 +56,7 @@ def phase_layout(ctx: StepContext) -> tuple[int, int]:
 def phase_step(ctx: StepContext, step: int) -> dict[str, Any]:
     engine, div = ctx.engine, ctx.divergence
     assert isinstance(div, SequenceDivergence)
-    gas = ctx.recipe.train.grad_accum
+    gas = ctx.train.grad_accum
     n_micro, steps_per_phase = phase_layout(ctx)
     phase, j = divmod(step, steps_per_phase)
     new_phase = ctx.buffer is None or ctx.buffer.phase != phase
@@ -81,9 +81,7 @@ def phase_step(ctx: StepContext, step: int) -> dict[str, Any]:
     assert buf is not None
     groups_per_epoch = n_micro // gas
     epoch, g = divmod(j, groups_per_epoch)
-    order = torch.randperm(
-        n_micro, generator=torch.Generator().manual_seed(derive_seed(ctx.recipe.seed, phase, epoch, 7))
-    )
+    order = torch.randperm(n_micro, generator=torch.Generator().manual_seed(derive_seed(ctx.seed, phase, epoch, 7)))
     chosen = order[g * gas : (g + 1) * gas].tolist()
     batches = [buf.rollouts[i] for i in chosen]
     tokens = float(sum(int(b.response_mask.sum()) for b in batches))
@@ -125,11 +123,11 @@ def pretrain_term(ctx: StepContext, step: int, micro: int) -> tuple[torch.Tensor
     assert isinstance(div, SequenceDivergence)
     if blocks is None:
         return torch.zeros((), device=ctx.device), {}
-    train = ctx.recipe.train
+    train = ctx.train
     w, r = dist_utils.world_size(), dist_utils.rank()
     idx = micro_batch_indices(
         blocks.size(0),
-        seed=ctx.recipe.seed + 1,
+        seed=ctx.seed + 1,
         step=step,
         micro=train.micro_batch_size,
         grad_accum=train.grad_accum,

@@ -123,9 +123,9 @@ def build_run(recipe: Recipe, opts: RunOptions) -> Run:
             hint="raise data.max_prompt_length",
         )
 
-    engine, _, _ = init_student(student.model, recipe)
+    engine, _, _ = init_student(student.model, recipe.engine, recipe.train)
     engine.train()  # loaded models come back in eval mode
-    teacher_model = init_teacher(teacher.model, recipe) if teacher is not None else None
+    teacher_model = init_teacher(teacher.model, recipe.engine, recipe.train) if teacher is not None else None
     device = torch.device(get_accelerator().current_device_name())
     if recipe.engine.dtype != "fp32" and teacher_model is not None and recipe.engine.zero_stage != 3:
         teacher_model.to(DTYPES[recipe.engine.dtype])
@@ -146,7 +146,19 @@ def build_run(recipe: Recipe, opts: RunOptions) -> Run:
     pretrain = None
     if recipe.data.pretrain is not None and isinstance(divergence, SequenceDivergence):
         pretrain = pack_blocks(load_texts(recipe.data.pretrain), student.tokenizer, recipe.data.pretrain.block_size)
-    ctx = StepContext(recipe, engine, teacher_model, student.tokenizer, sampler, divergence, data, device, pretrain)
+    ctx = StepContext(
+        train=recipe.train,
+        seed=recipe.seed,
+        sharded=recipe.engine.zero_stage == 3,
+        engine=engine,
+        teacher=teacher_model,
+        tokenizer=student.tokenizer,
+        sampler=sampler,
+        divergence=divergence,
+        data=data,
+        device=device,
+        pretrain_blocks=pretrain,
+    )
     if resume_from is not None:
         ctx.buffer = ckpt.load_rank_payload(resume_from)
     return Run(

@@ -34,7 +34,7 @@ __all__ = [
 
 def train_step(ctx: StepContext, step: int) -> dict[str, Any]:
     """Runs optimizer step ``step`` (0-based) and returns its metrics (identical on every rank)."""
-    torch.manual_seed(derive_seed(ctx.recipe.seed, step, dist_utils.rank(), 0))
+    torch.manual_seed(derive_seed(ctx.seed, step, dist_utils.rank(), 0))
     if isinstance(ctx.divergence, SequenceDivergence):
         return phase_step(ctx, step)
     return token_step(ctx, step)

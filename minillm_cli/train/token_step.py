@@ -24,11 +24,11 @@ from minillm_cli.train.context import (
 
 def token_step(ctx: StepContext, step: int) -> dict[str, Any]:
     engine = ctx.engine
-    rollouts = sample_rollouts(ctx, step, ctx.recipe.train.grad_accum, step)
+    rollouts = sample_rollouts(ctx, step, ctx.train.grad_accum, step)
     (global_tokens,) = dist_utils.all_reduce_sum([float(sum(int(r.response_mask.sum()) for r in rollouts))], ctx.device)
     global_tokens = max(global_tokens, 1.0)
     lr = float(engine.get_lr()[0])
-    kd_ratio = ctx.recipe.train.kd_ratio
+    kd_ratio = ctx.train.kd_ratio
     loss_sum, bad = 0.0, False
     for i, r in enumerate(rollouts):
         student, teacher = score_rollout(ctx, r, ctx.divergence.needs_teacher)
