@@ -1,5 +1,5 @@
 """Time of DeepSpeed's first import in a fresh process: plain ``import deepspeed`` against
-``minillm_cli.train.deepspeed_import.import_deepspeed`` (MLflow hidden from DeepSpeed's autotuner), alternating.
+``minillm_distill.train.deepspeed_import.import_deepspeed`` (MLflow hidden from DeepSpeed's autotuner), alternating.
 Only meaningful where ``mlflow`` (e.g. ``mlflow-skinny``, the ``trackers`` extra) is installed.
 
 Run (from the repository root)::
@@ -19,7 +19,7 @@ import harness  # noqa: E402
 
 CHILD = {
     "plain": "import deepspeed",
-    "guarded": "from minillm_cli.train.deepspeed_import import import_deepspeed; import_deepspeed()",
+    "guarded": "from minillm_distill.train.deepspeed_import import import_deepspeed; import_deepspeed()",
 }
 
 

@@ -41,20 +41,20 @@ def child(warmup: int, steps: int) -> dict:
     harness.one_thread()
     import importlib
 
-    import minillm_cli
+    import minillm_distill
 
-    # the demo's code of the checkout measured: inside minillm_cli before the demo became its own package
-    inside = (Path(minillm_cli.__file__).parent / "demo" / "pipeline.py").is_file()
-    demo = "minillm_cli.demo" if inside else "minillm_demo"
+    # the demo's code of the checkout measured: inside minillm_distill before the demo became its own package
+    inside = (Path(minillm_distill.__file__).parent / "demo" / "pipeline.py").is_file()
+    demo = "minillm_distill.demo" if inside else "minillm_demo"
     quick_settings = importlib.import_module(f"{demo}.config").quick_settings
     DemoPaths, make_data = (getattr(importlib.import_module(f"{demo}.pipeline"), n) for n in ("DemoPaths", "make_data"))
     build_recipes, stage = (getattr(importlib.import_module(f"{demo}.recipes"), n) for n in ("build_recipes", "stage"))
-    from minillm_cli.recipe.loader import load_recipe
-    from minillm_cli.recipe.yaml_io import dump_yaml
-    from minillm_cli.train.loop import RunOptions, run_distill
+    from minillm_distill.recipe.loader import load_recipe
+    from minillm_distill.recipe.yaml_io import dump_yaml
+    from minillm_distill.train.loop import RunOptions, run_distill
 
     settings = dataclasses.replace(quick_settings(), train_prompts=2000, train_runs=1)
-    out: dict = {"minillm_cli": str(Path(minillm_cli.__file__).parent)}
+    out: dict = {"minillm_distill": str(Path(minillm_distill.__file__).parent)}
     with tempfile.TemporaryDirectory() as tmp:
         paths = DemoPaths(Path(tmp))
         make_data(settings, paths)
@@ -68,17 +68,6 @@ def child(warmup: int, steps: int) -> dict:
             run_distill(load_recipe(path), RunOptions(output_dir=paths.run(sid)))
             rows = [json.loads(line) for line in (paths.run(sid) / "metrics.jsonl").read_text().splitlines()]
             out[name] = statistics.median(r["step_time_s"] for r in rows[warmup:])
-    return out
-
-
-def shim(checkout: Path, work: Path, tag: str) -> Path:
-    out = work / f"pythonpath-{tag}"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, sub in (("minillm_cli", "minillm_cli"), ("minillm_plugins", "plugins"), ("minillm_recipes", "recipes")):
-        link = out / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(checkout.resolve() / sub, target_is_directory=True)
     return out
 
 
@@ -101,13 +90,12 @@ def main() -> None:
         harness.emit(child(args.warmup, args.steps))
         return
     harness.one_thread()
-    work = Path(tempfile.mkdtemp(prefix="minillm-demo-step-"))
     common = [str(Path(__file__).resolve()), "--child", "--warmup", args.warmup, "--steps", args.steps]
     checkouts = {"current": args.checkout}
     for i, other in enumerate(args.other_checkout):
         checkouts[f"other{i + 1}"] = other
     systems = {
-        name: (lambda r, p=shim(path, work, name): harness.run_child(common, pythonpath=p))
+        name: (lambda r, p=harness.checkout_pythonpath(path): harness.run_child(common, pythonpath=p))
         for name, path in checkouts.items()
     }
     print(f"demo-sized steps (quick settings), {args.steps} timed steps per stage after {args.warmup} warmup")

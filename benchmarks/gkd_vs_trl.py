@@ -77,8 +77,8 @@ engine: {{zero_stage: 0, dtype: fp32}}
 def child_minillm(work: Path, warmup: int, steps: int) -> dict:
     harness.as_minillm_does()
     harness.one_thread()
-    from minillm_cli.recipe.loader import load_recipe
-    from minillm_cli.train.loop import RunOptions, run_distill
+    from minillm_distill.recipe.loader import load_recipe
+    from minillm_distill.train.loop import RunOptions, run_distill
 
     paths = tiny_models.build(work)
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,14 +32,28 @@ ONE_THREAD_ENV = {
 
 def as_minillm_does() -> bool:
     """Give this process the host-memory setting the ``minillm`` command of the checkout on ``sys.path`` gives
-    its own (``minillm_cli/host_memory.py``: huge pages for large CPU blocks; a checkout without that module, such
+    its own (``minillm_distill/host_memory.py``: huge pages for large CPU blocks; a checkout without that module, such
     as 533b980, sets nothing). Call first in a child that runs minillm's code, before torch exists; never in one
     that runs another system (TRL), which runs as its users run it."""
     try:
-        from minillm_cli.host_memory import use_huge_pages
+        from minillm_distill.host_memory import use_huge_pages
     except ImportError:
         return False
     return use_huge_pages()
+
+
+def checkout_pythonpath(checkout: Path) -> Path:
+    """The folder to put first on a child's ``PYTHONPATH`` so that it runs ``checkout``'s minillm: the checkout
+    itself (``minillm_distill/`` holds the library, its built-in plugins and recipes). A checkout from before
+    the rename (``minillm_cli/`` + ``plugins/``) cannot run these scripts' children: measure it with the
+    scripts of its own commit."""
+    checkout = checkout.resolve()
+    if not (checkout / "minillm_distill" / "__init__.py").is_file():
+        raise SystemExit(
+            f"{checkout} has no minillm_distill/ package: it predates the rename of minillm_cli to minillm_distill; "
+            "compare against a later commit, or run that commit's own benchmark script"
+        )
+    return checkout
 
 
 def one_thread() -> None:

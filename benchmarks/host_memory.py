@@ -1,5 +1,5 @@
 """The loss path with PyTorch's transparent huge pages for large CPU blocks (``THP_MEM_ALLOC_ENABLE=1``, what
-the ``minillm`` command sets: ``minillm_cli/host_memory.py``) against 4 KiB pages (``=0``), each round a fresh
+the ``minillm`` command sets: ``minillm_distill/host_memory.py``) against 4 KiB pages (``=0``), each round a fresh
 one-thread process, alternating (A B A B ...).
 
 Per round: a few out-of-place vocabulary-sized ops on a float32 ``[512, 50257]`` tensor, then ``--steps``
@@ -36,10 +36,10 @@ def child(steps: int) -> dict:
     harness.one_thread()
     import torch
 
-    from minillm_cli.plugins import load_plugins
-    from minillm_cli.scoring.forward import score_responses
-    from minillm_cli.train.step import token_loss_sum
-    from minillm_plugins.divergences.minillm.policy import token_terms
+    from minillm_distill.builtins.divergences.minillm.policy import token_terms
+    from minillm_distill.plugins import load_plugins
+    from minillm_distill.scoring.forward import score_responses
+    from minillm_distill.train.step import token_loss_sum
 
     out: dict = {"huge_pages": int(os.environ.get("THP_MEM_ALLOC_ENABLE") == "1")}
     x = torch.randn(512, VOCAB)

@@ -71,10 +71,10 @@ def one(path: str, batch: int, tokens: int, chunk: int | None) -> dict:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from minillm_cli.divergence import token_divergence_sum
-    from minillm_cli.plugins import load_plugins
-    from minillm_cli.sampler import RolloutBatch
-    from minillm_cli.scoring.forward import score_responses
+    from minillm_distill.divergence import token_divergence_sum
+    from minillm_distill.plugins import load_plugins
+    from minillm_distill.sampler import RolloutBatch
+    from minillm_distill.scoring.forward import score_responses
 
     torch.set_num_threads(1)
     student, teacher = _models()
@@ -123,7 +123,7 @@ def one(path: str, batch: int, tokens: int, chunk: int | None) -> dict:
 
 def run(path: str, batch: int, tokens: int, chunk: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "--one", path, str(batch), str(tokens), str(chunk or 0)]
-    # the minillm command's huge-page switch (minillm_cli/host_memory.py) unless the caller set it
+    # the minillm command's huge-page switch (minillm_distill/host_memory.py) unless the caller set it
     env = {"THP_MEM_ALLOC_ENABLE": "1", **os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:

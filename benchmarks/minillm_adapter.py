@@ -4,11 +4,11 @@ a refactor of that internal breaks one function, not the scripts.
 
 Relied on (all present in 533b980 and in the current tree):
 
-* ``minillm_cli.data.records.load_records`` + ``minillm_cli.data.encode.encode_records`` with the gpt2 family's
+* ``minillm_distill.data.records.load_records`` + ``minillm_distill.data.encode.encode_records`` with the gpt2 family's
   prompt template: the exact prompt ids minillm trains on, handed to TRL (:func:`prompt_ids`);
-* ``minillm_cli.generation.decode`` / ``mixture`` / ``GenerationParams``: the teacher-mixed decode timed alone
+* ``minillm_distill.generation.decode`` / ``mixture`` / ``GenerationParams``: the teacher-mixed decode timed alone
   (:func:`mixed_decode`);
-* ``minillm_cli.train.loop.train_step`` (the name the loop calls), the sampler plugin's ``sample``, the
+* ``minillm_distill.train.loop.train_step`` (the name the loop calls), the sampler plugin's ``sample``, the
   module-level ``generate_rollout`` of the ``teacher_mixed`` sampler module (its ``source=`` keyword tells
   the mixed decode from the student-length probe), the divergence plugin's ``prepare`` / ``loss``,
   DeepSpeed's ``DeepSpeedEngine.backward`` / ``step`` and ``GPT2Model.forward``
@@ -27,10 +27,10 @@ from typing import Any
 
 def prompt_ids(model_dir: Path, prompts_file: Path, max_prompt_length: int = 320) -> list[list[int]]:
     """The prompt token ids minillm builds from ``prompts_file`` for the gpt2 family (Alpaca template)."""
-    from minillm_cli.data.encode import encode_records
-    from minillm_cli.data.records import load_records
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.data.encode import encode_records
+    from minillm_distill.data.records import load_records
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     loaded = load_model(ModelSpec(path=str(model_dir), family="gpt2"))
     records = load_records(str(prompts_file), require_response=False)
@@ -54,7 +54,7 @@ def mixed_decode(
     """One teacher-mixed decode (student and teacher stepping together, each with its KV cache)."""
     import torch
 
-    from minillm_cli.generation import GenerationParams, decode, mixture
+    from minillm_distill.generation import GenerationParams, decode, mixture
 
     return decode(
         prompt_ids,
@@ -105,7 +105,7 @@ def install_phase_timers(
     timer: PartTimer, sampler_name: str, divergence_name: str, per_step: list[dict[str, float]]
 ) -> Callable[[], None]:
     """Time the parts of a MiniLLM phase run through ``run_distill``; each optimizer step's part times are
-    appended to ``per_step`` (``minillm_cli.train.loop.train_step`` is wrapped for that). Returns a function
+    appended to ``per_step`` (``minillm_distill.train.loop.train_step`` is wrapped for that). Returns a function
     that removes the timers.
 
     Parts (seconds, summed): ``rollout`` (the sampler's ``sample``: everything the rollout costs),
@@ -117,7 +117,7 @@ def install_phase_timers(
     import deepspeed.runtime.engine as ds_engine
     from transformers.models.gpt2 import modeling_gpt2
 
-    from minillm_cli.plugins import get_plugins
+    from minillm_distill.plugins import get_plugins
 
     plugins = get_plugins()
     sampler_cls = plugins.samplers.get(sampler_name)
@@ -167,7 +167,7 @@ def install_phase_timers(
 
     undo.append(_wrap(modeling_gpt2.GPT2Model, "forward", make_forward))
 
-    import minillm_cli.train.loop as loop
+    import minillm_distill.train.loop as loop
 
     def make_step(fn):
         def wrapper(*args, **kwargs):

@@ -130,10 +130,10 @@ def child(work: Path, warmup: int, phases: int, rollouts: int, epochs: int, prob
     harness.one_thread()
     import minillm_adapter
 
-    import minillm_cli
-    import minillm_plugins
-    from minillm_cli.recipe.loader import load_recipe
-    from minillm_cli.train.loop import RunOptions, run_distill
+    import minillm_distill
+    import minillm_distill.builtins
+    from minillm_distill.recipe.loader import load_recipe
+    from minillm_distill.train.loop import RunOptions, run_distill
 
     paths = tiny_models.build(work)
     n_micro = -(-rollouts // BATCH)
@@ -168,29 +168,19 @@ def child(work: Path, warmup: int, phases: int, rollouts: int, epochs: int, prob
         "alone": alone,
         "parts": parts,
         "response_length": statistics.mean(r["response_length"] for r in rows[first:]),
-        "minillm_cli": str(Path(minillm_cli.__file__).parent),
-        "minillm_plugins": str(Path(minillm_plugins.__file__).parent),
+        "minillm_distill": str(Path(minillm_distill.__file__).parent),
+        "minillm_distill.builtins": str(Path(minillm_distill.builtins.__file__).parent),
     }
-
-
-def shim(checkout: Path, work: Path, tag: str) -> Path:
-    """A folder whose ``minillm_cli`` / ``minillm_plugins`` / ``minillm_recipes`` are the checkout's packages
-    (the repo keeps the plugins in ``plugins/``), to put first on a child's ``PYTHONPATH``."""
-    out = work / f"pythonpath-{tag}"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, sub in (("minillm_cli", "minillm_cli"), ("minillm_plugins", "plugins"), ("minillm_recipes", "recipes")):
-        link = out / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(checkout.resolve() / sub, target_is_directory=True)
-    return out
 
 
 def report(name: str, results: list[dict]) -> None:
     phase = harness.summary([r["phase_s"] for r in results])
     alone = harness.summary([r["unavoidable_s"] for r in results])
     ratio = harness.ratio_summary([r["phase_s"] for r in results], [r["unavoidable_s"] for r in results])
-    print(f"{name}: minillm_cli from {results[0]['minillm_cli']}, plugins from {results[0]['minillm_plugins']}")
+    print(
+        f"{name}: minillm_distill from {results[0]['minillm_distill']}, "
+        f"plugins from {results[0]['minillm_distill.builtins']}"
+    )
     print(f"  phase s {phase}; mean response length {statistics.mean(r['response_length'] for r in results):.1f}")
     print(f"  unavoidable passes alone s {alone}")
     print(f"  phase / unavoidable per round: {ratio} (target <= 1.15)")
@@ -251,7 +241,7 @@ def main() -> None:
     if args.other_checkout is not None:
         checkouts["other"] = args.other_checkout
     systems = {
-        name: (lambda r, p=shim(path, args.work_dir, name): harness.run_child(common, pythonpath=p))
+        name: (lambda r, p=harness.checkout_pythonpath(path): harness.run_child(common, pythonpath=p))
         for name, path in checkouts.items()
     }
     print(

@@ -1,6 +1,6 @@
 """The MiniLLM divergence's per-chunk terms (log q of the target and the exact KL(q || p)) with their written-out
-gradient (``plugins/divergences/minillm/policy.py``) against the same terms composed from autograd ops (the code
-before it), in one process, interleaved step by step (A B A B ...).
+gradient (``minillm_distill/builtins/divergences/minillm/policy.py``) against the same terms composed from
+autograd ops (the code before it), in one process, interleaved step by step (A B A B ...).
 
 A step: student logits from hidden states through the output layer (with grad), teacher logits (without), the
 terms, and backward to the hidden states and the layer's weight, at the MiniLLM phase benchmark's sizes
@@ -34,8 +34,8 @@ def main() -> None:
     harness.one_thread()
     import torch
 
-    from minillm_plugins.divergences._math import LOG_FLOOR
-    from minillm_plugins.divergences.minillm.policy import _chunk_terms
+    from minillm_distill.builtins.divergences._math import LOG_FLOOR
+    from minillm_distill.builtins.divergences.minillm.policy import _chunk_terms
 
     def composed(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logq = torch.log_softmax(s, -1).clamp(min=LOG_FLOOR)

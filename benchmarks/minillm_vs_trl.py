@@ -118,8 +118,8 @@ def phases_of(step_times: list[float], epochs: int) -> list[float]:
 def child_minillm(job: dict) -> dict:
     harness.as_minillm_does()
     harness.one_thread()
-    from minillm_cli.cli.main import main
-    from minillm_cli.recipe.yaml_io import dump_yaml
+    from minillm_distill.cli.main import main
+    from minillm_distill.recipe.yaml_io import dump_yaml
 
     work = Path(job["work"])
     epochs = job["ppo_epochs"]
@@ -221,12 +221,12 @@ def prepare(work: Path, data_source: Path) -> dict:
     """The teacher, its cut, and the first ``ROLLOUTS`` Dolly records whose chat prompt fits ``MAX_PROMPT``."""
     import real_shape
 
-    from minillm_cli.data.encode import prompt_token_ids
-    from minillm_cli.data.prompt_format import PromptFormatter
-    from minillm_cli.data.records import load_records
-    from minillm_cli.gguf import converted_folder
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.data.encode import prompt_token_ids
+    from minillm_distill.data.prompt_format import PromptFormatter
+    from minillm_distill.data.records import load_records
+    from minillm_distill.gguf import converted_folder
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     gguf_file, student, _ = real_shape.prepare(work, data_source, 0)
     teacher = converted_folder(gguf_file)  # both systems load the same float32 folder

@@ -72,7 +72,7 @@ def child(spec: Path) -> None:
     harness.as_minillm_does()
     harness.one_thread()
     job = json.loads(spec.read_text())
-    from minillm_cli.cli.main import main
+    from minillm_distill.cli.main import main
 
     try:
         main(["distill", job["recipe"], "--output-dir", job["run"]])
@@ -84,9 +84,9 @@ def child(spec: Path) -> None:
 
 
 def prepare(work: Path, data_source: Path, records: int) -> tuple[str, Path, Path]:
-    from minillm_cli.cut import write_cut
-    from minillm_cli.fetch import fetch
-    from minillm_cli.gguf import converted_folder
+    from minillm_distill.cut import write_cut
+    from minillm_distill.fetch import fetch
+    from minillm_distill.gguf import converted_folder
 
     teacher = fetch("smollm2")
     converted_folder(teacher)
@@ -114,8 +114,8 @@ def main() -> None:
         return
     if args.data is None:
         parser.error("--data is required (a Dolly-format JSONL file)")
-    from minillm_cli.recipe.yaml_io import dump_yaml
-    from minillm_plugins.samplers.mixed import on_policy_decision
+    from minillm_distill.builtins.samplers.mixed import on_policy_decision
+    from minillm_distill.recipe.yaml_io import dump_yaml
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     teacher, student, data = prepare(args.work_dir, args.data, args.records)

@@ -1,6 +1,6 @@
 """Start-up time and memory of the quick ``minillm`` commands, this checkout against a baseline git ref.
 
-Each run is a fresh ``python -m minillm_cli ARGS`` process (what the console script does), with
+Each run is a fresh ``python -m minillm_distill ARGS`` process (what the console script does), with
 ``OMP_NUM_THREADS=1``. The two systems alternate (A B A B ...) for every command; the table gives the median
 wall time of each, the median of the per-pair ratios (baseline / this) with its min-max spread, and the median
 peak RSS of the process. The baseline is ``git archive REF`` extracted to a temporary folder and put first on
@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import harness
+
 ROOT = Path(__file__).resolve().parents[1]
 
 COMMANDS = [
@@ -36,7 +38,7 @@ COMMANDS = [
 
 
 def run_once(args: list[str], pythonpath: str | None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one fresh ``python -m minillm_cli ARGS`` (run in the system's own
+    """Wall seconds and peak RSS (MB) of one fresh ``python -m minillm_distill ARGS`` (run in the system's own
     folder: ``-m`` puts the working directory first on ``sys.path``)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1"}
     env.pop("PYTHONPATH", None)
@@ -44,7 +46,7 @@ def run_once(args: list[str], pythonpath: str | None) -> tuple[float, float]:
         env["PYTHONPATH"] = pythonpath
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "minillm_cli", *args],
+        [sys.executable, "-m", "minillm_distill", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=pythonpath or ROOT,
@@ -60,13 +62,11 @@ def run_once(args: list[str], pythonpath: str | None) -> tuple[float, float]:
 
 
 def extract(ref: str, into: Path) -> Path:
-    """``git archive REF`` into ``into``; ``minillm_plugins`` points at its ``plugins/`` (as installed)."""
+    """``git archive REF`` into ``into`` (a ref from before the rename to ``minillm_distill`` is refused)."""
     data = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(into, filter="data")
-    (into / "minillm_plugins").symlink_to(into / "plugins", target_is_directory=True)
-    (into / "minillm_recipes").symlink_to(into / "recipes", target_is_directory=True)
-    return into
+    return harness.checkout_pythonpath(into)
 
 
 def main() -> None:

@@ -77,10 +77,10 @@ def random_gpt2(vocab: int, layers: int, width: int) -> Any:
 
 
 def random_rollout(vocab: int, batch: int, prompt: int, response: int) -> Any:
-    """A :class:`~minillm_cli.rollout.RolloutBatch` of random token ids (3 .. vocab - 2), every token valid."""
+    """A :class:`~minillm_distill.rollout.RolloutBatch` of random token ids (3 .. vocab - 2), every token valid."""
     import torch
 
-    from minillm_cli.sampler import RolloutBatch
+    from minillm_distill.sampler import RolloutBatch
 
     return RolloutBatch(
         torch.randint(3, vocab - 1, (batch, prompt)),

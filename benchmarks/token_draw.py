@@ -1,5 +1,5 @@
 """The decode loop's token draw at a 50k vocabulary: ``torch.multinomial`` against
-``minillm_cli.generation._draw`` (inverse transform sampling), on the same ``[8, 50257]`` distributions, one
+``minillm_distill.generation._draw`` (inverse transform sampling), on the same ``[8, 50257]`` distributions, one
 thread, interleaved call by call. Prints medians (ms per draw) and the per-pair ratio.
 
 Run (from the repository root)::
@@ -28,7 +28,7 @@ def main() -> None:
     harness.one_thread()
     import torch
 
-    from minillm_cli.generation import _draw
+    from minillm_distill.generation import _draw
 
     g = torch.Generator().manual_seed(0)
     probs = torch.softmax(torch.randn(args.batch, args.vocab, generator=g), -1)

@@ -43,9 +43,9 @@ def main() -> None:
     harness.one_thread()
     import torch
 
-    from minillm_cli.plugins import load_plugins
-    from minillm_cli.scoring.forward import score_responses
-    from minillm_cli.train.step import token_loss_sum
+    from minillm_distill.plugins import load_plugins
+    from minillm_distill.scoring.forward import score_responses
+    from minillm_distill.train.step import token_loss_sum
 
     torch.manual_seed(0)
     model = tiny_models.random_gpt2(vocab, *student_size).train()

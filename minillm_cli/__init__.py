@@ -1,35 +1,24 @@
-"""minillm: knowledge distillation of generative language models.
+"""The old import name of minillm, kept for one release: ``minillm_cli`` is now ``minillm_distill``.
 
-Third-party plugins import :data:`hookimpl` from here and the base classes from
-:mod:`minillm_cli.api`. Both names are resolved on first use, so that importing the package (which every
-``minillm`` command does first) costs nothing.
+``import minillm_cli``, ``from minillm_cli import hookimpl``, ``minillm_cli.api`` and ``minillm_cli.testing``
+still work and warn (DeprecationWarning); they hand out the very objects of ``minillm_distill``, so a plugin
+written against the old name keeps working unchanged. Other internal modules are not aliased.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import Any
 
-__all__ = ["__version__", "hookimpl"]
+warnings.warn(
+    "the import name minillm_cli is now minillm_distill (minillm_cli goes in the next release); "
+    "replace `minillm_cli` with `minillm_distill` in your imports",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "hookimpl":
-        from minillm_cli.hookspecs import hookimpl
+    import minillm_distill
 
-        return hookimpl
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            value = version("minillm")
-        except PackageNotFoundError:  # running from a source tree that is not installed
-            value = "0+unknown"
-        globals()["__version__"] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-if TYPE_CHECKING:
-    from minillm_cli.hookspecs import hookimpl
-
-    __version__: str
+    return getattr(minillm_distill, name)

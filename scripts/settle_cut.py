@@ -27,7 +27,7 @@ CANDIDATES = {
 
 
 def encode(tokenizer, records, max_prompt=128, max_response=64):
-    from minillm_cli.data.chat import render_prompt
+    from minillm_distill.data.chat import render_prompt
 
     rows = []
     for r in records:
@@ -68,9 +68,9 @@ def cross_entropy(model, rows, size=16):
 def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from minillm_cli.cut import cut_model
-    from minillm_cli.fetch import fetch
-    from minillm_cli.gguf import converted_folder
+    from minillm_distill.cut import cut_model
+    from minillm_distill.fetch import fetch
+    from minillm_distill.gguf import converted_folder
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", type=Path, required=True, help="folder with train.jsonl and valid.jsonl")

@@ -1,4 +1,4 @@
 """minillm's own tests run with the plugin test kit, like any plugin's: offline, and the ``cli`` fixture
-(:mod:`minillm_cli.testing`). Shared paths and the subprocess runner are in ``helpers.py``."""
+(:mod:`minillm_distill.testing`). Shared paths and the subprocess runner are in ``helpers.py``."""
 
-pytest_plugins = ["minillm_cli.testing"]
+pytest_plugins = ["minillm_distill.testing"]

@@ -19,12 +19,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_models import build_tiny  # noqa: E402
 
-from minillm_cli.divergence import Reducer, StepNorm, token_divergence_sum  # noqa: E402
-from minillm_cli.plugins import load_plugins  # noqa: E402
-from minillm_cli.sampler import RolloutBatch  # noqa: E402
-from minillm_cli.scoring.forward import score_responses, sequence_inputs  # noqa: E402
-from minillm_cli.scoring.walk import ResponseScores  # noqa: E402
-from minillm_cli.train import distributed as dist_utils  # noqa: E402
+from minillm_distill.divergence import Reducer, StepNorm, token_divergence_sum  # noqa: E402
+from minillm_distill.plugins import load_plugins  # noqa: E402
+from minillm_distill.sampler import RolloutBatch  # noqa: E402
+from minillm_distill.scoring.forward import score_responses, sequence_inputs  # noqa: E402
+from minillm_distill.scoring.walk import ResponseScores  # noqa: E402
+from minillm_distill.train import distributed as dist_utils  # noqa: E402
 
 
 def batch_for(rank: int) -> RolloutBatch:

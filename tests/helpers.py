@@ -1,12 +1,12 @@
 """Paths and the subprocess runner minillm's own tests share (the ``cli`` fixture comes from the plugin test kit,
-:mod:`minillm_cli.testing`, which ``conftest.py`` loads)."""
+:mod:`minillm_distill.testing`, which ``conftest.py`` loads)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from minillm_cli.testing import CliResult
-from minillm_cli.testing import run_minillm as _run_minillm
+from minillm_distill.testing import CliResult
+from minillm_distill.testing import run_minillm as _run_minillm
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minillm_cli.train import checkpoint as ckpt
+from minillm_distill.train import checkpoint as ckpt
 
 
 class FakeEngine:
@@ -66,7 +66,7 @@ def test_saving_the_same_step_twice_replaces_it(tmp_path):
 
 
 def test_resume_drops_a_torn_last_metrics_line(tmp_path):
-    from minillm_cli.train.metrics import MetricsWriter
+    from minillm_distill.train.metrics import MetricsWriter
 
     path = tmp_path / "metrics.jsonl"
     rows = [{"step": s, "loss": 1.0 / s} for s in (1, 2, 3)]

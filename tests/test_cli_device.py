@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minillm_cli.cli.device import resolve_device
-from minillm_cli.errors import ExitCode, ResourceError, UsageError
+from minillm_distill.cli.device import resolve_device
+from minillm_distill.errors import ExitCode, ResourceError, UsageError
 
 NO_CUDA = not torch.cuda.is_available()
 

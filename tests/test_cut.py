@@ -8,8 +8,8 @@ import pytest
 import torch
 from tiny_models import FAMILIES, build_tiny, save_tiny_model
 
-from minillm_cli.cut import blocks, choose_layers, cut_model, parse_layers, write_cut
-from minillm_cli.errors import UsageError
+from minillm_distill.cut import blocks, choose_layers, cut_model, parse_layers, write_cut
+from minillm_distill.errors import UsageError
 
 IDS = torch.tensor([[5, 17, 42, 9, 77, 3, 12, 60]])
 
@@ -82,8 +82,8 @@ def test_choose_layers():
 
 
 def test_cut_command_writes_a_folder_that_loads(tmp_path, cli):
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     teacher = save_tiny_model(tmp_path / "teacher", "llama", layers=3)
     result = cli("models", "cut", str(teacher), str(tmp_path / "student"), "--layers", "0,2")

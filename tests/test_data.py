@@ -8,12 +8,12 @@ import pytest
 import torch
 from helpers import SHARED_DATA
 
-from minillm_cli.byte_tokenizer import byte_level_tokenizer
-from minillm_cli.data.batches import collate, micro_batch_indices
-from minillm_cli.data.encode import encode_records
-from minillm_cli.data.records import Record, load_records
-from minillm_cli.errors import ResourceError
-from minillm_plugins.model_families.gpt2 import GPT2Family
+from minillm_distill.builtins.model_families.gpt2 import GPT2Family
+from minillm_distill.byte_tokenizer import byte_level_tokenizer
+from minillm_distill.data.batches import collate, micro_batch_indices
+from minillm_distill.data.encode import encode_records
+from minillm_distill.data.records import Record, load_records
+from minillm_distill.errors import ResourceError
 
 
 def write_jsonl(path, rows):
@@ -80,7 +80,7 @@ def test_batch_order_partitions_each_step_across_ranks_and_microbatches():
 
 
 def test_collate_pads_prompts_left_and_responses_right():
-    from minillm_cli.data.encode import EncodedData
+    from minillm_distill.data.encode import EncodedData
 
     data = EncodedData(prompts=[[1, 2, 3], [4]], responses=[[5], [6, 7]], dropped_long_prompts=0)
     b = collate(data, [0, 1], pad_id=0)
@@ -114,10 +114,10 @@ def _slow_gpt2_tokenizer(tmp_path):
 
 @pytest.mark.parametrize("kind", ["byte", "bos", "slow"])
 def test_batched_encoding_equals_one_call_per_text(kind, tmp_path, monkeypatch):
-    import minillm_cli.data.encode as encode_mod
+    import minillm_distill.data.encode as encode_mod
 
     tok = {"byte": byte_level_tokenizer, "bos": _bos_tokenizer, "slow": lambda: _slow_gpt2_tokenizer(tmp_path)}[kind]()
-    from minillm_cli.data.prompt_format import PromptFormatter
+    from minillm_distill.data.prompt_format import PromptFormatter
 
     fam = PromptFormatter("plain", None, tok)  # the bare instruction: short prompts, some over the limit
     texts = ["hello world", "ok", "hello again world", "", "world hello ok", "again"]
@@ -139,8 +139,8 @@ def test_batched_encoding_equals_one_call_per_text(kind, tmp_path, monkeypatch):
 
 
 def test_pack_blocks_joins_documents_with_eos_and_drops_the_remainder(monkeypatch):
-    import minillm_cli.data.encode as encode_mod
-    from minillm_cli.data.pretrain import pack_blocks
+    import minillm_distill.data.encode as encode_mod
+    from minillm_distill.data.pretrain import pack_blocks
 
     tok = _bos_tokenizer()  # word ids: hello 4, world 5, ok 6, again 7; EOS 2; its BOS must not be added
     monkeypatch.setattr(encode_mod, "BATCH", 2)  # documents in two chunks

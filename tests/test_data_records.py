@@ -8,8 +8,8 @@ import pytest
 from helpers import run_minillm
 from test_recipe_errors import VALID, assert_reported
 
-from minillm_cli.data.records import DataRecordError, Record, load_records
-from minillm_cli.errors import ExitCode, ResourceError
+from minillm_distill.data.records import DataRecordError, Record, load_records
+from minillm_distill.errors import ExitCode, ResourceError
 
 GOOD = {"instruction": "a", "response": "b"}
 

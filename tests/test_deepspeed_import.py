@@ -12,7 +12,7 @@ import pytest
 
 CHILD = """
 import json, sys
-from minillm_cli.train.deepspeed_import import import_deepspeed
+from minillm_distill.train.deepspeed_import import import_deepspeed
 import_deepspeed()
 import deepspeed.autotuning.autotuner as autotuner
 hidden = "mlflow" not in sys.modules

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from helpers import run_minillm
 
-from minillm_cli.errors import ExitCode, ResourceError
-from minillm_cli.io_errors import write_failure, writing
-from minillm_cli.train import checkpoint as ckpt
+from minillm_distill.errors import ExitCode, ResourceError
+from minillm_distill.io_errors import write_failure, writing
+from minillm_distill.train import checkpoint as ckpt
 
 KD = "recipes/tiny/kd.yaml"
 
@@ -223,9 +223,9 @@ def test_export_onto_a_full_disk_exits_5_and_leaves_nothing(cli, tmp_path, small
 def test_final_folder_on_a_full_disk_keeps_the_old_one(tiny_model, small_disk):
     from types import SimpleNamespace
 
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
-    from minillm_cli.train.final import save_hf_folder
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
+    from minillm_distill.train.final import save_hf_folder
 
     loaded = load_model(ModelSpec(path=str(tiny_model)))
     out = small_disk / "final"

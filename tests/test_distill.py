@@ -85,7 +85,7 @@ def test_sigkill_then_resume_is_exact(tmp_path):
     assert distill(*common, "--output-dir", ref).code == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "minillm_cli", "distill", *common, "--output-dir", str(run)],
+        [sys.executable, "-m", "minillm_distill", "distill", *common, "--output-dir", str(run)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -199,7 +199,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
         [
             sys.executable,
             "-m",
-            "minillm_cli",
+            "minillm_distill",
             "distill",
             "recipes/tiny/kd.yaml",
             "--output-dir",
@@ -231,8 +231,8 @@ def test_lora_student_trains_adapters_only_and_final_is_merged(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe import load_recipe
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe import load_recipe
 
     out = tmp_path / "lora"
     sets = (
@@ -391,7 +391,7 @@ def test_gradient_accumulation_matches_one_big_micro_batch(tmp_path):
 
 @pytest.mark.slow
 def test_runs_under_an_outer_torchrun_launcher(tmp_path):
-    from minillm_cli.train.distributed import free_port
+    from minillm_distill.train.distributed import free_port
 
     out = tmp_path / "tr"
     proc = subprocess.run(
@@ -404,7 +404,7 @@ def test_runs_under_an_outer_torchrun_launcher(tmp_path):
             "--master_port",
             str(free_port()),
             "-m",
-            "minillm_cli",
+            "minillm_distill",
             "distill",
             "recipes/tiny/sft.yaml",
             "--output-dir",
@@ -429,7 +429,7 @@ def test_runs_under_an_outer_torchrun_launcher(tmp_path):
 @pytest.mark.slow
 def test_runs_under_the_deepspeed_launcher(tmp_path):
     """The deepspeed launcher passes --local_rank=N before the command; minillm takes it from LOCAL_RANK."""
-    from minillm_cli.train.distributed import free_port
+    from minillm_distill.train.distributed import free_port
 
     out = tmp_path / "ds"
     launcher = str(Path(sys.executable).with_name("deepspeed"))
@@ -441,7 +441,7 @@ def test_runs_under_the_deepspeed_launcher(tmp_path):
             "--master_port",
             str(free_port()),
             "--module",
-            "minillm_cli",
+            "minillm_distill",
             "distill",
             "recipes/tiny/sft.yaml",
             "--output-dir",

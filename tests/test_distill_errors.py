@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minillm_cli.errors import ExitCode, ResourceError
-from minillm_cli.train import loop
+from minillm_distill.errors import ExitCode, ResourceError
+from minillm_distill.train import loop
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,12 @@ keeps").
 
 The cases are generated from the plugin registry itself, so a third-party divergence installed later is
 tested the same way as the built-ins. Each divergence runs with the option sets ``minillm plugins check`` uses
-(:func:`minillm_cli.plugin_check.param_cases`: the defaults, then each ``Params`` field varied alone through
+(:func:`minillm_distill.plugin_check.param_cases`: the defaults, then each ``Params`` field varied alone through
 the values the plugin declares in ``Params.check_values`` or values derived from the field's type and bounds).
 
 The properties of the divergence itself (finite, non-negative, zero at equal distributions, finite gradients,
 ``per_token`` shape, with ``-inf`` logits and underflowing probabilities) are the shipped checks
-(:mod:`minillm_cli.plugin_check.token`), run here on every registered divergence; the tests below them are
+(:mod:`minillm_distill.plugin_check.token`), run here on every registered divergence; the tests below them are
 about the core's reduction (masking, micro-batch splits, chunks, padded vocabularies, dtypes, shapes).
 """
 
@@ -19,10 +19,10 @@ import math
 import pytest
 import torch
 
-from minillm_cli.divergence import TokenDivergence, token_divergence_loss, token_divergence_sum
-from minillm_cli.plugin_check import param_cases
-from minillm_cli.plugin_check.token import TOKEN_CHECKS, check_token_divergence
-from minillm_cli.plugins import load_plugins
+from minillm_distill.divergence import TokenDivergence, token_divergence_loss, token_divergence_sum
+from minillm_distill.plugin_check import param_cases
+from minillm_distill.plugin_check.token import TOKEN_CHECKS, check_token_divergence
+from minillm_distill.plugins import load_plugins
 
 BUILTINS = {"fkl", "rkl", "jsd", "tvd", "sfkl", "srkl", "akl", "sft"}
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical, kl_divergence
 
-from minillm_cli.divergence import token_divergence_loss, token_divergence_sum
-from minillm_cli.plugins import load_plugins
+from minillm_distill.divergence import token_divergence_loss, token_divergence_sum
+from minillm_distill.plugins import load_plugins
 
 N, V = 6, 9
 RTOL, ATOL = 1e-4, 1e-6
@@ -367,7 +367,7 @@ def test_temperature_has_no_hidden_tau_squared():
 
 
 def test_temperature_registered_for_every_token_divergence():
-    from minillm_cli.divergence import TokenDivergence
+    from minillm_distill.divergence import TokenDivergence
 
     for entry in load_plugins().divergences.entries():
         if issubclass(entry.cls, TokenDivergence):

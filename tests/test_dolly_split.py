@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from minillm_cli.errors import ResourceError
-from minillm_cli.reproduce.split import SPLIT_FILE, split_dolly
+from minillm_distill.errors import ResourceError
+from minillm_distill.reproduce.split import SPLIT_FILE, split_dolly
 
 
 def write_dolly(path: Path, n: int = 1100, seed: int = 0) -> Path:

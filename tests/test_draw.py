@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from minillm_cli.generation import _draw
+from minillm_distill.generation import _draw
 
 
 def test_draw_frequencies_follow_the_distribution():

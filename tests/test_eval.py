@@ -15,13 +15,13 @@ from helpers import SHARED_DATA
 from rouge_score import rouge_scorer
 from tiny_models import save_tiny_model
 
-from minillm_cli.benchmark import BenchmarkDataError, EvalExample
-from minillm_cli.errors import ExitCode, ResourceError
-from minillm_cli.eval import metrics
-from minillm_cli.eval.prompts import encode_prompt, left_pad, prompt_budget
-from minillm_cli.eval.runner import EvalSettings, example_seed
-from minillm_cli.generation import GenerationParams, NgramBlocker, decode
-from minillm_cli.plugins import load_plugins
+from minillm_distill.benchmark import BenchmarkDataError, EvalExample
+from minillm_distill.errors import ExitCode, ResourceError
+from minillm_distill.eval import metrics
+from minillm_distill.eval.prompts import encode_prompt, left_pad, prompt_budget
+from minillm_distill.eval.runner import EvalSettings, example_seed
+from minillm_distill.generation import GenerationParams, NgramBlocker, decode
+from minillm_distill.plugins import load_plugins
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
 BENCHMARKS = ("dolly", "self_inst", "vicuna", "sni", "unni")
@@ -43,8 +43,8 @@ def other_model_dir(tmp_path_factory) -> Path:
 
 
 def _loaded(path: Path):
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     return load_model(ModelSpec(path=str(path)))
 
@@ -158,7 +158,7 @@ def test_benchmark_fields_map_to_prompts_and_references():
     self_inst = benchmark("self_inst").load_examples(str(FIXTURES / "self_inst.jsonl"))
     assert self_inst[1].input == "" and self_inst[0].id == "fixture_task_0"
     # the prompt is the family's Alpaca template
-    from minillm_plugins.model_families.gpt2 import GPT2Family
+    from minillm_distill.builtins.model_families.gpt2 import GPT2Family
 
     prompt = benchmark("dolly").format_prompt(dolly[1], GPT2Family())
     assert "### Instruction:\nHow many legs" in prompt and "### Input:\nThe heron" in prompt
@@ -319,7 +319,7 @@ def test_example_seeds_differ():
 
 
 def test_label_word_calibration(tiny_model_dir):
-    from minillm_cli.eval.analysis import label_word_calibration, label_word_probabilities
+    from minillm_distill.eval.analysis import label_word_calibration, label_word_probabilities
 
     loaded = _loaded(tiny_model_dir)
     probs = label_word_probabilities(loaded.model, loaded.tokenizer, "Is it? Answer:", ["yes", "no"], 64)
@@ -332,7 +332,7 @@ def test_label_word_calibration(tiny_model_dir):
 
 
 def test_exposure_bias_against_a_teacher(tiny_model_dir, other_model_dir):
-    from minillm_cli.eval.analysis import forward_kl_per_step, measure_exposure_bias
+    from minillm_distill.eval.analysis import forward_kl_per_step, measure_exposure_bias
 
     student, teacher = _loaded(tiny_model_dir), _loaded(other_model_dir)
     ids, mask = left_pad([[65, 66, 67], [68]], 0)

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from minillm_cli.byte_tokenizer import byte_level_tokenizer
-from minillm_cli.eval.analysis import token_calibration
+from minillm_distill.byte_tokenizer import byte_level_tokenizer
+from minillm_distill.eval.analysis import token_calibration
 
 
 class ConstantLM(torch.nn.Module):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tiny_models import save_tiny_model
 
-from minillm_cli.errors import UsageError
-from minillm_cli.eval.labels import model_labels, split_model_arg
+from minillm_distill.errors import UsageError
+from minillm_distill.eval.labels import model_labels, split_model_arg
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bench"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tiny_models import save_tiny_model
 
-from minillm_cli.benchmark import Benchmark
-from minillm_cli.errors import ExitCode, ResourceError
+from minillm_distill.benchmark import Benchmark
+from minillm_distill.errors import ExitCode, ResourceError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bench"
 
@@ -22,8 +22,8 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture
 def no_generation(monkeypatch):
     """Fail the test if eval gets as far as loading a model or generating."""
-    import minillm_cli.cli.eval_cmd as eval_cmd
-    import minillm_cli.eval.runner as runner
+    import minillm_distill.cli.eval_cmd as eval_cmd
+    import minillm_distill.eval.runner as runner
 
     def forbidden(*args, **kwargs):
         raise AssertionError("eval loaded a model or generated before checking its scorers")
@@ -64,7 +64,7 @@ def test_check_passes_when_everything_imports():
 
 
 def test_every_builtin_benchmark_declares_rouge_score(monkeypatch):
-    from minillm_cli.plugins import load_plugins
+    from minillm_distill.plugins import load_plugins
 
     monkeypatch.delenv("MINILLM_DISABLE_PLUGINS", raising=False)
     registry = load_plugins().benchmarks

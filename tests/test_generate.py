@@ -11,8 +11,8 @@ import pytest
 import torch
 from tiny_models import save_tiny_model
 
-from minillm_cli.cli import generate as gen
-from minillm_cli.generation import GenerationParams
+from minillm_distill.cli import generate as gen
+from minillm_distill.generation import GenerationParams
 
 PROMPTS = ["Name a primary color.", "What is 2 plus 2?", "Hi", "Summarize the text below in one short sentence."]
 
@@ -93,8 +93,8 @@ class RecordingStream(io.StringIO):
 
 
 def test_streaming_writes_token_by_token(gpt2):
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     loaded = load_model(ModelSpec(path=str(gpt2)))
     ids = [loaded.tokenizer("Hello", add_special_tokens=True)["input_ids"]]
@@ -108,7 +108,7 @@ def test_streaming_writes_token_by_token(gpt2):
 
 
 def test_text_stream_waits_for_whole_characters():
-    from minillm_cli.byte_tokenizer import byte_level_tokenizer
+    from minillm_distill.byte_tokenizer import byte_level_tokenizer
 
     tok = byte_level_tokenizer()
     text = "héllo ✓ 日本"
@@ -123,8 +123,8 @@ def test_text_stream_waits_for_whole_characters():
 
 
 def test_template_is_applied_unless_raw(cli, gpt2, monkeypatch):
-    from minillm_cli import generation
-    from minillm_cli.model_family import ALPACA_PROMPT
+    from minillm_distill import generation
+    from minillm_distill.model_family import ALPACA_PROMPT
 
     seen: list[str] = []
     real_decode = generation.decode
@@ -145,7 +145,7 @@ def test_template_is_applied_unless_raw(cli, gpt2, monkeypatch):
 
 def test_templated_prompt_equals_raw_formatted_prompt(cli, gpt2):
     """Greedy decoding: `-p X` gives what `--raw -p <family template of X>` gives."""
-    from minillm_cli.model_family import ALPACA_PROMPT
+    from minillm_distill.model_family import ALPACA_PROMPT
 
     common = ("--model", gpt2, "--max-new-tokens", "10", "--top-k", "1")
     templated = cli("generate", *common, "-p", "Add 1 and 2.")

@@ -1,4 +1,4 @@
-"""The batched KV-cache decoding loop (minillm_cli.generation) on tiny random gpt2 and llama models."""
+"""The batched KV-cache decoding loop (minillm_distill.generation) on tiny random gpt2 and llama models."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from minillm_cli import generation
-from minillm_cli.generation import (
+from minillm_distill import generation
+from minillm_distill.generation import (
     GenerationParams,
     decode,
     eval_mode,

@@ -9,8 +9,8 @@ import pytest
 import torch
 from gguf_writer import tiny_llama, write_gguf
 
-from minillm_cli.errors import ResourceError
-from minillm_cli.gguf import MARKER, converted_folder, file_sha256, is_gguf, local_source
+from minillm_distill.errors import ResourceError
+from minillm_distill.gguf import MARKER, converted_folder, file_sha256, is_gguf, local_source
 
 pytest.importorskip("gguf")
 pytest.importorskip("accelerate")
@@ -58,7 +58,7 @@ def test_second_use_reads_the_cache_without_converting(source, cache, monkeypatc
     lines: list[str] = []
     first = converted_folder(path, log=lines.append)
     assert len(lines) == 1 and "converting" in lines[0]
-    import minillm_cli.gguf as gguf_module
+    import minillm_distill.gguf as gguf_module
 
     monkeypatch.setattr(gguf_module, "_convert", lambda *a: pytest.fail("converted twice"))
     assert converted_folder(path, log=lines.append) == first
@@ -90,7 +90,7 @@ def test_missing_packages_name_the_extra(source, cache, monkeypatch):
     _, path = source
     with pytest.raises(ResourceError, match="needs the package gguf") as info:
         converted_folder(path)
-    assert "minillm[gguf]" in info.value.hint
+    assert "minillm-distill[gguf]" in info.value.hint
 
 
 def test_missing_file_and_sniffing(tmp_path, source):
@@ -108,10 +108,10 @@ def test_missing_file_and_sniffing(tmp_path, source):
 
 
 def test_recipes_load_gguf_models_and_record_their_hash(source, cache, tmp_path):
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.loader import resolved_recipe_dict, validate_recipe_dict
-    from minillm_cli.recipe.preflight import preflight
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.loader import resolved_recipe_dict, validate_recipe_dict
+    from minillm_distill.recipe.preflight import preflight
+    from minillm_distill.recipe.schema import ModelSpec
 
     model, path = source
     data = tmp_path / "train.jsonl"
@@ -139,8 +139,8 @@ def test_recipes_load_gguf_models_and_record_their_hash(source, cache, tmp_path)
 def test_a_hash_on_a_model_folder_is_a_preflight_problem(tmp_path):
     from tiny_models import save_tiny_model
 
-    from minillm_cli.recipe.preflight import _local_dir_problem
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.recipe.preflight import _local_dir_problem
+    from minillm_distill.recipe.schema import ModelSpec
 
     folder = save_tiny_model(tmp_path / "m", "gpt2")
     assert _local_dir_problem(ModelSpec(path=str(folder))) is None

@@ -10,7 +10,7 @@ from typing import Any
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from minillm_cli.cli.main import build_app
+from minillm_distill.cli.main import build_app
 
 
 def _commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:

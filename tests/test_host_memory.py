@@ -1,11 +1,11 @@
-"""The huge-page switch the minillm command gives its processes (minillm_cli/host_memory.py)."""
+"""The huge-page switch the minillm command gives its processes (minillm_distill/host_memory.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from minillm_cli.host_memory import OPT_OUT_ENV, TORCH_ENV, use_huge_pages
+from minillm_distill.host_memory import OPT_OUT_ENV, TORCH_ENV, use_huge_pages
 
 
 def test_switch_is_set_when_unset(monkeypatch):
@@ -33,14 +33,14 @@ def test_the_minillm_command_sets_it_before_torch_exists(tmp_path, monkeypatch):
     # the command's own process: main() sets the switch, and torch is not imported yet when it does
     code = (
         "import os, sys\n"
-        "import minillm_cli.host_memory as hm\n"
+        "import minillm_distill.host_memory as hm\n"
         "seen = {}\n"
         "real = hm.use_huge_pages\n"
         "def spy():\n"
         "    seen['torch'] = 'torch' in sys.modules\n"
         "    return real()\n"
         "hm.use_huge_pages = spy\n"
-        "from minillm_cli.cli.main import main\n"
+        "from minillm_distill.cli.main import main\n"
         "try:\n"
         "    main(['--version'])\n"
         "except SystemExit:\n"

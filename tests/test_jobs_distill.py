@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from minillm_cli.jobs import distill_job
+from minillm_distill.jobs import distill_job
 
 
 def test_argv_progress_and_overrides(tmp_path):
@@ -14,7 +14,7 @@ def test_argv_progress_and_overrides(tmp_path):
         overrides=["train.lr=1e-4", "seed=3"],
     )  # fmt: skip
     assert job.argv == [
-        sys.executable, "-m", "minillm_cli", "distill", str(tmp_path / "kd.yaml"), "--output-dir", str(run),
+        sys.executable, "-m", "minillm_distill", "distill", str(tmp_path / "kd.yaml"), "--output-dir", str(run),
         "--set", "train.lr=1e-4", "--set", "seed=3",
     ]  # fmt: skip
     assert (job.progress_file, job.total, job.deps) == (run / "metrics.jsonl", 7, ("sft",))

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from minillm_cli.json_rows import RawRecord, RowsError, json_rows
+from minillm_distill.json_rows import RawRecord, RowsError, json_rows
 
 
 def rows(path, **kw):
@@ -50,7 +50,7 @@ def test_unreadable_files(tmp_path):
 
 
 def test_the_old_api_name_of_raw_record_warns_and_is_the_same_class():
-    import minillm_cli.api as api
+    import minillm_distill.api as api
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

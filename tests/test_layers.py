@@ -15,12 +15,13 @@ import pytest
 from helpers import ROOT
 
 PACKAGES = {
-    "minillm_cli": ROOT / "minillm_cli",
-    "minillm_plugins": ROOT / "plugins",
+    "minillm_distill": ROOT / "minillm_distill",  # the core, with its built-in plugins in builtins/
     "minillm_demo": ROOT / "packages" / "minillm-demo" / "src" / "minillm_demo",
 }
+#: plugin packages: above the whole core, and they import only its api (the built-in ones like any other)
+PLUGIN_PACKAGES = ("minillm_distill.builtins", "minillm_demo")
 
-#: lowest first; a module's layer is the one of its longest listed prefix (below ``minillm_cli.``)
+#: lowest first; a module's layer is the one of its longest listed prefix (below ``minillm_distill.``)
 LAYERS: list[tuple[str, ...]] = [
     # ground floor: errors, files and folders, the rollout types, chat text, the plugin base
     (
@@ -98,15 +99,19 @@ def graph() -> dict[str, set[str]]:
 
 
 def layer_of(module: str) -> int:
-    pkg, _, rest = module.partition(".")
-    if pkg != "minillm_cli":
-        return len(LAYERS)  # plugin packages sit above the whole core (and may import only its api)
+    if _is_plugin(module):
+        return len(LAYERS)
+    rest = module.removeprefix("minillm_distill").removeprefix(".")
     best = max(
         ((len(prefix), i) for i, group in enumerate(LAYERS) for prefix in group if _under(rest, prefix)),
         default=None,
     )
     assert best is not None, f"{module} is on no layer: add it to LAYERS in tests/test_layers.py"
     return best[1]
+
+
+def _is_plugin(module: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in PLUGIN_PACKAGES)
 
 
 def _under(name: str, prefix: str) -> bool:
@@ -180,17 +185,18 @@ def test_plugin_packages_import_only_the_api():
     outside = [
         f"{m} imports {t}"
         for m, targets in graph().items()
-        if not m.startswith("minillm_cli")
+        if _is_plugin(m)
         for t in targets
-        if t.startswith("minillm_cli") and t != "minillm_cli.api"
+        if not _is_plugin(t) and t != "minillm_distill.api"
     ]
     assert outside == [], "\n".join(outside)
 
 
 @pytest.mark.parametrize(
     ("module", "expected"),
-    [("minillm_cli.errors", 0), ("minillm_cli.scoring.walk", 1), ("minillm_cli.eval.prompts", 3),
-     ("minillm_cli.eval.runner", 4), ("minillm_cli.train.loop", 5), ("minillm_cli", 7), ("minillm_demo.report", 8)],
+    [("minillm_distill.errors", 0), ("minillm_distill.scoring.walk", 1), ("minillm_distill.eval.prompts", 3),
+     ("minillm_distill.eval.runner", 4), ("minillm_distill.train.loop", 5), ("minillm_distill", 7),
+     ("minillm_demo.report", 8), ("minillm_distill.builtins.samplers.mixed", 8)],
 )  # fmt: skip
 def test_layer_lookup_takes_the_longest_prefix(module, expected):
     assert layer_of(module) == expected

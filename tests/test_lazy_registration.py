@@ -8,12 +8,12 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from minillm_cli.errors import ExitCode, PluginError
-from minillm_cli.plugins import DISABLE_ENV, load_plugins
-from minillm_cli.registry import LazyClass
+from minillm_distill.errors import ExitCode, PluginError
+from minillm_distill.plugins import DISABLE_ENV, load_plugins
+from minillm_distill.registry import LazyClass
 
 HOOKS = """
-from minillm_cli.api import hookimpl
+from minillm_distill.api import hookimpl
 
 
 @hookimpl
@@ -23,7 +23,7 @@ def register_divergences(register):
 """
 
 IMPL = """
-from minillm_cli.api import TokenDivergence
+from minillm_distill.api import TokenDivergence
 
 
 class Zero(TokenDivergence):
@@ -113,4 +113,4 @@ def test_every_builtin_reference_resolves_to_a_class_of_that_name(monkeypatch):
 def test_lazy_class_reference_checks_its_form():
     with pytest.raises(TypeError, match="not of the form"):
         LazyClass(":Zero", "zero")
-    assert LazyClass("minillm_plugins.divergences.fkl:ForwardKL", "fkl").name == "fkl"
+    assert LazyClass("minillm_distill.builtins.divergences.fkl:ForwardKL", "fkl").name == "fkl"

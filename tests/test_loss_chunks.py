@@ -12,13 +12,13 @@ import pytest
 import torch
 from tiny_models import build_tiny
 
-from minillm_cli.divergence import StepNorm, TokenDivergence, token_divergence_sum
-from minillm_cli.errors import PluginError
-from minillm_cli.plugins import load_plugins
-from minillm_cli.sampler import RolloutBatch
-from minillm_cli.scoring.forward import score_blocks, score_responses, sequence_inputs
-from minillm_cli.scoring.walk import ResponseScores, chunk_tokens_for, walk_tokens
-from minillm_cli.train.step import token_loss_sum
+from minillm_distill.divergence import StepNorm, TokenDivergence, token_divergence_sum
+from minillm_distill.errors import PluginError
+from minillm_distill.plugins import load_plugins
+from minillm_distill.sampler import RolloutBatch
+from minillm_distill.scoring.forward import score_blocks, score_responses, sequence_inputs
+from minillm_distill.scoring.walk import ResponseScores, chunk_tokens_for, walk_tokens
+from minillm_distill.train.step import token_loss_sum
 
 torch.set_default_dtype(torch.float32)
 
@@ -33,8 +33,8 @@ def _models(kind: str, dtype: torch.dtype = torch.float32):
     if kind == "padded":
         teacher.resize_token_embeddings(teacher.get_input_embeddings().weight.size(0) + 7, mean_resizing=False)
     if kind == "lora":
-        from minillm_cli.lora import apply_lora
-        from minillm_cli.recipe.schema import LoraSpec
+        from minillm_distill.lora import apply_lora
+        from minillm_distill.recipe.schema import LoraSpec
 
         student = apply_lora(student, LoraSpec(r=4, target_modules=["c_attn"]))
     student.train()
@@ -182,7 +182,7 @@ def test_kd_ratio_cross_entropy_equals_full_logits(kind, dtype):
 
 
 def _minillm_case(student, teacher, batch, **opts):
-    from minillm_cli.plugins import load_plugins
+    from minillm_distill.plugins import load_plugins
 
     cls = load_plugins().divergences.get("minillm")
     div = cls(cls.Params(**opts))
@@ -192,7 +192,7 @@ def _minillm_case(student, teacher, batch, **opts):
     batch.behaviour_logprobs = (-torch.rand(shape, generator=g) * 3) * mask
     batch.teacher_logprobs = (-torch.rand(shape, generator=g) * 3) * mask
     batch.importance_weights = torch.where(mask, 0.5 + torch.rand(shape, generator=g), torch.ones(shape))
-    prepared, _ = div.prepare([batch], __import__("minillm_cli.divergence", fromlist=["Reducer"]).Reducer())
+    prepared, _ = div.prepare([batch], __import__("minillm_distill.divergence", fromlist=["Reducer"]).Reducer())
     return div, prepared[0]
 
 
@@ -369,7 +369,7 @@ def test_walk_values_are_in_row_major_order_of_valid_positions():
 
 
 def test_evaluation_forward_kl_per_step_equals_full_logits():
-    from minillm_cli.eval.analysis import forward_kl_per_step
+    from minillm_distill.eval.analysis import forward_kl_per_step
 
     student, teacher = _models("padded", torch.float64)
     batch = _batch(4)

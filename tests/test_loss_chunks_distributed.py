@@ -14,7 +14,7 @@ import sys
 import pytest
 from helpers import ROOT
 
-from minillm_cli.train.distributed import free_port
+from minillm_distill.train.distributed import free_port
 
 pytestmark = pytest.mark.slow
 

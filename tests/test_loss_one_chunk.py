@@ -8,11 +8,11 @@ import pytest
 import torch
 from tiny_models import build_tiny
 
-from minillm_cli.divergence import token_divergence_sum
-from minillm_cli.plugins import load_plugins
-from minillm_cli.sampler import RolloutBatch
-from minillm_cli.scoring.forward import score_responses
-from minillm_cli.train.step import token_loss_sum
+from minillm_distill.divergence import token_divergence_sum
+from minillm_distill.plugins import load_plugins
+from minillm_distill.sampler import RolloutBatch
+from minillm_distill.scoring.forward import score_responses
+from minillm_distill.train.step import token_loss_sum
 
 REGISTRY = load_plugins().divergences
 ONE_CHUNK = 10**6  # train.loss_chunk_tokens large enough for every valid token of the batch
@@ -79,7 +79,7 @@ def _minillm_loss(batch):
     batch.behaviour_logprobs = (-torch.rand(shape, generator=g) * 3) * mask
     batch.teacher_logprobs = (-torch.rand(shape, generator=g) * 3) * mask
     batch.importance_weights = torch.where(mask, 0.5 + torch.rand(shape, generator=g), torch.ones(shape))
-    from minillm_cli.divergence import Reducer, StepNorm
+    from minillm_distill.divergence import Reducer, StepNorm
 
     prepared, _ = div.prepare([batch], Reducer())
     return lambda s, t: div.loss(s, t, batch, prepared[0], StepNorm(tokens=15, sequences=3))[0]
@@ -126,7 +126,7 @@ def test_default_chunking_walks_a_small_batch_as_one_chunk(monkeypatch):
     """No ``train.loss_chunk_tokens``: the chunk size follows the vocabulary (a power of two of 16 to 2048 tokens
     near DEFAULT_CHUNK_ELEMENTS logits), so a small vocabulary's batch is one chunk and a walk longer than the
     chunk is chunked and recomputed, with the same values."""
-    import minillm_cli.scoring.walk as scores
+    import minillm_distill.scoring.walk as scores
 
     student, teacher = _models()
     g = torch.Generator().manual_seed(3)
@@ -149,7 +149,7 @@ def test_default_chunking_walks_a_small_batch_as_one_chunk(monkeypatch):
 
 def test_default_chunk_sizes_at_real_vocabularies():
     # 2**24 logits per chunk, rounded down to a power of two: no walk is held whole because it is short
-    from minillm_cli.scoring.walk import chunk_tokens_for
+    from minillm_distill.scoring.walk import chunk_tokens_for
 
     assert [chunk_tokens_for(v) for v in (127, 50257, 151936, 256000)] == [2048, 256, 64, 64]
     assert chunk_tokens_for(50257, 100) == 100

@@ -9,7 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from minillm_cli.generation import GenerationParams, decode, mixture, with_eos_banned
+from minillm_distill.generation import GenerationParams, decode, mixture, with_eos_banned
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB, PAD, EOS = 32, 0, 2

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minillm_plugins.divergences._math import LOG_FLOOR
-from minillm_plugins.divergences.minillm.policy import _chunk_terms
+from minillm_distill.builtins.divergences._math import LOG_FLOOR
+from minillm_distill.builtins.divergences.minillm.policy import _chunk_terms
 
 
 def autograd_terms(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -98,7 +98,7 @@ def test_float32_error_at_a_real_vocabulary_is_no_worse_than_autograds():
 @pytest.mark.parametrize("chunk", [None, 2, 5])  # one chunk, and chunks recomputed in backward
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_through_the_walk_on_sliced_padded_logits(chunk, temperature):
-    from minillm_cli.scoring.walk import ResponseScores, walk_tokens
+    from minillm_distill.scoring.walk import ResponseScores, walk_tokens
 
     g = torch.Generator().manual_seed(0)
     b, t, v, pad = 3, 7, 53, 11  # logits wider than the shared vocabulary: the walk passes [:, :v] slices
@@ -176,7 +176,7 @@ def test_minus_infinity_teacher_log_probabilities_stay_finite_and_unmodified():
                    ([2, 3, 4], True), ([5], True)],
 )  # fmt: skip
 def test_consecutive_rows_are_a_view_and_others_a_copy(index, view):
-    from minillm_cli.scoring.walk import ResponseScores
+    from minillm_distill.scoring.walk import ResponseScores
 
     flat = torch.arange(6 * 4, dtype=torch.float32).reshape(6, 4)
     scores = ResponseScores(logits=flat.reshape(2, 3, 4))
@@ -186,7 +186,7 @@ def test_consecutive_rows_are_a_view_and_others_a_copy(index, view):
 
 
 def test_a_consumer_writing_the_teacher_rows_in_place_is_refused():
-    from minillm_cli.scoring.walk import ResponseScores, walk_tokens
+    from minillm_distill.scoring.walk import ResponseScores, walk_tokens
 
     s = torch.randn(1, 4, 9, requires_grad=True)
     t = torch.randn(1, 4, 9)
@@ -203,7 +203,7 @@ def test_a_consumer_writing_the_teacher_rows_in_place_is_refused():
 
 
 def test_a_write_into_a_private_copy_of_the_teacher_rows_is_allowed():
-    from minillm_cli.scoring.walk import ResponseScores, walk_tokens
+    from minillm_distill.scoring.walk import ResponseScores, walk_tokens
 
     s = torch.randn(1, 4, 9, requires_grad=True)
     t = torch.randn(1, 4, 9)
@@ -221,8 +221,8 @@ def test_a_write_into_a_private_copy_of_the_teacher_rows_is_allowed():
 
 @pytest.mark.parametrize("student_vocab", [40, 32])  # as wide as the teacher's kept rows, and narrower
 def test_token_terms_read_kept_log_probabilities_as_they_are_only_when_all_their_rows_are_read(student_vocab):
-    from minillm_cli.scoring.walk import ResponseScores
-    from minillm_plugins.divergences.minillm.policy import token_terms
+    from minillm_distill.builtins.divergences.minillm.policy import token_terms
+    from minillm_distill.scoring.walk import ResponseScores
 
     g = torch.Generator().manual_seed(4)
     s = torch.randn(2, 3, student_vocab, generator=g)

@@ -18,10 +18,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from minillm_cli.divergence import Reducer, SequenceDivergence, StepNorm
-from minillm_cli.plugins import load_plugins
-from minillm_cli.sampler import RolloutBatch
-from minillm_plugins.divergences.minillm.returns import whiten
+from minillm_distill.builtins.divergences.minillm.returns import whiten
+from minillm_distill.divergence import Reducer, SequenceDivergence, StepNorm
+from minillm_distill.plugins import load_plugins
+from minillm_distill.sampler import RolloutBatch
 
 LN2 = math.log(2.0)
 

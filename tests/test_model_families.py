@@ -19,9 +19,9 @@ from tiny_models import (
     tiny_spec,
 )
 
-from minillm_cli.byte_tokenizer import EOS, byte_level_tokenizer
-from minillm_cli.errors import ExitCode, RecipeError, ResourceError
-from minillm_cli.models import (
+from minillm_distill.byte_tokenizer import EOS, byte_level_tokenizer
+from minillm_distill.errors import ExitCode, RecipeError, ResourceError
+from minillm_distill.models import (
     OFFLINE_HINT,
     LoadedModel,
     check_vocab,
@@ -30,7 +30,7 @@ from minillm_cli.models import (
     family_for_model_type,
     load_model,
 )
-from minillm_cli.recipe.schema import ModelSpec
+from minillm_distill.recipe.schema import ModelSpec
 
 
 def logits(loaded: LoadedModel, batch: dict) -> torch.Tensor:

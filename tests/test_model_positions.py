@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, PretrainedConfig
 
-from minillm_cli.errors import UsageError
-from minillm_cli.eval.prompts import prompt_budget
-from minillm_cli.models import max_positions
+from minillm_distill.errors import UsageError
+from minillm_distill.eval.prompts import prompt_budget
+from minillm_distill.models import max_positions
 
 
 class _Multimodal(PretrainedConfig):

@@ -9,11 +9,13 @@ import zipfile
 import pytest
 from helpers import ROOT
 
-MAPPING = {
-    "minillm_cli": ROOT / "minillm_cli",
-    "minillm_plugins": ROOT / "plugins",
-    "minillm_recipes": ROOT / "recipes",
+MAPPING = {  # import name -> folder: they match (the built-in plugins and the recipes are inside the package)
+    "minillm_distill": ROOT / "minillm_distill",
+    "minillm_cli": ROOT / "minillm_cli",  # the old import name, kept for one release
 }
+
+
+WHEEL_ENTRY_POINTS: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +28,12 @@ def wheel_names(tmp_path_factory):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    (whl,) = out.glob("minillm-*.whl")
+    (whl,) = out.glob("minillm_distill-*.whl")
     with zipfile.ZipFile(whl) as z:
-        return set(z.namelist())
+        names = set(z.namelist())
+        (ep,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        WHEEL_ENTRY_POINTS.append(z.read(ep).decode())
+        return names
 
 
 @pytest.mark.slow
@@ -46,6 +51,22 @@ def test_wheel_contains_every_module_and_recipe(wheel_names):
 
 def test_wheel_declares_the_builtin_entry_points(wheel_names):
     assert any(n.endswith("entry_points.txt") for n in wheel_names)
+    assert any(n.startswith("minillm_distill-") and n.endswith(".dist-info/METADATA") for n in wheel_names)
+
+
+def test_the_wheel_entry_points_name_modules_it_carries(wheel_names):
+    """The distribution is ``minillm-distill`` (``minillm`` on PyPI is another project); its ``minillm``
+    command and its built-in plugins point at modules that are in the wheel."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read_string(WHEEL_ENTRY_POINTS[-1])
+    assert parser["console_scripts"]["minillm"] == "minillm_distill.cli.main:main"
+    targets = dict(parser["minillm"])
+    assert set(targets) == {"divergences", "model_families", "samplers", "benchmarks"}
+    for target in targets.values():
+        path = target.replace(".", "/")
+        assert f"{path}/__init__.py" in wheel_names or f"{path}.py" in wheel_names, target
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import Field
 
-from minillm_cli.api import PhaseParams, PluginParams, SequenceDivergence
+from minillm_distill.api import PhaseParams, PluginParams, SequenceDivergence
 
 
 def _divergence(params_cls: type[PluginParams], **options) -> SequenceDivergence:
@@ -54,7 +54,7 @@ def test_a_divergence_without_phase_options_runs_one_pass_per_step():
 
 
 def test_the_minillm_divergence_declares_them():
-    from minillm_plugins.divergences.minillm import MiniLLMParams
+    from minillm_distill.builtins.divergences.minillm import MiniLLMParams
 
     assert issubclass(MiniLLMParams, PhaseParams)
     assert MiniLLMParams().ppo_epochs == 4 and MiniLLMParams().rollouts_per_phase == 256

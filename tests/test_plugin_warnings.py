@@ -9,11 +9,11 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-import minillm_cli.plugins as plugins_mod
-from minillm_cli.plugins import DISABLE_ENV, load_plugins
+import minillm_distill.plugins as plugins_mod
+from minillm_distill.plugins import DISABLE_ENV, load_plugins
 
 PLUGIN = """
-from minillm_cli.api import ModelFamily, hookimpl
+from minillm_distill.api import ModelFamily, hookimpl
 
 
 class TmpFamily(ModelFamily):
@@ -58,7 +58,7 @@ def test_unmarked_hook_is_a_warning_and_the_marked_one_still_registers(tmp_plugi
     assert len(info.warnings) == 1
     warning = info.warnings[0]
     assert "tmp_unmarked: register_divergences() is not marked @hookimpl" in warning
-    assert "from minillm_cli.api import hookimpl" in warning
+    assert "from minillm_distill.api import hookimpl" in warning
 
 
 def test_unmarked_method_of_a_class_plugin_is_reported(tmp_plugin):

@@ -22,13 +22,13 @@ import torch
 import yaml
 from helpers import ROOT, run_minillm
 
-import minillm_cli
-import minillm_cli.plugins as plugins_mod
-from minillm_cli.cli.render import render_error
-from minillm_cli.divergence import TokenDivergence, token_divergence_loss, token_divergence_sum
-from minillm_cli.errors import ExitCode, MinillmError, PluginError, RecipeError
-from minillm_cli.plugins import DISABLE_ENV, load_plugins
-from minillm_cli.recipe.loader import validate_recipe_dict
+import minillm_distill
+import minillm_distill.plugins as plugins_mod
+from minillm_distill.cli.render import render_error
+from minillm_distill.divergence import TokenDivergence, token_divergence_loss, token_divergence_sum
+from minillm_distill.errors import ExitCode, MinillmError, PluginError, RecipeError
+from minillm_distill.plugins import DISABLE_ENV, load_plugins
+from minillm_distill.recipe.loader import validate_recipe_dict
 
 FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
 EXAMPLE = ROOT / "examples" / "minillm-plugin-example"
@@ -141,7 +141,7 @@ def test_example_plugin_listed_by_plugins_json(example_site):
     assert example["distribution"] == "minillm-plugin-example" == EXAMPLE_META["name"]
     assert example["version"] == EXAMPLE_META["version"]
     assert example["status"] == "loaded", example["error"]
-    assert example["target"] == "minillm_example_plugin"
+    assert example["target"] == "minillm_example_plugin" and example["builtin"] is False
     assert example["provides"] == {
         "divergence": ["hellinger", "reinforce_rkl"],
         "sampler": ["geometric_mixed"],
@@ -393,9 +393,9 @@ def test_disabled_plugins_are_not_imported(fixtures, monkeypatch):
 
 
 def test_disabling_by_distribution_name(monkeypatch):
-    monkeypatch.setenv(DISABLE_ENV, "minillm")
+    monkeypatch.setenv(DISABLE_ENV, "minillm-distill")
     ps = load_plugins()
-    builtins = [p for p in ps.plugins if p.distribution == "minillm"]
+    builtins = [p for p in ps.plugins if p.distribution == "minillm-distill"]
     assert builtins and all(p.status == "disabled" for p in builtins)
     assert "fkl" not in ps.divergences
 
@@ -418,10 +418,19 @@ def test_plugins_json_lists_every_builtin(cli, monkeypatch):
     result = cli("plugins", "--json")
     assert result.code == 0, result.output
     payload = _json(result)
-    builtins = [p for p in payload["plugins"] if p["target"].startswith("minillm_plugins.")]
+    builtins = [p for p in payload["plugins"] if p["target"].startswith("minillm_distill.builtins.")]
     assert {p["name"] for p in builtins} >= {"divergences", "model_families", "samplers"}
     for p in builtins:
-        assert (p["distribution"], p["version"], p["status"]) == ("minillm", minillm_cli.__version__, "loaded")
+        assert (p["distribution"], p["version"], p["status"], p["builtin"]) == (
+            "minillm-distill",
+            minillm_distill.__version__,
+            "loaded",
+            True,
+        )
+    assert not any(p["builtin"] for p in payload["plugins"] if p not in builtins)
+    monkeypatch.setenv("COLUMNS", "200")  # one line per cell
+    table = cli("plugins")
+    assert table.code == 0 and table.output.count("minillm-distill (built-in)") == len(builtins)
     provided: dict[str, set[str]] = {}
     for p in builtins:
         for kind, names in p["provides"].items():
@@ -445,7 +454,7 @@ def test_plugins_table(cli, monkeypatch):
 def test_version(cli):
     result = cli("--version")
     assert result.code == 0
-    assert result.stdout.strip() == f"minillm {minillm_cli.__version__}"
+    assert result.stdout.strip() == f"minillm {minillm_distill.__version__}"
 
 
 def test_help_lists_every_command(cli):

@@ -15,12 +15,12 @@ import pytest
 import torch
 from pydantic import Field
 
-import minillm_cli.plugins as plugins_mod
-from minillm_cli.api import PluginParams, TokenDivergenceParams
-from minillm_cli.errors import ExitCode
-from minillm_cli.plugin_check import check_divergence, param_cases
-from minillm_cli.plugin_check.sampler import build_world, check_sampler
-from minillm_cli.plugins import DISABLE_ENV, load_plugins
+import minillm_distill.plugins as plugins_mod
+from minillm_distill.api import PluginParams, TokenDivergenceParams
+from minillm_distill.errors import ExitCode
+from minillm_distill.plugin_check import check_divergence, param_cases
+from minillm_distill.plugin_check.sampler import build_world, check_sampler
+from minillm_distill.plugins import DISABLE_ENV, load_plugins
 
 FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
 

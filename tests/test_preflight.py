@@ -148,7 +148,7 @@ def test_billion_laughs_in_set_value_is_a_usage_error(cli):
 
 
 def test_expansion_limit_counts_aliases_not_text():
-    from minillm_cli.recipe.yaml_io import ExpansionError, load_yaml
+    from minillm_distill.recipe.yaml_io import ExpansionError, load_yaml
 
     small = "a: &a [1, 2]\nb: [*a, *a]\n"  # 1 map + keys/values: well under any limit
     assert load_yaml(small) == {"a": [1, 2], "b": [[1, 2], [1, 2]]}

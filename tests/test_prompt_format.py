@@ -9,10 +9,12 @@ import torch
 from chat_tokenizers import chat_tokenizer, save_chat_tokenizer
 from test_recipe_errors import VALID, assert_reported
 
-from minillm_cli.data.batches import collate
-from minillm_cli.data.chat import end_of_turn_id
-from minillm_cli.data.encode import encode_records
-from minillm_cli.data.prompt_format import (
+from minillm_distill.builtins.model_families.gpt2 import GPT2Family
+from minillm_distill.builtins.model_families.qwen2 import Qwen2Family
+from minillm_distill.data.batches import collate
+from minillm_distill.data.chat import end_of_turn_id
+from minillm_distill.data.encode import encode_records
+from minillm_distill.data.prompt_format import (
     PromptFormatter,
     check_prompt_format,
     check_same_chat_template,
@@ -20,12 +22,10 @@ from minillm_cli.data.prompt_format import (
     resolve_prompt_format,
     write_prompt_format,
 )
-from minillm_cli.data.records import Record, load_records
-from minillm_cli.errors import RecipeError, UsageError
-from minillm_cli.eval.prompts import encode_prompt
-from minillm_cli.generation import eos_token_ids
-from minillm_plugins.model_families.gpt2 import GPT2Family
-from minillm_plugins.model_families.qwen2 import Qwen2Family
+from minillm_distill.data.records import Record, load_records
+from minillm_distill.errors import RecipeError, UsageError
+from minillm_distill.eval.prompts import encode_prompt
+from minillm_distill.generation import eos_token_ids
 
 CONVERSATION = {
     "messages": [
@@ -74,7 +74,7 @@ def test_chat_prompt_is_the_hand_built_chatml_string_and_response_ends_with_im_e
 def test_end_of_turn_counts_as_eos_and_stops_decoding(tmp_path):
     from tiny_models import build_tiny
 
-    from minillm_cli.generation import GenerationParams, decode
+    from minillm_distill.generation import GenerationParams, decode
 
     loaded = build_tiny("qwen2", tokenizer=str(save_chat_tokenizer(tmp_path / "tok")))
     tok, model = loaded.tokenizer, loaded.model

@@ -14,8 +14,8 @@ pytest.importorskip("gguf")
 def smollm2(tmp_path_factory):
     import os
 
-    from minillm_cli.errors import ResourceError
-    from minillm_cli.fetch import fetch
+    from minillm_distill.errors import ResourceError
+    from minillm_distill.fetch import fetch
 
     cache = tmp_path_factory.mktemp("minillm-cache")
     old = os.environ.get("MINILLM_CACHE")
@@ -44,9 +44,9 @@ def test_the_real_teacher_answers_through_minillm_generate(smollm2, cli):
 
 
 def test_the_real_teacher_loads_as_its_architecture(smollm2):
-    from minillm_cli.cut import cut_model
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.cut import cut_model
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     loaded = load_model(ModelSpec(path=str(smollm2)), dtype=torch.float32)
     config = loaded.model.config

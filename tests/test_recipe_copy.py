@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from minillm_cli.recipe.copy import local_data_paths
-from minillm_cli.recipe.shipped import shipped_recipes
+from minillm_distill.recipe.copy import local_data_paths
+from minillm_distill.recipe.shipped import shipped_recipes
 
 TINY = sorted(n for n in shipped_recipes() if n.startswith("tiny/"))
 

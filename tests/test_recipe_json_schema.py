@@ -8,10 +8,10 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from minillm_cli.plugins import load_plugins
-from minillm_cli.recipe.json_schema import recipe_json_schema
-from minillm_cli.recipe.shipped import shipped_recipes
-from minillm_cli.recipe.yaml_io import load_yaml
+from minillm_distill.plugins import load_plugins
+from minillm_distill.recipe.json_schema import recipe_json_schema
+from minillm_distill.recipe.shipped import shipped_recipes
+from minillm_distill.recipe.yaml_io import load_yaml
 
 
 @pytest.fixture(scope="module")

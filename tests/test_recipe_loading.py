@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from minillm_cli.errors import UsageError
-from minillm_cli.recipe import Recipe, load_recipe, parse_overrides, resolved_recipe_dict
-from minillm_cli.recipe.shipped import resolve_recipe_path, shipped_recipes
-from minillm_cli.recipe.yaml_io import DuplicateKeyError, dump_yaml, load_yaml
+from minillm_distill.errors import UsageError
+from minillm_distill.recipe import Recipe, load_recipe, parse_overrides, resolved_recipe_dict
+from minillm_distill.recipe.shipped import resolve_recipe_path, shipped_recipes
+from minillm_distill.recipe.yaml_io import DuplicateKeyError, dump_yaml, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny"
@@ -217,7 +217,7 @@ def test_missing_data_file_is_a_recipe_problem(tmp_path, monkeypatch):
     recipe_dir.mkdir()
     shutil.copy(KD, recipe_dir / "kd.yaml")
     monkeypatch.chdir(tmp_path)
-    from minillm_cli.errors import RecipeError
+    from minillm_distill.errors import RecipeError
 
     with pytest.raises(RecipeError) as info:
         load_recipe(recipe_dir / "kd.yaml")
@@ -293,7 +293,7 @@ def test_model_copy_with_update_is_the_way_to_change_a_recipe():
 
 
 def test_plugin_options_reject_booleans_and_infinities():
-    from minillm_cli.errors import RecipeError
+    from minillm_distill.errors import RecipeError
 
     with pytest.raises(RecipeError) as info:
         load_recipe(KD, ["divergence.temperature=true", "student.scratch.layers=.inf"])

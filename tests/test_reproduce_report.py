@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 
-from minillm_cli.reproduce.budgets import BUDGETS, budget
-from minillm_cli.reproduce.report import table_lines, verdict
+from minillm_distill.reproduce.budgets import BUDGETS, budget
+from minillm_distill.reproduce.report import table_lines, verdict
 
 
 def test_verdict_compares_the_gap_with_both_spreads():

@@ -16,12 +16,12 @@ import pytest
 import torch
 from helpers import run_minillm
 
-from minillm_cli.errors import ExitCode
-from minillm_cli.safe_load import UnsafeCheckpointError, allowed_types, safe_torch_load
-from minillm_cli.sampler import RolloutBatch
-from minillm_cli.state_files import StateFileError, load_state, save_state
-from minillm_cli.train.checkpoint import rng_state, set_rng_state
-from minillm_cli.train.step import PhaseBuffer
+from minillm_distill.errors import ExitCode
+from minillm_distill.safe_load import UnsafeCheckpointError, allowed_types, safe_torch_load
+from minillm_distill.sampler import RolloutBatch
+from minillm_distill.state_files import StateFileError, load_state, save_state
+from minillm_distill.train.checkpoint import rng_state, set_rng_state
+from minillm_distill.train.step import PhaseBuffer
 
 RESUME = ("distill", "recipes/tiny/minillm.yaml", "--set", "train.total_steps=4", "--output-dir")
 WIDE = {"COLUMNS": "400", "OMP_NUM_THREADS": "1"}  # panels unwrapped, so paths can be matched

@@ -9,13 +9,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from minillm_cli.api import PromptBatch, SamplerContext
-from minillm_cli.generation import eval_mode
-from minillm_cli.plugins import load_plugins
-from minillm_plugins.samplers.mixed import MixedSampler, on_policy_decision
-from minillm_plugins.samplers.student import StudentSampler
-from minillm_plugins.samplers.teacher import TeacherSampler
-from minillm_plugins.samplers.teacher_mixed import TeacherMixedSampler
+from minillm_distill.api import PromptBatch, SamplerContext
+from minillm_distill.builtins.samplers.mixed import MixedSampler, on_policy_decision
+from minillm_distill.builtins.samplers.student import StudentSampler
+from minillm_distill.builtins.samplers.teacher import TeacherSampler
+from minillm_distill.builtins.samplers.teacher_mixed import TeacherMixedSampler
+from minillm_distill.generation import eval_mode
+from minillm_distill.plugins import load_plugins
 
 VOCAB = 32
 PAD = 0
@@ -89,8 +89,8 @@ def test_all_samplers_are_registered():
 
 
 def test_student_sampler_with_a_byte_tokenizer_model():
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     loaded = load_model(ModelSpec(family="gpt2", scratch={"layers": 1, "hidden": 32, "heads": 2}, tokenizer="byte"))
     tok = loaded.tokenizer
@@ -274,10 +274,10 @@ def test_teacher_mixed_student_length_probe_leaves_the_rollout_unchanged(models)
 
 
 def test_the_coin_is_seeded_by_the_shared_derivation():
-    """One seed derivation (minillm_cli.seeds, FNV-1a over 48-bit parts): the coin's generator is seeded with
+    """One seed derivation (minillm_distill.seeds, FNV-1a over 48-bit parts): the coin's generator is seeded with
     derive_seed(seed, step, COIN_STREAM), whose value is recomputed here by hand."""
-    from minillm_cli.api import derive_seed
-    from minillm_plugins.samplers.mixed import COIN_STREAM
+    from minillm_distill.api import derive_seed
+    from minillm_distill.builtins.samplers.mixed import COIN_STREAM
 
     def fnv(*parts: int) -> int:
         h = 1469598103934665603

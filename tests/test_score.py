@@ -6,8 +6,8 @@ import pytest
 import torch
 from tiny_models import build_tiny
 
-from minillm_cli.sampler import RolloutBatch
-from minillm_cli.scoring.forward import response_logits, sequence_inputs
+from minillm_distill.sampler import RolloutBatch
+from minillm_distill.scoring.forward import response_logits, sequence_inputs
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama", "opt"])

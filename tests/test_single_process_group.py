@@ -13,7 +13,7 @@ import pytest
 CHILD = r"""
 import os, sys
 import torch.distributed as dist
-from minillm_cli.train import distributed as d
+from minillm_distill.train import distributed as d
 
 d.init_distributed()
 assert dist.is_initialized() and dist.get_world_size() == 1 and dist.get_rank() == 0
@@ -52,7 +52,7 @@ def test_inherited_rank_variables_without_a_master_are_not_a_launcher():
 
 
 def test_a_launchers_variables_are_recognised(monkeypatch):
-    from minillm_cli.train.distributed import launched_externally
+    from minillm_distill.train.distributed import launched_externally
 
     for k, v in {"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}.items():
         monkeypatch.setenv(k, v)

@@ -27,7 +27,7 @@ QUICK_COMMANDS = [
 # Runs a command as the console script does, then reports which heavy modules got imported.
 PROBE = """
 import json, sys
-from minillm_cli.cli.main import main
+from minillm_distill.cli.main import main
 try:
     main(sys.argv[1:])
 except SystemExit as exc:
@@ -87,7 +87,7 @@ class SlowTyper:
         return None
 
 sys.meta_path.insert(0, SlowTyper())
-from minillm_cli.cli.main import main
+from minillm_distill.cli.main import main
 main(sys.argv[1:])
 """
 

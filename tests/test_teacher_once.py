@@ -10,12 +10,12 @@ from dataclasses import replace
 import torch
 from tiny_models import build_tiny
 
-from minillm_cli.divergence import token_divergence_sum
-from minillm_cli.generation import GenerationParams, decode, mixture
-from minillm_cli.plugins import load_plugins
-from minillm_cli.sampler import PromptBatch, SamplerContext
-from minillm_cli.scoring.forward import score_responses
-from minillm_cli.train.step import teacher_scores
+from minillm_distill.divergence import token_divergence_sum
+from minillm_distill.generation import GenerationParams, decode, mixture
+from minillm_distill.plugins import load_plugins
+from minillm_distill.sampler import PromptBatch, SamplerContext
+from minillm_distill.scoring.forward import score_responses
+from minillm_distill.train.step import teacher_scores
 
 
 def _setup():
@@ -112,7 +112,7 @@ def test_teacher_logits_kept_within_the_budget_equal_a_scoring_forward():
     div_cls = load_plugins().divergences.get("minillm")
     div = div_cls(div_cls.Params(ppo_epochs=2, whiten_advantages=False))
     prepared, _ = div.prepare([rollout], _identity_reducer())
-    from minillm_cli.divergence import StepNorm
+    from minillm_distill.divergence import StepNorm
 
     norm = StepNorm(tokens=float(mask.sum()), sequences=float(mask.shape[0]))
     results = []
@@ -128,6 +128,6 @@ def test_teacher_logits_kept_within_the_budget_equal_a_scoring_forward():
 
 
 def _identity_reducer():
-    from minillm_cli.divergence import Reducer
+    from minillm_distill.divergence import Reducer
 
     return Reducer()

@@ -9,7 +9,7 @@ import math
 import pytest
 from test_recipe_errors import VALID, assert_reported
 
-from minillm_cli.train.trackers import flat_config, missing_library, numeric_metrics
+from minillm_distill.train.trackers import flat_config, missing_library, numeric_metrics
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("wandb")
@@ -33,7 +33,7 @@ def test_missing_tracker_library_is_a_recipe_error_naming_the_extra(cli, tmp_pat
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
-    assert "minillm[trackers]" in (missing_library("wandb") or "")
+    assert "minillm-distill[trackers]" in (missing_library("wandb") or "")
     path = tmp_path / "r.yaml"
     path.write_text(
         VALID.replace("  micro_batch_size: 4\n", "  micro_batch_size: 4\n  report_to: [tensorboard, wandb]\n")
@@ -41,7 +41,7 @@ def test_missing_tracker_library_is_a_recipe_error_naming_the_extra(cli, tmp_pat
     res = cli("recipes", "validate", path)
     assert res.code == 3
     assert_reported(
-        res.output, "train.report_to", "'wandb' package is not installed", "pip install 'minillm[trackers]'"
+        res.output, "train.report_to", "'wandb' package is not installed", "pip install 'minillm-distill[trackers]'"
     )
     path.write_text(VALID.replace("  micro_batch_size: 4\n", "  micro_batch_size: 4\n  report_to: [neptune]\n"))
     res = cli("recipes", "validate", path)
@@ -73,7 +73,7 @@ def test_trackers_get_every_row_and_resume_continues_the_same_runs(tmp_path, off
     from torch.utils.tensorboard import SummaryWriter
     from wandb_records import read_run
 
-    from minillm_cli.train.trackers import open_trackers
+    from minillm_distill.train.trackers import open_trackers
 
     names = ["tensorboard", "wandb", "mlflow"]
     run = tmp_path / "run"
@@ -127,7 +127,7 @@ def test_trackers_get_every_row_and_resume_continues_the_same_runs(tmp_path, off
 
 
 def test_no_trackers_off_rank_0(tmp_path):
-    from minillm_cli.train.trackers import open_trackers
+    from minillm_distill.train.trackers import open_trackers
 
     trackers = open_trackers(["tensorboard"], tmp_path, run_name="x", config={}, resume_step=None, enabled=False)
     trackers.log(ROWS[0])
@@ -136,8 +136,8 @@ def test_no_trackers_off_rank_0(tmp_path):
 
 
 def test_a_tracker_that_cannot_start_is_a_clear_error(tmp_path, monkeypatch):
-    from minillm_cli.errors import ResourceError
-    from minillm_cli.train.trackers import open_trackers
+    from minillm_distill.errors import ResourceError
+    from minillm_distill.train.trackers import open_trackers
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://host/x")
     with pytest.raises(ResourceError, match="cannot start the mlflow tracker") as info:

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from helpers import run_minillm
 
-import minillm_cli.plugins as plugins_mod
-from minillm_cli.errors import PeerLost, PluginError
-from minillm_cli.plugins import load_plugins
-from minillm_cli.train import launch, loop
-from minillm_cli.train.plugin_failure import blame_plugin
+import minillm_distill.plugins as plugins_mod
+from minillm_distill.errors import PeerLost, PluginError
+from minillm_distill.plugins import load_plugins
+from minillm_distill.train import launch, loop
+from minillm_distill.train.plugin_failure import blame_plugin
 
 FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
 TINY = ("recipes/tiny/kd.yaml", "--set", "train.micro_batch_size=2")
@@ -126,7 +126,7 @@ def test_worker_killed_by_signal_is_one_panel_with_the_resume_command(plugin_env
 
 def test_builtin_plugin_failure_is_blamed_on_the_builtin_plugin(monkeypatch):
     """fkl's per_token on mismatched shapes raises inside torch, called from the built-in package's helpers:
-    the innermost plugin frame is in minillm_plugins.divergences._math, the method minillm called is
+    the innermost plugin frame is in minillm_distill.builtins.divergences._math, the method minillm called is
     ForwardKL.per_token, the plugin ``divergences`` of the distribution ``minillm``."""
     import torch
 
@@ -140,7 +140,9 @@ def test_builtin_plugin_failure_is_blamed_on_the_builtin_plugin(monkeypatch):
     else:
         pytest.fail("mismatched shapes did not raise")
     assert isinstance(blamed, PluginError) and blamed.exit_code == 4
-    assert blamed.message.startswith("plugin 'divergences' (distribution minillm) failed in ForwardKL.per_token:")
+    assert blamed.message.startswith(
+        "plugin 'divergences' (distribution minillm-distill) failed in ForwardKL.per_token:"
+    )
     assert "_math.py" in blamed.details[0]
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from minillm_cli.models import LoadedModel, load_model
-from minillm_cli.recipe.schema import ModelSpec
+from minillm_distill.models import LoadedModel, load_model
+from minillm_distill.recipe.schema import ModelSpec
 
 FAMILIES = ("gpt2", "opt", "llama", "qwen2", "mistral")
 TINY_SCRATCH: dict[str, Any] = {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32, "max_positions": 64}

@@ -1,6 +1,6 @@
 """A plugin whose hook asks for an argument the hookspec does not have."""
 
-from minillm_cli.api import hookimpl
+from minillm_distill.api import hookimpl
 
 
 @hookimpl

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field
 
-from minillm_cli.api import SequenceDivergence, TokenDivergence, TokenDivergenceParams, hookimpl, walk_tokens
+from minillm_distill.api import SequenceDivergence, TokenDivergence, TokenDivergenceParams, hookimpl, walk_tokens
 
 
 def _logs(logits: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from minillm_cli.api import GenerationParams, RolloutBatch, Sampler, eos_token_ids, generate_rollout, hookimpl
+from minillm_distill.api import GenerationParams, RolloutBatch, Sampler, eos_token_ids, generate_rollout, hookimpl
 
 
 class EosOutside(Sampler):

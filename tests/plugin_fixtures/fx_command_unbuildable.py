@@ -1,7 +1,7 @@
 """A plugin adding a command Typer cannot build (a nested list parameter): it must fail at start-up, alone,
 instead of breaking every ``minillm`` command when Typer builds the Click group."""
 
-from minillm_cli.api import hookimpl
+from minillm_distill.api import hookimpl
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 
 import typer
 
-from minillm_cli.api import hookimpl
+from minillm_distill.api import hookimpl
 
 
 @hookimpl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from minillm_cli.api import TokenDivergence
+from minillm_distill.api import TokenDivergence
 
 
 class ZeroDivergence(TokenDivergence):

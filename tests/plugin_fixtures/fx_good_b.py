@@ -2,7 +2,7 @@
 
 from fx_common import ZeroDivergence
 
-from minillm_cli.api import hookimpl
+from minillm_distill.api import hookimpl
 
 
 class AlsoZero(ZeroDivergence):

@@ -1,6 +1,6 @@
 """A plugin registering a class that does not subclass the divergence base."""
 
-from minillm_cli.api import hookimpl
+from minillm_distill.api import hookimpl
 
 
 class NotADivergence:

@@ -3,7 +3,7 @@ use it (the README used to suggest ``Divergence`` for a sequence-level loss)."""
 
 from __future__ import annotations
 
-from minillm_cli.api import Divergence, hookimpl
+from minillm_distill.api import Divergence, hookimpl
 
 
 class PlainDivergence(Divergence):

@@ -16,7 +16,7 @@ import signal
 
 import torch
 
-from minillm_cli.api import PromptBatch, RolloutBatch, Sampler, SamplerContext, TokenDivergence, hookimpl
+from minillm_distill.api import PromptBatch, RolloutBatch, Sampler, SamplerContext, TokenDivergence, hookimpl
 
 FAIL_ENV = "MINILLM_FX_FAIL"
 

@@ -19,7 +19,7 @@ if importlib.util.find_spec("minillm_example_plugin") is None:  # a source check
 from minillm_example_plugin import GeometricMixedSampler, Hellinger, ReinforceRKL, geometric_mixture
 from minillm_example_plugin.reinforce import discounted_returns
 
-from minillm_cli.api import (
+from minillm_distill.api import (
     PromptBatch,
     ResponseScores,
     RolloutBatch,
@@ -64,7 +64,7 @@ def test_geometric_mixture_keeps_zeros_and_never_returns_an_empty_row():
 
 def test_sampler_at_alpha_0_has_unit_importance_weights():
     """Drawn from the student itself, each weight q(y) / m(y) is 1."""
-    from minillm_cli.plugin_check.sampler import build_world
+    from minillm_distill.plugin_check.sampler import build_world
 
     world = build_world()
     sampler = GeometricMixedSampler.from_options({"alpha": 0.0, "max_new_tokens": 6})

@@ -15,8 +15,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from minillm_cli.benchmark import BenchmarkDataError
-from minillm_cli.errors import ResourceError, UsageError
 from minillm_demo.synthetic import (
     Checker,
     SyntheticBenchmark,
@@ -26,6 +24,8 @@ from minillm_demo.synthetic import (
     save_world,
     write_splits,
 )
+from minillm_distill.benchmark import BenchmarkDataError
+from minillm_distill.errors import ResourceError, UsageError
 
 # A guard against a hang, not a speed claim (those come from benchmarks/, and the demo reports its own wall
 # times): 129 s on a quiet 2-core machine at 533b980, 262 s after the hidden-state scoring, 378-451 s with the
@@ -51,9 +51,9 @@ def data_dir(tmp_path_factory, world):
 
 # -- the model family -------------------------------------------------------------------------------------
 def test_family_uses_the_bare_instruction_and_is_never_detected():
-    from minillm_cli.model_family import ScratchParams
-    from minillm_cli.models import family_for_model_type
-    from minillm_cli.plugins import get_plugins
+    from minillm_distill.model_family import ScratchParams
+    from minillm_distill.models import family_for_model_type
+    from minillm_distill.plugins import get_plugins
 
     family = SyntheticFamily()
     assert family.format_prompt("map g1 : x01 x02 x03 _ _") == "map g1 : x01 x02 x03 _ _"
@@ -73,8 +73,8 @@ def test_family_uses_the_bare_instruction_and_is_never_detected():
 def test_family_prompts_are_what_the_trainer_encodes(data_dir, world):
     from transformers import AutoTokenizer
 
-    from minillm_cli.data.encode import encode_records
-    from minillm_cli.data.records import load_records
+    from minillm_distill.data.encode import encode_records
+    from minillm_distill.data.records import load_records
 
     tok = AutoTokenizer.from_pretrained(str(data_dir.parent / "tokenizer"))
     records = load_records(str(data_dir / "train.jsonl"))[:5]
@@ -85,7 +85,7 @@ def test_family_prompts_are_what_the_trainer_encodes(data_dir, world):
 
 # -- the benchmark ----------------------------------------------------------------------------------------
 def test_benchmark_references_come_from_the_true_distribution(data_dir, world):
-    from minillm_cli.plugins import get_plugins
+    from minillm_distill.plugins import get_plugins
 
     assert get_plugins().benchmarks.get("synthetic") is SyntheticBenchmark
     bench = SyntheticBenchmark(n_references=5)
@@ -142,9 +142,9 @@ def test_benchmark_extra_scores_use_the_checker(data_dir, world):
 
 # -- the demo's pieces --------------------------------------------------------------------------------------
 def test_recipes_validate_and_share_the_distillation_budget(tmp_path):
-    from minillm_cli.recipe.loader import validate_recipe_dict
     from minillm_demo.config import DISTILLED, default_settings, quick_settings
     from minillm_demo.recipes import build_recipes, stage
+    from minillm_distill.recipe.loader import validate_recipe_dict
 
     (tmp_path / "train.jsonl").write_text('{"instruction": "a", "response": "b"}\n')
     for settings in (default_settings(), quick_settings(3)):
@@ -180,9 +180,9 @@ def test_recipes_validate_and_share_the_distillation_budget(tmp_path):
 def test_recipes_with_a_pretraining_corpus_and_a_subset_of_methods(tmp_path):
     from dataclasses import replace
 
-    from minillm_cli.recipe.loader import validate_recipe_dict
     from minillm_demo.config import default_settings
     from minillm_demo.recipes import build_recipes, write_pretraining_corpus
+    from minillm_distill.recipe.loader import validate_recipe_dict
 
     rows = [{"instruction": "map g1 : x01 _", "response": "m2 y03"}, {"instruction": "map g2 : x02", "response": "m1"}]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -237,8 +237,8 @@ def test_demo_settings_overrides():
 
 
 def test_parameter_counts_match_the_built_models():
-    from minillm_cli.model_family import ScratchParams
     from minillm_demo.config import default_settings
+    from minillm_distill.model_family import ScratchParams
 
     s = default_settings()
     for size in (s.teacher, s.student):
@@ -278,8 +278,8 @@ def test_summarise():
 
 
 def _tiny_model(tmp_path, data_dir, name, seed):
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     spec = ModelSpec(
         family="synthetic",
@@ -427,7 +427,15 @@ def test_quick_demo_runs_the_whole_chain(tmp_path):
     assert "teacher validity" in proc.stderr  # the progress log
 
     # a variant of a stage, trained from the same recipe (same SFT student, same seed) with an override
-    variants = [sys.executable, "-m", "minillm_cli", "demo", "variants", str(out), "kd-short=kd:train.total_steps=5"]
+    variants = [
+        sys.executable,
+        "-m",
+        "minillm_distill",
+        "demo",
+        "variants",
+        str(out),
+        "kd-short=kd:train.total_steps=5",
+    ]
     proc = subprocess.run(variants, capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = json.loads((out / "variants" / "results.json").read_text())["kd-short"]
@@ -445,7 +453,7 @@ def test_quick_demo_runs_the_whole_chain(tmp_path):
 
     # the student chain at another size under the same teacher (short, for the test: the claim runs the demo's)
     scale = [
-        sys.executable, "-m", "minillm_cli", "demo", "scale", str(out), "2x16x2", "--methods", "kd",
+        sys.executable, "-m", "minillm_distill", "demo", "scale", str(out), "2x16x2", "--methods", "kd",
         "--set", "student_sft.steps=6", "--set", "student_sft.warmup=0",
         "--set", "distill.steps=3", "--set", "distill.warmup=0", "--set", "eval.prompts=20",
         "--set", "eval.exposure_prompts=5", "--set", "eval.calibration_prompts=20",
@@ -476,9 +484,9 @@ def test_quick_demo_runs_the_whole_chain(tmp_path):
 def test_demo_stops_when_the_teacher_has_not_learned_the_task(tmp_path):
     from rich.console import Console
 
-    from minillm_cli.errors import ExitCode, RuntimeFailure
     from minillm_demo.config import DemoSettings, EvalConfig, TrainStage
     from minillm_demo.pipeline import run_demo
+    from minillm_distill.errors import ExitCode, RuntimeFailure
 
     barely = TrainStage(steps=3, lr=1e-3, batch=8)
     settings = DemoSettings(

@@ -173,9 +173,9 @@ def test_mixing_choice_prompts_into_the_training_split(tmp_path, world):
 
 # -- label probabilities of a model ---------------------------------------------------------------------------
 def test_batched_label_probabilities_match_the_eval_scoring(tmp_path, world):
-    from minillm_cli.eval.analysis import label_word_probabilities
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.eval.analysis import label_word_probabilities
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     save_tokenizer(world, tmp_path / "tok", WORDS)
     loaded = load_model(
@@ -217,8 +217,8 @@ def test_evaluate_model_reports_label_metrics_when_the_data_has_choices(tmp_path
         "words": list(WORDS),
     }
     save_tokenizer(world, tmp_path / "tokenizer", words)
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     spec = ModelSpec(
         family="synthetic",
@@ -309,9 +309,9 @@ def test_calibration_table_and_figure(tmp_path):
 
 
 def test_choice_share_setting(tmp_path):
-    from minillm_cli.errors import UsageError
     from minillm_demo.config import default_settings
     from minillm_demo.overrides import apply_overrides
+    from minillm_distill.errors import UsageError
 
     s = apply_overrides(default_settings(), ["choice_share=0.2", "eval.choice_prompts=500"])
     assert s.choice_share == 0.2 and s.eval.choice_prompts == 500

@@ -146,9 +146,9 @@ def test_lengths_table_and_figure(tmp_path):
 
 
 def test_settings_follow_the_world():
-    from minillm_cli.errors import UsageError
     from minillm_demo.config import default_settings, quick_settings
     from minillm_demo.overrides import apply_overrides
+    from minillm_distill.errors import UsageError
 
     default = default_settings()
     assert (default.response_budget(), default.positions()) == (12, 32)
@@ -167,10 +167,10 @@ def test_settings_follow_the_world():
 
 
 def test_recipes_of_the_lengths_world_fit_the_models(tmp_path):
-    from minillm_cli.recipe.loader import validate_recipe_dict
     from minillm_demo.config import default_settings
     from minillm_demo.overrides import apply_overrides
     from minillm_demo.recipes import build_recipes
+    from minillm_distill.recipe.loader import validate_recipe_dict
 
     (tmp_path / "train.jsonl").write_text('{"instruction": "a", "response": "b"}\n')
     settings = apply_overrides(default_settings(), ["world.min_items=2", "world.max_items=6", "world.max_arity=4"])

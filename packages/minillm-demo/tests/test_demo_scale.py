@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from minillm_cli.errors import UsageError
 from minillm_demo.config import DemoSettings, ModelSize, TrainStage, quick_settings
+from minillm_distill.errors import UsageError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -51,8 +51,8 @@ def _fake_demo(root: Path, settings: DemoSettings) -> None:
 
 
 def test_a_sizes_recipes_train_that_size_under_the_demos_teacher(tmp_path):
-    from minillm_cli.recipe.yaml_io import load_yaml
     from minillm_demo.scale import _recipes, plan
+    from minillm_distill.recipe.yaml_io import load_yaml
 
     settings = replace_quick(train_runs=2)
     _fake_demo(tmp_path, settings)

@@ -43,9 +43,9 @@ def test_the_valid_word_continues_a_true_response_and_the_hybrid_only_another_mo
 def test_batched_pair_probabilities_equal_one_unpadded_forward_each(tmp_path):
     import torch
 
-    from minillm_cli.models import load_model
-    from minillm_cli.recipe.schema import ModelSpec
     from minillm_demo.calibration import evaluate_pairs, pair_probabilities
+    from minillm_distill.models import load_model
+    from minillm_distill.recipe.schema import ModelSpec
 
     world = make_world(3)
     save_tokenizer(world, tmp_path / "tok")

@@ -263,7 +263,7 @@ def test_metrics(world):
 
 
 def test_dolly_jsonl_is_read_by_the_trainer(tmp_path, world):
-    from minillm_cli.data.records import load_records
+    from minillm_distill.data.records import load_records
 
     samples = world.samples(20, "train", 0)
     path = tmp_path / "train.jsonl"
@@ -283,7 +283,7 @@ def test_dolly_jsonl_is_read_by_the_trainer(tmp_path, world):
 def test_tokenizer_round_trip(tmp_path, world, samples):
     from transformers import AutoTokenizer
 
-    from minillm_cli.model_family import ALPACA_PROMPT
+    from minillm_distill.model_family import ALPACA_PROMPT
 
     tok = build_tokenizer(world)
     assert build_tokenizer(make_world(7)).get_vocab() == tok.get_vocab()

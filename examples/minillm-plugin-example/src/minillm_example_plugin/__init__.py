@@ -6,7 +6,7 @@ module; minillm imports it and calls the hooks below, which are marked with ``ho
 
 from __future__ import annotations
 
-from minillm_cli.api import hookimpl
+from minillm_distill.api import hookimpl
 from minillm_example_plugin.geometric import GeometricMixedParams, GeometricMixedSampler, geometric_mixture
 from minillm_example_plugin.hellinger import Hellinger, HellingerParams
 from minillm_example_plugin.reinforce import ReinforceParams, ReinforceRKL

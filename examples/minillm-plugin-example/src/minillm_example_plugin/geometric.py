@@ -9,7 +9,7 @@ top-p). Where ``teacher_mixed`` adds the two distributions, this multiplies them
 plausible is favoured, a token either model rules out is never drawn. ``alpha = 0`` is the student alone,
 ``alpha = 1`` the teacher alone.
 
-Everything else comes from minillm's own decoding helper, :func:`minillm_cli.api.generate_rollout`: the KV
+Everything else comes from minillm's own decoding helper, :func:`minillm_distill.api.generate_rollout`: the KV
 caches, EOS handling (the EOS stays inside the mask), the shared vocabulary rows, the per-rank sampling
 generator and ``ctx.synced`` (every rank decodes the same number of steps under ZeRO-3, so several ranks do
 not hang). Because tokens are drawn from ``m`` and not from the student, the rollout carries importance
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from minillm_cli.api import (
+from minillm_distill.api import (
     ChooseFn,
     GenerationParams,
     PromptBatch,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from minillm_cli.api import TokenDivergence, TokenDivergenceParams
+from minillm_distill.api import TokenDivergence, TokenDivergenceParams
 
 # log-probabilities of -inf logits are clamped here so that -inf + -inf stays a number
 _LOG_FLOOR = -1e30

@@ -13,7 +13,7 @@ optimizer step's global token count, so the summed contributions do not depend o
 No PPO clipping, no baseline: unbiased and simple, noisier than ``minillm``. ``gamma < 1`` trades bias for
 variance.
 
-How minillm drives it (see ``SequenceDivergence`` in ``minillm_cli.api``): :meth:`prepare` once per rollout
+How minillm drives it (see ``SequenceDivergence`` in ``minillm_distill.api``): :meth:`prepare` once per rollout
 phase turns the buffer's log-probs into returns (nothing vocabulary-sized); :meth:`loss` per micro-batch
 computes the student's log-probs of the sampled tokens from its scores with ``walk_tokens`` (logits of a
 chunk of tokens at a time, never ``[B, T, V]``).
@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field
 
-from minillm_cli.api import (
+from minillm_distill.api import (
     PluginParams,
     Reducer,
     ResponseScores,

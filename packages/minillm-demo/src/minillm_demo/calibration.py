@@ -6,13 +6,13 @@ words, normalised over the label words, give its prediction (the most probable l
 synthetic task's ``check ... => RESPONSE`` questions (:mod:`minillm_demo.synthetic.choice`), whose label
 (``yes`` / ``no``: is the response valid?) is known exactly, and each label word is one token, so a label's
 probability is the model's next-token probability right after the prompt (:func:`label_probabilities`, one
-forward pass per prompt; the same as :func:`minillm_cli.eval.analysis.label_word_probabilities`). Pair choices
+forward pass per prompt; the same as :func:`minillm_distill.eval.analysis.label_word_probabilities`). Pair choices
 (:mod:`minillm_demo.synthetic.pairs`, every demo) are the same measurement with two output words as the
 labels, read after a true response's prefix (:func:`pair_probabilities`).
 
 ECE: 10 equal-width confidence bins ((0, 0.1], (0.1, 0.2], ..., (0.9, 1]; a confidence of exactly 0 goes to
 the first), ``sum over bins of (n_bin / n) * |accuracy_bin - mean confidence_bin|``
-(:func:`minillm_cli.api.expected_calibration_error`). With two labels every confidence is at least
+(:func:`minillm_distill.api.expected_calibration_error`). With two labels every confidence is at least
 0.5, so only the upper five bins are ever used.
 
 This module also draws ``calibration.png`` (reliability diagrams per model, pooled over its seeds, and the
@@ -58,7 +58,7 @@ def mix_choice_prompts(world: Any, data_dir: Path, n: int, *, seed: int, questio
         return ()
     longest = max_prompt_words(world, question)
     if longest > MAX_PROMPT:
-        from minillm_cli.api import UsageError
+        from minillm_distill.api import UsageError
 
         raise UsageError(
             f"choice prompts of this world reach {longest} words; the demo's prompts hold {MAX_PROMPT}",
@@ -96,7 +96,7 @@ def label_word_metrics(probabilities: Sequence[Sequence[float]], gold: Sequence[
     """Accuracy, ECE and reliability bins of label-word ``probabilities`` (one row per prompt, normalised over
     the label words) against the ``gold`` label indices. The prediction is the most probable label (the first
     on a tie), its probability the confidence."""
-    from minillm_cli.api import expected_calibration_error
+    from minillm_distill.api import expected_calibration_error
 
     if len(probabilities) != len(gold):
         raise ValueError(f"{len(probabilities)} probability rows but {len(gold)} gold labels")
@@ -126,7 +126,7 @@ def _normalised_next_token(
     """Per row of token ids, the probabilities of its ``label_ids`` as the next token, normalised over them."""
     import torch
 
-    from minillm_cli.api import left_pad, model_device, pad_token_id
+    from minillm_distill.api import left_pad, model_device, pad_token_id
 
     device = model_device(model)
     out: list[list[float]] = []
@@ -153,7 +153,7 @@ def label_probabilities(
 ) -> list[list[float]]:
     """Per prompt, the probabilities of the single-token ``labels`` as the next token, normalised over them
     (a softmax of their log-probabilities)."""
-    from minillm_cli.api import encode_prompt, prompt_budget
+    from minillm_distill.api import encode_prompt, prompt_budget
 
     label_ids = [_word_id(tokenizer, label) for label in labels]
     budget = prompt_budget(model, max_prompt_tokens, 1)
@@ -173,7 +173,7 @@ def pair_probabilities(
     """Per (formatted prompt, :class:`~minillm_demo.synthetic.pairs.PairChoice`): the probabilities of its
     ``valid`` and ``hybrid`` words as the next token after the prompt and the choice's response ``prefix``
     (teacher forcing, the tokens training saw), normalised over the two; the valid word first."""
-    from minillm_cli.api import encode_prompt, prompt_budget
+    from minillm_distill.api import encode_prompt, prompt_budget
 
     if len(prompts) != len(pairs):
         raise ValueError(f"{len(prompts)} prompts but {len(pairs)} pair choices")

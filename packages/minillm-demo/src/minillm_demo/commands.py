@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from minillm_cli.api import UsageError, hookimpl
+from minillm_distill.api import UsageError, hookimpl
 
 demo_app = typer.Typer(
     name="demo",

@@ -1,7 +1,7 @@
 """Evaluation of one demo model on the synthetic task's held-out prompts, per sampling seed.
 
 For every seed each test prompt gets one response sampled at temperature 1 (top-k 0, top-p 1, no n-gram
-blocking) with the eval's per-example generators (:func:`minillm_cli.api.generate_predictions`, so a
+blocking) with the eval's per-example generators (:func:`minillm_distill.api.generate_predictions`, so a
 response depends only on the model, the prompt, the seed and the prompt's position). Per seed:
 
 * ``validity``, ``coverage``, ``mode_coverage``, ``true_nll``, ``finished``, ``error_*``: the exact checker
@@ -9,7 +9,7 @@ response depends only on the model, the prompt, the seed and the prompt's positi
 * ``rouge_l``: Rouge-L F (x100) against ``references`` responses of the true distribution (maximum);
 * ``mean_length``: words before EOS;
 * ``ece`` and ``token_accuracy``: next-token calibration under teacher forcing
-  (:func:`minillm_cli.api.token_calibration`) on one fresh reference of the true distribution per
+  (:func:`minillm_distill.api.token_calibration`) on one fresh reference of the true distribution per
   prompt and seed, EOS included (so the seeds differ in the references, not only in the samples);
 * ``label_accuracy`` and ``label_ece``: label-word accuracy and ECE on ``choice_prompts`` held-out yes/no
   choice prompts drawn afresh with the seed (:mod:`minillm_demo.calibration`), when the data folder's
@@ -18,7 +18,7 @@ response depends only on the model, the prompt, the seed and the prompt's positi
 * ``pair_accuracy`` and ``pair_ece``: accuracy and ECE of the two-way choice between a valid and a hybrid
   output inside a true response (:mod:`minillm_demo.synthetic.pairs`), one per calibration prompt, drawn
   afresh with the seed; reliability bins in the result file's ``pair_bins``;
-* ``exposure_bias``: ExAccErr(l) in % against the teacher (:func:`minillm_cli.api.measure_exposure_bias`)
+* ``exposure_bias``: ExAccErr(l) in % against the teacher (:func:`minillm_distill.api.measure_exposure_bias`)
   with that seed's generator, at ``l = exposure_length``; the teacher itself has none (``None``);
 * by reference length (:mod:`minillm_demo.lengths`): ``share@B``, ``validity@B`` and ``rouge_l@B`` per
   bucket ``B`` of the first reference's length in output symbols, and ``exaccerr@L`` for every generation
@@ -87,15 +87,15 @@ def units(cfg: EvalConfig, with_teacher: bool) -> int:
 
 def load(path: str) -> Any:
     """A saved demo model (``synthetic`` family: the bare instruction is the prompt), in eval mode."""
-    from minillm_cli.api import ModelSpec, load_model
+    from minillm_distill.api import ModelSpec, load_model
 
     return load_model(ModelSpec(path=str(path), family="synthetic"))
 
 
 def held_out_examples(data_dir: str | Path, cfg: EvalConfig) -> tuple[Any, list[Any]]:
     """(benchmark, the first ``cfg.prompts`` test examples) from the demo's data folder."""
-    from minillm_cli.api import ResourceError
     from minillm_demo.synthetic.benchmark import SyntheticBenchmark
+    from minillm_distill.api import ResourceError
 
     bench = SyntheticBenchmark(n_references=cfg.references, max_new_tokens=cfg.max_new_tokens)
     examples = bench.load_examples(str(Path(data_dir) / "test.jsonl"))
@@ -117,12 +117,18 @@ def evaluate_model(
     """Per-seed values of every metric in :data:`METRICS` (lists in the order of ``cfg.seeds``); each seed's
     label-word reliability bins are appended to ``label_bins`` when given (None for a seed without them), its
     pair-choice bins to ``pair_bins``."""
-    from minillm_cli.api import EvalSettings, generate_predictions, measure_exposure_bias, rouge_l, token_calibration
     from minillm_demo.calibration import evaluate_choices, evaluate_pairs
     from minillm_demo.lengths import bucket_scores, curve_scores, output_count
     from minillm_demo.synthetic.checker import Checker
     from minillm_demo.synthetic.choice import read_choice_spec
     from minillm_demo.synthetic.task import EOS, length_buckets, response_tokens
+    from minillm_distill.api import (
+        EvalSettings,
+        generate_predictions,
+        measure_exposure_bias,
+        rouge_l,
+        token_calibration,
+    )
 
     tick = tick or (lambda _: None)
     bench, examples = held_out_examples(data_dir, cfg)
@@ -227,10 +233,10 @@ def _append(out: dict[str, list[float | None]], values: dict[str, float | None])
 def true_distribution(data_dir: str | Path, cfg: EvalConfig) -> dict[str, list[float | None]]:
     """The task metrics of responses drawn from the true distribution for the same prompts and seeds (a
     perfect model): what coverage and Rouge-L can reach with this many samples."""
-    from minillm_cli.api import rouge_l
     from minillm_demo.lengths import bucket_scores, output_count
     from minillm_demo.synthetic.metrics import evaluate
     from minillm_demo.synthetic.task import length_buckets
+    from minillm_distill.api import rouge_l
 
     bench, examples = held_out_examples(data_dir, cfg)
     world = bench.world
@@ -255,8 +261,8 @@ def teacher_gate(
     teacher_dir: str | Path, data_dir: str | Path, prompts: int, *, seed: int = 1, max_new_tokens: int = 12
 ) -> float:
     """Validity of the teacher on ``prompts`` validation prompts (one sample each, temperature 1)."""
-    from minillm_cli.api import EvalSettings, generate_predictions
     from minillm_demo.synthetic.benchmark import SyntheticBenchmark
+    from minillm_distill.api import EvalSettings, generate_predictions
 
     bench = SyntheticBenchmark(n_references=1, max_new_tokens=max_new_tokens)
     examples = bench.load_examples(str(Path(data_dir) / "valid.jsonl"))[:prompts]

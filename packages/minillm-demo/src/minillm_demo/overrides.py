@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from minillm_cli.api import UsageError, load_yaml
 from minillm_demo.config import DemoSettings
+from minillm_distill.api import UsageError, load_yaml
 
 _FIXED = ("mode",)
 """settings a user does not set (``--quick`` decides them)"""

@@ -34,11 +34,11 @@ from typing import Any
 
 from rich.console import Console
 
-from minillm_cli.api import Job, Runner, RuntimeFailure, UsageError, distill_job
 from minillm_demo import calibration as demo_calibration
 from minillm_demo import evaluate as demo_eval
 from minillm_demo.config import DISTILLED, LABELS, METHODS, RECIPES, DemoSettings
 from minillm_demo.recipes import build_recipes, stage, write_pretraining_corpus
+from minillm_distill.api import Job, Runner, RuntimeFailure, UsageError, distill_job
 
 MARKER = "demo-settings.json"
 OWNED = (
@@ -152,7 +152,7 @@ def make_data(settings: DemoSettings, paths: DemoPaths) -> dict[str, Any]:
 
 
 def _write_recipes(settings: DemoSettings, paths: DemoPaths) -> dict[str, Path]:
-    from minillm_cli.api import dump_yaml, validate_recipe_dict
+    from minillm_distill.api import dump_yaml, validate_recipe_dict
 
     out = {}
     paths.recipes.mkdir(parents=True, exist_ok=True)
@@ -191,7 +191,7 @@ def _eval_job(name: str, run: int, settings: DemoSettings, paths: DemoPaths, thr
     return Job(
         name=f"eval:{sid}",
         description=f"evaluate {_label(name, run, settings)}",
-        argv=[sys.executable, "-m", "minillm_cli", "demo", "evaluate", str(spec)],
+        argv=[sys.executable, "-m", "minillm_distill", "demo", "evaluate", str(spec)],
         log=paths.logs / f"{sid}.eval.log",
         progress_file=Path(job.progress or ""),
         total=demo_eval.units(cfg, not is_teacher),

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minillm_cli.api import UsageError
+from minillm_distill.api import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -121,8 +121,8 @@ def plan(root: Path, sizes: Sequence[ModelSize], methods: Sequence[str], overrid
 
 def _recipes(p: ScalePlan, root: Path) -> dict[str, Path]:
     """The size's SFT and distillation recipes, with the demo's teacher."""
-    from minillm_cli.api import dump_yaml, validate_recipe_dict
     from minillm_demo.recipes import build_recipes
+    from minillm_distill.api import dump_yaml, validate_recipe_dict
 
     teacher = str(root / "runs" / "teacher" / "final")
     out = {}
@@ -142,9 +142,9 @@ def _recipes(p: ScalePlan, root: Path) -> dict[str, Path]:
 
 def _jobs(p: ScalePlan, root: Path, recipes: dict[str, Path], threads: int) -> dict[str, list[Any]]:
     """The size's jobs by kind (``sft``, ``distill``, ``eval``): the caller orders them over every size."""
-    from minillm_cli.api import Job, distill_job
     from minillm_demo import evaluate as demo_eval
     from minillm_demo.recipes import stage
+    from minillm_distill.api import Job, distill_job
 
     s = p.settings
     out: dict[str, list[Any]] = {"sft": [], "distill": [], "eval": []}
@@ -181,7 +181,7 @@ def _jobs(p: ScalePlan, root: Path, recipes: dict[str, Path], threads: int) -> d
             Job(
                 name=f"eval:{p.name}/{sid}",
                 description=f"{p.name}: evaluate {name}, run {run + 1}/{s.train_runs}",
-                argv=[sys.executable, "-m", "minillm_cli", "demo", "evaluate", str(spec)],
+                argv=[sys.executable, "-m", "minillm_distill", "demo", "evaluate", str(spec)],
                 log=Path(f"{log}.eval.log"),
                 deps=(f"{p.name}/{sid}",),
             )
@@ -216,8 +216,8 @@ def run_scale(
     """Train and evaluate the student chain at every size; write and return ``DIR/scale/results.json``."""
     import time
 
-    from minillm_cli.api import Runner
     from minillm_demo.scale_figure import draw_scale_figure
+    from minillm_distill.api import Runner
 
     start = time.perf_counter()
     plans = plan(root, sizes, methods, overrides)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minillm_cli.api import UsageError
+from minillm_distill.api import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,10 +69,10 @@ def baseline_results(root: Path) -> dict[str, Any]:
 
 def run_variants(root: Path, variants: Sequence[Variant], *, console: Console, threads: int = 2) -> dict[str, Any]:
     """Train and evaluate the variants (progress on ``console``); write and return their results."""
-    from minillm_cli.api import Job, Runner, distill_job
     from minillm_demo import evaluate as demo_eval
     from minillm_demo.pipeline import collect_eval_files, summarise
     from minillm_demo.recipes import stage
+    from minillm_distill.api import Job, Runner, distill_job
 
     settings = _settings(root)
     run_seeds = settings["student_runs"]["sampling_seeds"]  # what the demo's own students were evaluated with
@@ -120,7 +120,7 @@ def run_variants(root: Path, variants: Sequence[Variant], *, console: Console, t
                     Job(
                         name=f"eval:{v.name}/run{run + 1}",
                         description=f"evaluate {v.name}, run {run + 1}/{runs}",
-                        argv=[sys.executable, "-m", "minillm_cli", "demo", "evaluate", str(path)],
+                        argv=[sys.executable, "-m", "minillm_distill", "demo", "evaluate", str(path)],
                         log=root / "variants" / "logs" / f"{v.name}-run{run + 1}.eval.log",
                         deps=(f"{v.name}/run{run + 1}",) if not done else (),
                     )
@@ -141,7 +141,7 @@ def run_variants(root: Path, variants: Sequence[Variant], *, console: Console, t
 
 
 def _steps(recipe: Path, overrides: Sequence[str]) -> int:
-    from minillm_cli.api import load_yaml
+    from minillm_distill.api import load_yaml
 
     for item in overrides:
         key, _, value = item.partition("=")

@@ -9,7 +9,6 @@ the prompt: ``family``) and the ``synthetic`` benchmark (held-out prompts scored
 ``benchmark``), which ``minillm demo`` uses.
 """
 
-from minillm_cli.api import hookimpl
 from minillm_demo.synthetic.benchmark import SyntheticBenchmark, load_world, save_world
 from minillm_demo.synthetic.checker import Checker, Verdict, check, is_valid, mode_of
 from minillm_demo.synthetic.family import SyntheticFamily
@@ -26,6 +25,7 @@ from minillm_demo.synthetic.metrics import (
 )
 from minillm_demo.synthetic.task import EOS, PAD, UNK, Prompt, Response, Sample, TaskConfig, World, make_world
 from minillm_demo.synthetic.tokenizer import build_tokenizer, save_tokenizer
+from minillm_distill.api import hookimpl
 
 __all__ = [
     "EOS",

@@ -25,9 +25,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from minillm_cli.api import Benchmark, EvalExample, ResourceError, read_records
 from minillm_demo.synthetic.metrics import evaluate
 from minillm_demo.synthetic.task import EOS, TaskConfig, World, length_buckets, make_world
+from minillm_distill.api import Benchmark, EvalExample, ResourceError, read_records
 
 WORLD_FILE = "world.json"
 DEFAULT_REFERENCES = 8

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from minillm_plugins.model_families.gpt2 import GPT2Family
+from minillm_distill.builtins.model_families.gpt2 import GPT2Family
 
 
 class SyntheticFamily(GPT2Family):

@@ -19,7 +19,7 @@ from minillm_demo.synthetic.task import EOS, PAD, SPECIAL_TOKENS, UNK, World
 def template_words() -> tuple[str, ...]:
     """Words of the Alpaca prompt templates (with and without input), in order of first appearance."""
     try:
-        from minillm_cli.api import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT
+        from minillm_distill.api import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT
     except ImportError:  # pragma: no cover - the package is always installed with the CLI
         return ()
     text = (

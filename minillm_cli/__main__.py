@@ -1,3 +1,0 @@
-from minillm_cli.cli.main import main
-
-main()

@@ -1,0 +1,3 @@
+from minillm_distill.cli.main import main
+
+main()

@@ -1,0 +1,56 @@
+"""``minillm plugins check``: property checks of installed divergences and samplers, shipped with minillm so
+that a plugin author needs no source checkout.
+
+* token-level divergences: :mod:`minillm_distill.plugin_check.token`;
+* sequence-level divergences: :mod:`minillm_distill.plugin_check.sequence`;
+* samplers (the :class:`~minillm_distill.rollout.RolloutBatch` contract, on tiny models):
+  :mod:`minillm_distill.plugin_check.sampler`;
+* which option values are tried (``Params.check_values``, or derived from the fields):
+  :mod:`minillm_distill.plugin_check.cases`.
+
+Each check runs over every option set and reports one :class:`CheckResult` (passed, or the first failure with
+the options and the input that broke it). A plugin's own tests can call the same functions::
+
+    from minillm_distill.api import check_divergence
+    assert all(r.passed for r in check_divergence(MyDivergence)), check_divergence(MyDivergence)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minillm_distill.plugin_check.cases import Case, Cases, param_cases
+from minillm_distill.plugin_check.result import CheckResult
+
+__all__ = ["Case", "Cases", "CheckResult", "check_divergence", "check_sampler", "param_cases", "tiny_models"]
+
+
+def check_divergence(cls: type[Any], name: str | None = None) -> list[CheckResult]:
+    """The checks of a token-level or sequence-level divergence class."""
+    from minillm_distill.divergence import SequenceDivergence, TokenDivergence
+
+    if issubclass(cls, TokenDivergence):
+        from minillm_distill.plugin_check.token import check_token_divergence
+
+        return check_token_divergence(cls, name)
+    if issubclass(cls, SequenceDivergence):
+        from minillm_distill.plugin_check.sequence import check_sequence_divergence
+
+        return check_sequence_divergence(cls, name)
+    raise TypeError(f"{cls!r} is neither a TokenDivergence nor a SequenceDivergence")
+
+
+def check_sampler(cls: type[Any], name: str | None = None) -> list[CheckResult]:
+    """The checks of a sampler class, on tiny models built from configs."""
+    from minillm_distill.plugin_check.sampler import check_sampler as run
+
+    return run(cls, name)
+
+
+def tiny_models() -> Any:
+    """What the sampler checks run on (built once per process): ``.student`` and ``.teacher`` (tiny GPT-2s
+    sharing the byte-level ``.tokenizer``), ``.batch`` (a :class:`~minillm_distill.rollout.PromptBatch` of three
+    prompts with gold responses), ``.eos`` (the EOS ids) and ``.vocab`` (the vocabulary size)."""
+    from minillm_distill.plugin_check.sampler import build_world
+
+    return build_world()

@@ -1,0 +1,117 @@
+"""The test kit for plugin packages (and minillm's own tests): run ``minillm`` from a test, offline.
+
+Use it as a pytest plugin, in the ``conftest.py`` of a plugin's tests::
+
+    pytest_plugins = ["minillm_distill.testing"]
+
+    def test_my_command(cli):
+        result = cli("my-command", "--flag")
+        assert result.code == 0 and "done" in result.stdout
+
+Loading it sets the Hugging Face libraries offline (``HF_HUB_OFFLINE``, ``HF_DATASETS_OFFLINE``,
+``TRANSFORMERS_OFFLINE``) and experiment trackers to offline, unless the environment already says otherwise, and
+gives:
+
+* the ``cli`` fixture: ``cli(*args, env=None)`` runs ``minillm ARGS...`` in this process (plugins loaded
+  afresh for the call, as a new process would) and returns a :class:`CliResult` with the exit code, stdout and
+  stderr; errors are the panels a user sees, with their exit codes (``minillm_distill.errors.ExitCode``);
+* :func:`run_minillm`: the same in a subprocess (``python -m minillm_distill``), for what must not share this
+  process (a fresh interpreter, a crash, a timeout).
+
+The checks of ``minillm plugins check`` are in :mod:`minillm_distill.api` (``check_divergence``, ``check_sampler``).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name, _value in (
+    ("HF_HUB_OFFLINE", "1"),
+    ("HF_DATASETS_OFFLINE", "1"),
+    ("TRANSFORMERS_OFFLINE", "1"),
+    ("TOKENIZERS_PARALLELISM", "false"),
+    ("WANDB_MODE", "offline"),
+    ("WANDB_SILENT", "true"),
+):
+    os.environ.setdefault(_name, _value)
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+__all__ = ["CliResult", "cli", "run_minillm"]
+
+
+@dataclass
+class CliResult:
+    """What one ``minillm`` command did: its exit code and what it printed."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def flat_stderr(self) -> str:
+        """stderr without the panel's box and whitespace: a long path wraps a message at any word."""
+        return "".join(self.stderr.replace("│", "").split())
+
+
+@pytest.fixture(autouse=True)
+def _huge_page_switch_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process ``minillm`` command sets THP_MEM_ALLOC_ENABLE in os.environ (minillm_distill/host_memory.py):
+    registering it with monkeypatch undoes that after each test, so what later subprocesses inherit does not
+    depend on test order."""
+    value = os.environ.get("THP_MEM_ALLOC_ENABLE")
+    if value is None:
+        monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    else:
+        monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", value)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., CliResult]]:
+    """Run ``minillm ARGS...`` in-process; returns exit code, stdout, stderr."""
+    from minillm_distill.cli.main import main
+    from minillm_distill.cli.state import state
+    from minillm_distill.plugins import reset_plugins
+
+    def run(*args: Any, env: dict[str, str] | None = None) -> CliResult:
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        reset_plugins()
+        state.debug = False
+        capsys.readouterr()
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        reset_plugins()
+        return CliResult(code, out, err)
+
+    yield run
+
+
+def run_minillm(
+    *args: Any, env: dict[str, str] | None = None, timeout: float = 300, cwd: str | Path | None = None
+) -> CliResult:
+    """Run ``python -m minillm_distill ARGS...`` in a subprocess (this interpreter, this environment plus ``env``)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "minillm_distill", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        cwd=cwd,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)

@@ -1,2 +1,0 @@
-"""Built-in plugins of minillm, installed as the ``minillm_plugins`` package and registered through the
-``minillm`` entry-point group exactly like a third party's."""
