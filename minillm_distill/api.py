@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     # plugin base classes and their options
-    "Component": "minillm_distill.components",
-    "PluginParams": "minillm_distill.components",
+    "Registrable": "minillm_distill.registrable",
+    "PluginParams": "minillm_distill.registrable",
     "hookimpl": "minillm_distill.hookspecs",
     # benchmarks
     "Benchmark": "minillm_distill.benchmark",
@@ -105,7 +105,7 @@ __all__ = sorted(_EXPORTS)
 
 
 #: old name -> new name, importable with a DeprecationWarning for one release (CHANGELOG lists them)
-_RENAMED: dict[str, str] = {"Record": "RawRecord"}
+_RENAMED: dict[str, str] = {"Record": "RawRecord", "Component": "Registrable"}
 
 
 def __getattr__(name: str) -> Any:
@@ -133,7 +133,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py checks it matches _EXPORTS
     from minillm_distill.benchmark import Benchmark, EvalExample, fetch_jsonl, load_hub_rows, read_records
-    from minillm_distill.components import Component, PluginParams
     from minillm_distill.divergence import (
         DEFAULT_CHUNK_TOKENS,
         Divergence,
@@ -176,6 +175,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py check
     from minillm_distill.recipe.loader import validate_recipe_dict
     from minillm_distill.recipe.schema import ModelSpec
     from minillm_distill.recipe.yaml_io import dump_yaml, load_yaml
+    from minillm_distill.registrable import PluginParams, Registrable
     from minillm_distill.rollout import PromptBatch, RolloutBatch
     from minillm_distill.sampler import Sampler, SamplerContext, generate_rollout
     from minillm_distill.scoring.walk import ChunkFn, OutputHead, ResponseScores, TokenWalk, as_scores, walk_tokens

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from minillm_distill.components import Component
 from minillm_distill.errors import ResourceError, UsageError
 from minillm_distill.json_rows import RawRecord, RowsError, json_rows
+from minillm_distill.registrable import Registrable
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ Record = RawRecord
 """The old name of :class:`~minillm_distill.json_rows.RawRecord` (deprecated: ``minillm_distill.api.Record`` warns)."""
 
 
-class Benchmark(Component):
+class Benchmark(Registrable):
     """Loads an evaluation set from its hub id or a local file (``data``)."""
 
     hub_id: ClassVar[str | None] = None

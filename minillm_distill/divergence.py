@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field
 
-from minillm_distill.components import Component, PluginParams
+from minillm_distill.registrable import PluginParams, Registrable
 from minillm_distill.scoring.walk import DEFAULT_CHUNK_TOKENS, ChunkFn, ResponseScores, walk_tokens
 
 
-class Divergence(Component):
+class Divergence(Registrable):
     """Anything that turns a batch and model outputs into a loss."""
 
     level: ClassVar[str] = "token"

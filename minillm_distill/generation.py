@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from pydantic import Field, model_validator
 
-from minillm_distill.components import PluginParams
+from minillm_distill.registrable import PluginParams
 
 ChooseFn = Callable[[torch.Tensor | None, torch.Tensor | None], torch.Tensor]
 """``choose(q, p) -> probs``: the sampling distribution ``[B, V]`` from the processed student (``q``) and

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from minillm_distill.components import Component, PluginParams
 from minillm_distill.errors import ResourceError
+from minillm_distill.registrable import PluginParams, Registrable
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -59,7 +59,7 @@ class ScratchParams(PluginParams):
         return self.intermediate or 4 * self.hidden
 
 
-class ModelFamily(Component):
+class ModelFamily(Registrable):
     """Loads models of one architecture family through ``transformers``.
 
     ``model_types`` lists the ``config.model_type`` values it handles; a family with ``fallback = True``

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 
 import torch
 
-from minillm_distill.components import Component
 from minillm_distill.generation import (
     ChooseFn,
     GenerationParams,
@@ -18,6 +17,7 @@ from minillm_distill.generation import (
     pad_token_id,
     shared_vocab_size,
 )
+from minillm_distill.registrable import Registrable
 from minillm_distill.rollout import PromptBatch, RolloutBatch
 
 
@@ -66,7 +66,7 @@ class SamplerContext:
     ``synced`` (the teacher's output layer is then a collective every rank must call alike)."""
 
 
-class Sampler(Component):
+class Sampler(Registrable):
     """Decides where the response tokens of a training batch come from (the gold data, the student, the
     teacher, a mixture). Subclasses set ``name``, ``description``, ``Params`` and the flags below, and implement
     :meth:`sample`; most build on :func:`generate_rollout`."""

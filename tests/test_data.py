@@ -66,15 +66,19 @@ def test_batch_order_partitions_each_step_across_ranks_and_microbatches():
     seen = []
     for rank in range(2):
         seen += [
-            i for mb in micro_batch_indices(n, seed=3, step=0, micro=2, grad_accum=2, world=2, rank=rank) for i in mb
+            i
+            for mb in micro_batch_indices(n, seed=3, step=0, micro=2, grad_accum=2, world_size=2, rank=rank)
+            for i in mb
         ]
     assert sorted(seen) == sorted(set(seen)) and len(seen) == 8  # 8 distinct examples in step 0
     # steps are a pure function of (seed, step): recomputing gives the same thing
-    a = micro_batch_indices(n, seed=3, step=7, micro=2, grad_accum=2, world=2, rank=1)
-    assert a == micro_batch_indices(n, seed=3, step=7, micro=2, grad_accum=2, world=2, rank=1)
+    a = micro_batch_indices(n, seed=3, step=7, micro=2, grad_accum=2, world_size=2, rank=1)
+    assert a == micro_batch_indices(n, seed=3, step=7, micro=2, grad_accum=2, world_size=2, rank=1)
     # an epoch covers every example exactly once
     epoch = [
-        i for s in range(5) for i in micro_batch_indices(n, seed=3, step=s, micro=2, grad_accum=1, world=1, rank=0)[0]
+        i
+        for s in range(5)
+        for i in micro_batch_indices(n, seed=3, step=s, micro=2, grad_accum=1, world_size=1, rank=0)[0]
     ]
     assert sorted(epoch) == list(range(n))
 

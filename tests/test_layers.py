@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     # ground floor: errors, files and folders, the rollout types, chat text, the plugin base
     (
         "errors", "io_errors", "seeds", "json_rows", "safe_load", "host_memory", "run_layout", "tracker_names",
-        "byte_tokenizer", "registry", "hookspecs", "rollout", "components", "data.chat", "data.prompt_format",
+        "byte_tokenizer", "registry", "hookspecs", "rollout", "registrable", "data.chat", "data.prompt_format",
         "data.records",
     ),
     # the contracts plugins implement, and scoring

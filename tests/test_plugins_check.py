@@ -19,7 +19,7 @@ import minillm_distill.plugins as plugins_mod
 from minillm_distill.api import PluginParams, TokenDivergenceParams
 from minillm_distill.errors import ExitCode
 from minillm_distill.plugin_check import check_divergence, param_cases
-from minillm_distill.plugin_check.sampler import build_world, check_sampler
+from minillm_distill.plugin_check.sampler import build_check_models, check_sampler
 from minillm_distill.plugins import DISABLE_ENV, load_plugins
 
 FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
@@ -162,13 +162,13 @@ def test_sequence_divergence_normalising_by_its_own_micro_batch_fails_the_split_
 
 
 @pytest.fixture(scope="module")
-def world():
-    return build_world()
+def models():
+    return build_check_models()
 
 
-def test_builtin_teacher_mixed_sampler_keeps_the_contract(world):
+def test_builtin_teacher_mixed_sampler_keeps_the_contract(models):
     """Student and teacher decode together: every field of the RolloutBatch is filled and checked."""
-    results = check_sampler(load_plugins().samplers.get("teacher_mixed"), "teacher_mixed", world)
+    results = check_sampler(load_plugins().samplers.get("teacher_mixed"), "teacher_mixed", models)
     assert [r.check for r in results] == [
         "contract",
         "EOS inside the mask",
@@ -181,8 +181,8 @@ def test_builtin_teacher_mixed_sampler_keeps_the_contract(world):
     assert results[0].cases == 13  # every GenerationParams field and alpha, probe_student_length were varied
 
 
-def test_sampler_leaving_eos_outside_the_mask_fails(broken, world):
-    results = _by_check(check_sampler(broken[1].EosOutside, world=world))
+def test_sampler_leaving_eos_outside_the_mask_fails(broken, models):
+    results = _by_check(check_sampler(broken[1].EosOutside, models=models))
     eos = results["EOS inside the mask"]
     assert not eos.passed and "without an EOS inside the mask" in eos.failure
     # the EOS position it dropped from the mask still carries a log-prob
@@ -190,8 +190,8 @@ def test_sampler_leaving_eos_outside_the_mask_fails(broken, world):
     assert results["contract"].passed
 
 
-def test_sampler_reporting_processed_logprobs_fails_for_the_options_that_show_it(broken, world):
-    results = _by_check(check_sampler(broken[1].ProcessedLogprobs, world=world))
+def test_sampler_reporting_processed_logprobs_fails_for_the_options_that_show_it(broken, models):
+    results = _by_check(check_sampler(broken[1].ProcessedLogprobs, models=models))
     logprobs = results["log-probs"]
     assert not logprobs.passed
     # right at the defaults and for other max_new_tokens; min_new_tokens=1 bans EOS at the first step, so the
@@ -200,9 +200,9 @@ def test_sampler_reporting_processed_logprobs_fails_for_the_options_that_show_it
     assert results["contract"].passed and results["EOS inside the mask"].passed
 
 
-def test_own_decoding_loop_ignoring_synced_fails_only_the_synced_check(broken, world):
+def test_own_decoding_loop_ignoring_synced_fails_only_the_synced_check(broken, models):
     """The issue's sampler: a correct loop of its own that would hang under ZeRO-3 with several ranks."""
-    results = check_sampler(broken[1].OwnLoop, world=world)
+    results = check_sampler(broken[1].OwnLoop, models=models)
     assert [r.check for r in results if not r.passed] == ["synced (ZeRO-3)"], [r.failure for r in results]
     failure = results[-1].failure
     assert "forward passes without minillm's rank synchronisation" in failure and "generate_rollout" in failure

@@ -15,11 +15,11 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:
 
 
 def micro_batch_indices(
-    n: int, *, seed: int, step: int, micro: int, grad_accum: int, world: int, rank: int
+    n: int, *, seed: int, step: int, micro: int, grad_accum: int, world_size: int, rank: int
 ) -> list[list[int]]:
     """Example indices of each of this rank's ``grad_accum`` micro-batches for optimizer step ``step``
-    (0-based). Every step consumes ``micro * grad_accum * world`` examples; epochs reshuffle."""
-    per_step = micro * grad_accum * world
+    (0-based). Every step consumes ``micro * grad_accum * world_size`` examples; epochs reshuffle."""
+    per_step = micro * grad_accum * world_size
     start = step * per_step
     cache: dict[int, list[int]] = {}
 
@@ -31,7 +31,7 @@ def micro_batch_indices(
 
     out = []
     for m in range(grad_accum):
-        base = start + (m * world + rank) * micro
+        base = start + (m * world_size + rank) * micro
         out.append([at(base + i) for i in range(micro)])
     return out
 

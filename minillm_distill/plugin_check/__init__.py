@@ -51,6 +51,6 @@ def tiny_models() -> Any:
     """What the sampler checks run on (built once per process): ``.student`` and ``.teacher`` (tiny GPT-2s
     sharing the byte-level ``.tokenizer``), ``.batch`` (a :class:`~minillm_distill.rollout.PromptBatch` of three
     prompts with gold responses), ``.eos`` (the EOS ids) and ``.vocab`` (the vocabulary size)."""
-    from minillm_distill.plugin_check.sampler import build_world
+    from minillm_distill.plugin_check.sampler import build_check_models
 
-    return build_world()
+    return build_check_models()

@@ -57,7 +57,7 @@ def select_targets(plugins: PluginSet, names: list[str]) -> list[Target]:
     return chosen
 
 
-def check_target(target: Target, world_factory: Callable[[], Any]) -> list[CheckResult]:
+def check_target(target: Target, models_factory: Callable[[], Any]) -> list[CheckResult]:
     """The results of every check of one target (a class that fails to load is one failed result)."""
     from minillm_distill.divergence import SequenceDivergence, TokenDivergence
     from minillm_distill.errors import MinillmError
@@ -70,7 +70,7 @@ def check_target(target: Target, world_factory: Callable[[], Any]) -> list[Check
     if target.kind == "sampler":
         from minillm_distill.plugin_check.sampler import check_sampler
 
-        results = check_sampler(cls, target.name, world_factory())
+        results = check_sampler(cls, target.name, models_factory())
     elif issubclass(cls, TokenDivergence):
         from minillm_distill.plugin_check.token import check_token_divergence
 
@@ -94,20 +94,20 @@ def run_checks(targets: list[Target]) -> Iterator[CheckResult]:
     """Each target's results as they are computed (the sampler checks' tiny models are built once)."""
     import torch
 
-    world: list[Any] = []
+    built: list[Any] = []
 
-    def world_factory() -> Any:
-        if not world:
-            from minillm_distill.plugin_check.sampler import build_world
+    def models_factory() -> Any:
+        if not built:
+            from minillm_distill.plugin_check.sampler import build_check_models
 
-            world.append(build_world())
-        return world[0]
+            built.append(build_check_models())
+        return built[0]
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: thread hand-offs cost more than the arithmetic
     try:
         with torch.random.fork_rng(devices=[]):
             for target in targets:
-                yield from check_target(target, world_factory)
+                yield from check_target(target, models_factory)
     finally:
         torch.set_num_threads(threads)

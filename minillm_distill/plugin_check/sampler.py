@@ -51,7 +51,7 @@ SAMPLER_CHECKS = ("contract", "EOS inside the mask", "log-probs", "reproducible"
 
 
 @dataclass
-class World:
+class CheckModels:
     """The tiny models, tokenizer and prompt batch every sampler check uses."""
 
     student: Any
@@ -71,7 +71,7 @@ def _towards_eos(model: Any, eos: int, nats: float) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def build_world() -> World:
+def build_check_models() -> CheckModels:
     """The tiny models and prompts (built once per process: samplers only decode with them)."""
     from minillm_distill.generation import eos_token_ids
     from minillm_distill.models import load_model
@@ -99,14 +99,14 @@ def build_world() -> World:
         response_ids[i, : len(r)], response_mask[i, : len(r)] = torch.tensor(r), 1
     batch = PromptBatch(prompt_ids, prompt_mask, response_ids, response_mask)
     ids = eos_token_ids(tok, student.model, teacher.model)
-    return World(student.model, teacher.model, tok, batch, ids, int(student.model.config.vocab_size))
+    return CheckModels(student.model, teacher.model, tok, batch, ids, int(student.model.config.vocab_size))
 
 
-def _context(world: World, *, teacher: bool = True, seed: int = 7, synced: bool = False) -> SamplerContext:
+def _context(models: CheckModels, *, teacher: bool = True, seed: int = 7, synced: bool = False) -> SamplerContext:
     return SamplerContext(
-        student=world.student,
-        teacher=world.teacher if teacher else None,
-        tokenizer=world.tokenizer,
+        student=models.student,
+        teacher=models.teacher if teacher else None,
+        tokenizer=models.tokenizer,
         step=3,
         generator=torch.Generator().manual_seed(seed),
         seed=11,
@@ -114,16 +114,16 @@ def _context(world: World, *, teacher: bool = True, seed: int = 7, synced: bool 
     )
 
 
-def _sample(cls: type[Sampler], case: Case, world: World, **ctx: Any) -> RolloutBatch:
+def _sample(cls: type[Sampler], case: Case, models: CheckModels, **ctx: Any) -> RolloutBatch:
     sampler = cls(cls.Params.model_validate(case.options))
-    batch = world.batch if cls.needs_responses else PromptBatch(world.batch.prompt_ids, world.batch.prompt_mask)
-    out = sampler.sample(batch, _context(world, **ctx))
+    batch = models.batch if cls.needs_responses else PromptBatch(models.batch.prompt_ids, models.batch.prompt_mask)
+    out = sampler.sample(batch, _context(models, **ctx))
     fail_if(not isinstance(out, RolloutBatch), f"sample returned {type(out).__name__}, not a RolloutBatch")
     return out
 
 
-def _check_contract(cls: type[Sampler], case: Case, world: World, rollout: RolloutBatch) -> None:
-    r, b = rollout, world.batch
+def _check_contract(cls: type[Sampler], case: Case, models: CheckModels, rollout: RolloutBatch) -> None:
+    r, b = rollout, models.batch
     fail_if(
         tuple(r.prompt_ids.shape) != tuple(b.prompt_ids.shape) or not torch.equal(r.prompt_ids.cpu(), b.prompt_ids),
         "prompt_ids are not the prompts of the batch (same rows, same order)",
@@ -137,7 +137,7 @@ def _check_contract(cls: type[Sampler], case: Case, world: World, rollout: Rollo
     fail_if(bool(((m != 0) & (m != 1)).any()), "response_mask has values other than 0 and 1")
     fail_if(bool((m[:, 1:] > m[:, :-1]).any()), "response_mask is not right-padded (a 1 after a 0 in a row)")
     valid = m.bool()
-    fail_if(bool(((ids < 0) | (ids >= world.vocab))[valid].any()), f"response ids outside [0, {world.vocab})")
+    fail_if(bool(((ids < 0) | (ids >= models.vocab))[valid].any()), f"response ids outside [0, {models.vocab})")
     for name in ("behaviour_logprobs", "teacher_logprobs", "importance_weights"):
         t = getattr(r, name)
         if t is None:
@@ -156,13 +156,13 @@ def _check_contract(cls: type[Sampler], case: Case, world: World, rollout: Rollo
     if cls.records_teacher_logprobs:
         fail_if(r.teacher_logprobs is None, "records_teacher_logprobs is True but the rollout has no teacher_logprobs")
     if not cls.needs_teacher:
-        alone = _sample(cls, case, world, teacher=False)
+        alone = _sample(cls, case, models, teacher=False)
         fail_if(alone.response_ids.size(0) != ids.size(0), "without a teacher the rollout has other rows")
 
 
-def _check_eos(cls: type[Sampler], case: Case, world: World, rollout: RolloutBatch) -> None:
+def _check_eos(cls: type[Sampler], case: Case, models: CheckModels, rollout: RolloutBatch) -> None:
     ids, mask = rollout.response_ids.cpu(), rollout.response_mask.cpu().long()
-    eos = torch.tensor(world.eos)
+    eos = torch.tensor(models.eos)
     lengths = mask.sum(1)
     for row in range(ids.size(0)):
         n = int(lengths[row])
@@ -185,15 +185,15 @@ def _rescored(model: Any, rollout: RolloutBatch, vocab: int) -> torch.Tensor:
     return logp.gather(-1, batch.response_ids[..., None])[..., 0]
 
 
-def _check_logprobs(cls: type[Sampler], case: Case, world: World, rollout: RolloutBatch) -> None:
+def _check_logprobs(cls: type[Sampler], case: Case, models: CheckModels, rollout: RolloutBatch) -> None:
     valid = rollout.response_mask.cpu().bool()
-    for name, model in (("behaviour_logprobs", world.student), ("teacher_logprobs", world.teacher)):
+    for name, model in (("behaviour_logprobs", models.student), ("teacher_logprobs", models.teacher)):
         got = getattr(rollout, name)
         if got is None:
             continue
         got = got.cpu().float()
         fail_if(bool((got[~valid] != 0).any()), f"{name} is not 0 at masked positions")
-        want = _rescored(model, rollout, world.vocab)
+        want = _rescored(model, rollout, models.vocab)
         diff = (got - want).abs()[valid]
         if diff.numel() and float(diff.max()) > LOGPROB_TOLERANCE:
             raise CheckFailed(
@@ -202,19 +202,19 @@ def _check_logprobs(cls: type[Sampler], case: Case, world: World, rollout: Rollo
             )
 
 
-def _check_reproducible(cls: type[Sampler], case: Case, world: World, rollout: RolloutBatch) -> None:
-    again = _sample(cls, case, world)
+def _check_reproducible(cls: type[Sampler], case: Case, models: CheckModels, rollout: RolloutBatch) -> None:
+    again = _sample(cls, case, models)
     same = tuple(again.response_ids.shape) == tuple(rollout.response_ids.shape) and torch.equal(
         again.response_ids.cpu(), rollout.response_ids.cpu()
     )
     fail_if(not same, "the same generator seed gave different responses (draw only from ctx.generator)")
 
 
-def _check_checkpointable(cls: type[Sampler], case: Case, world: World, rollout: RolloutBatch) -> None:
+def _check_checkpointable(cls: type[Sampler], case: Case, models: CheckModels, rollout: RolloutBatch) -> None:
     from minillm_distill.state_files import load_state, save_state
 
     sampler = cls(cls.Params.model_validate(case.options))
-    sampler.sample(world.batch, _context(world))
+    sampler.sample(models.batch, _context(models))
     try:
         text = json.dumps(sampler.state_dict())
     except (TypeError, ValueError) as exc:
@@ -264,13 +264,13 @@ def _forward_count(*models: Any) -> Iterator[list[int]]:
             h.remove()
 
 
-def _check_synced(cls: type[Sampler], case: Case, world: World, rollout: RolloutBatch) -> None:
+def _check_synced(cls: type[Sampler], case: Case, models: CheckModels, rollout: RolloutBatch) -> None:
     sampler = cls(cls.Params.model_validate(case.options))
     if getattr(sampler.params, "max_new_tokens", 2) < 2:
         return  # one decoding step: every rank runs exactly one forward pass, nothing to synchronise
-    batch = world.batch if cls.needs_responses else PromptBatch(world.batch.prompt_ids, world.batch.prompt_mask)
-    with _forward_count(world.student, world.teacher) as calls, _peer_still_decoding() as asked:
-        synced = sampler.sample(batch, _context(world, synced=True))
+    batch = models.batch if cls.needs_responses else PromptBatch(models.batch.prompt_ids, models.batch.prompt_mask)
+    with _forward_count(models.student, models.teacher) as calls, _peer_still_decoding() as asked:
+        synced = sampler.sample(batch, _context(models, synced=True))
     if calls[0] and not asked:
         raise CheckFailed(
             f"with ctx.synced the models ran {calls[0]} forward passes without minillm's rank synchronisation: "
@@ -293,18 +293,28 @@ _CHECKS = {
 }
 
 
-def check_sampler(cls: type[Sampler], name: str | None = None, world: World | None = None) -> list[CheckResult]:
-    """Every sampler check of ``cls`` over its option sets; one result per check."""
+def check_sampler(
+    cls: type[Sampler], name: str | None = None, models: CheckModels | None = None, **deprecated: Any
+) -> list[CheckResult]:
+    """Every sampler check of ``cls`` over its option sets; one result per check. ``models``: what the checks
+    run on (default :func:`build_check_models`; ``world=`` is its old name, accepted for one release)."""
     name = name or getattr(cls, "name", cls.__name__)
     base = {"max_new_tokens": MAX_NEW_TOKENS} if "max_new_tokens" in cls.Params.model_fields else {}
     found = param_cases(cls.Params, base)
-    world = world or build_world()
+    if "world" in deprecated:
+        import warnings
+
+        warnings.warn("check_sampler(world=...) is now check_sampler(models=...)", DeprecationWarning, stacklevel=2)
+        models = models or deprecated.pop("world")
+    if deprecated:
+        raise TypeError(f"check_sampler() got unexpected keyword arguments {sorted(deprecated)}")
+    models = models or build_check_models()
     rollouts: dict[str, RolloutBatch] = {}
 
     def rollout_of(case: Case) -> RolloutBatch:
         if case.label not in rollouts:
-            rollouts[case.label] = _sample(cls, case, world)
+            rollouts[case.label] = _sample(cls, case, models)
         return rollouts[case.label]
 
-    checks = {check: (lambda case, fn=fn: fn(cls, case, world, rollout_of(case))) for check, fn in _CHECKS.items()}
+    checks = {check: (lambda case, fn=fn: fn(cls, case, models, rollout_of(case))) for check, fn in _CHECKS.items()}
     return check_all("sampler", name, found, checks)

@@ -86,7 +86,7 @@ def sample_rollouts(
         step=data_index,
         micro=train.micro_batch_size,
         grad_accum=n_micro,
-        world=w,
+        world_size=w,
         rank=r,
     )
     out = []
@@ -111,14 +111,14 @@ def sample_rollouts(
 def backward_micro(ctx: StepContext, loss: torch.Tensor, fallback: torch.Tensor, last: bool, bad: bool) -> bool:
     """Backward one micro-batch; a non-finite loss on any rank turns the rest of the step into exact zeros
     and the update is skipped (LR 0 for this step). Returns the updated ``bad`` flag."""
-    world, gas = dist_utils.world_size(), ctx.train.grad_accum
+    world_size, gas = dist_utils.world_size(), ctx.train.grad_accum
     (nonfinite,) = dist_utils.all_reduce_max([0.0 if math.isfinite(loss.item()) else 1.0], ctx.device)
     bad = bad or bool(nonfinite)
     if bad:
         loss = fallback
     # DeepSpeed divides by grad_accum and averages over ranks; undo both so the gradient is that of the
     # step's loss as normalised by the divergence (global counts)
-    ctx.engine.backward(loss * (world * gas))
+    ctx.engine.backward(loss * (world_size * gas))
     if last and bad:
         for group in ctx.engine.optimizer.param_groups:
             group["lr"] = 0.0  # skip the update; the scheduler sets the next step's LR afterwards

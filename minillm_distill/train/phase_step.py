@@ -131,7 +131,7 @@ def pretrain_term(ctx: StepContext, step: int, micro: int) -> tuple[torch.Tensor
         step=step,
         micro=train.micro_batch_size,
         grad_accum=train.grad_accum,
-        world=w,
+        world_size=w,
         rank=r,
     )[micro]
     ids = blocks[idx].to(ctx.device)

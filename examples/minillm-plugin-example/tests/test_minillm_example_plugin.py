@@ -64,20 +64,20 @@ def test_geometric_mixture_keeps_zeros_and_never_returns_an_empty_row():
 
 def test_sampler_at_alpha_0_has_unit_importance_weights():
     """Drawn from the student itself, each weight q(y) / m(y) is 1."""
-    from minillm_distill.plugin_check.sampler import build_world
+    from minillm_distill.api import tiny_models
 
-    world = build_world()
+    models = tiny_models()
     sampler = GeometricMixedSampler.from_options({"alpha": 0.0, "max_new_tokens": 6})
     ctx = SamplerContext(
-        world.student, world.teacher, world.tokenizer, step=0, generator=torch.Generator().manual_seed(3)
+        models.student, models.teacher, models.tokenizer, step=0, generator=torch.Generator().manual_seed(3)
     )
-    rollout = sampler.sample(PromptBatch(world.batch.prompt_ids, world.batch.prompt_mask), ctx)
+    rollout = sampler.sample(PromptBatch(models.batch.prompt_ids, models.batch.prompt_mask), ctx)
     assert rollout.importance_weights is not None and rollout.response_mask.sum() > 0
     torch.testing.assert_close(rollout.importance_weights, torch.ones_like(rollout.importance_weights))
     mixed = GeometricMixedSampler.from_options({"alpha": 0.7, "max_new_tokens": 6}).sample(
-        PromptBatch(world.batch.prompt_ids, world.batch.prompt_mask),
+        PromptBatch(models.batch.prompt_ids, models.batch.prompt_mask),
         SamplerContext(
-            world.student, world.teacher, world.tokenizer, step=0, generator=torch.Generator().manual_seed(3)
+            models.student, models.teacher, models.tokenizer, step=0, generator=torch.Generator().manual_seed(3)
         ),
     )
     valid = mixed.response_mask.bool()

@@ -18,8 +18,10 @@ class PluginParams(BaseModel):
     check_values: ClassVar[dict[str, Sequence[Any]]] = {}
 
 
-class Component:
-    """A registrable class. Subclasses set ``name`` (recipe key), ``description`` and ``Params``."""
+class Registrable:
+    """The base of every class a plugin registers (a divergence, sampler, model family or benchmark): it is
+    found by ``name`` (the recipe key) in a :class:`~minillm_distill.registry.Registry` and built from its
+    recipe options, which ``Params`` validates. Subclasses set ``name``, ``description`` and ``Params``."""
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -29,7 +31,7 @@ class Component:
         self.params = params if params is not None else self.Params()
 
     @classmethod
-    def from_options(cls, options: dict | None = None) -> Component:
+    def from_options(cls, options: dict | None = None) -> Registrable:
         """Build from a plain dict of recipe options (validated by ``Params``)."""
         return cls(cls.Params.model_validate(options or {}))
 
