@@ -131,7 +131,7 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-if TYPE_CHECKING:  # what type checkers and editors see; tests/test_api.py checks it matches _EXPORTS
+if TYPE_CHECKING:  # what type checkers and editors see; tests/unit/test_api.py checks it matches _EXPORTS
     from minillm_distill.benchmark import Benchmark, EvalExample, fetch_jsonl, load_hub_rows, read_records
     from minillm_distill.divergence import (
         DEFAULT_CHUNK_TOKENS,

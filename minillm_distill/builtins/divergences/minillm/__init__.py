@@ -60,7 +60,7 @@ q_old = q_theta (the first PPO epoch), ``include_current_reward = False`` with `
 gradient of the step's loss an unbiased estimate of (sequences / ``norm.tokens``) * grad L; with alpha > 0 this
 needs ``importance_weighting = "prefix"`` and a ratio clip that cannot bind (``weight_in_clip = False``).
 ``include_current_reward = True`` with ``single_step_coef = 0`` (plain REINFORCE) is unbiased too.
-``tests/test_minillm_divergence.py`` checks all of these by enumerating a toy model.
+``tests/unit/builtins/test_minillm_divergence.py`` checks all of these by enumerating a toy model.
 
 The vocabulary rows compared are those both models share (``[:min(V_s, V_t)]``), the rows the samplers draw
 from and normalise behaviour log-probs over.

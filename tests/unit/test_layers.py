@@ -106,7 +106,7 @@ def layer_of(module: str) -> int:
         ((len(prefix), i) for i, group in enumerate(LAYERS) for prefix in group if _under(rest, prefix)),
         default=None,
     )
-    assert best is not None, f"{module} is on no layer: add it to LAYERS in tests/test_layers.py"
+    assert best is not None, f"{module} is on no layer: add it to LAYERS in tests/unit/test_layers.py"
     return best[1]
 
 

@@ -20,7 +20,7 @@ import pytest
 import tomllib
 import torch
 import yaml
-from helpers import ROOT, run_minillm
+from helpers import PLUGIN_FIXTURES, ROOT, run_minillm
 
 import minillm_distill
 import minillm_distill.plugins as plugins_mod
@@ -30,7 +30,7 @@ from minillm_distill.errors import ExitCode, MinillmError, PluginError, RecipeEr
 from minillm_distill.plugins import DISABLE_ENV, load_plugins
 from minillm_distill.recipe.loader import validate_recipe_dict
 
-FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
+FIXTURES = PLUGIN_FIXTURES
 EXAMPLE = ROOT / "examples" / "minillm-plugin-example"
 KD_RECIPE = ROOT / "recipes" / "tiny" / "kd.yaml"
 

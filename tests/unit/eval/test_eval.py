@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SHARED_DATA
+from helpers import BENCH_FIXTURES, SHARED_DATA
 from rouge_score import rouge_scorer
 from tiny_models import save_tiny_model
 
@@ -23,7 +23,7 @@ from minillm_distill.eval.runner import EvalSettings, example_seed
 from minillm_distill.generation import GenerationParams, NgramBlocker, decode
 from minillm_distill.plugins import load_plugins
 
-FIXTURES = Path(__file__).parent / "fixtures" / "bench"
+FIXTURES = BENCH_FIXTURES
 BENCHMARKS = ("dolly", "self_inst", "vicuna", "sni", "unni")
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from chat_tokenizers import chat_tokenizer, save_chat_tokenizer
-from test_recipe_errors import VALID, assert_reported
+from recipe_cases import VALID, assert_reported
 
 from minillm_distill.builtins.model_families.gpt2 import GPT2Family
 from minillm_distill.builtins.model_families.qwen2 import Qwen2Family

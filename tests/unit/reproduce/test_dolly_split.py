@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from pathlib import Path
 
 import pytest
+from helpers import write_dolly
 
 from minillm_distill.errors import ResourceError
 from minillm_distill.reproduce.split import SPLIT_FILE, split_dolly
-
-
-def write_dolly(path: Path, n: int = 1100, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for i in range(n):
-            row = {"instruction": f"q{i} {rng.random()}", "context": "", "response": f"a{i}", "category": "open_qa"}
-            handle.write(json.dumps(row) + "\n")
-    return path
 
 
 def _lines(path: Path) -> list[str]:

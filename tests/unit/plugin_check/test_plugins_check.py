@@ -8,11 +8,11 @@ import json
 import sys
 from collections.abc import Sequence
 from importlib.metadata import EntryPoint
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pytest
 import torch
+from helpers import PLUGIN_FIXTURES
 from pydantic import Field
 
 import minillm_distill.plugins as plugins_mod
@@ -22,7 +22,7 @@ from minillm_distill.plugin_check import check_divergence, param_cases
 from minillm_distill.plugin_check.sampler import build_check_models, check_sampler
 from minillm_distill.plugins import DISABLE_ENV, load_plugins
 
-FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
+FIXTURES = PLUGIN_FIXTURES
 
 
 @pytest.fixture(autouse=True, scope="module")

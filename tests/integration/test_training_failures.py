@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_minillm
+from helpers import PLUGIN_FIXTURES, run_minillm
 
 import minillm_distill.plugins as plugins_mod
 from minillm_distill.errors import PeerLost, PluginError
@@ -22,7 +22,7 @@ from minillm_distill.plugins import load_plugins
 from minillm_distill.train import launch, loop
 from minillm_distill.train.plugin_failure import blame_plugin
 
-FIXTURES = Path(__file__).resolve().parent / "plugin_fixtures"
+FIXTURES = PLUGIN_FIXTURES
 TINY = ("recipes/tiny/kd.yaml", "--set", "train.micro_batch_size=2")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from gguf_writer import tiny_llama, write_gguf
-from test_dolly_split import write_dolly
+from helpers import write_dolly
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("gguf")

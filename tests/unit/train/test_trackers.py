@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from test_recipe_errors import VALID, assert_reported
+from recipe_cases import VALID, assert_reported
 
 from minillm_distill.train.trackers import flat_config, missing_library, numeric_metrics
 

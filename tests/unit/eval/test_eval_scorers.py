@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import BENCH_FIXTURES
 from tiny_models import save_tiny_model
 
 from minillm_distill.benchmark import Benchmark
 from minillm_distill.errors import ExitCode, ResourceError
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bench"
+FIXTURES = BENCH_FIXTURES
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,13 @@ generating sampler), and a recipe asking for more than ``max_new_tokens`` is rej
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import ROOT
 from pydantic import ValidationError
 
 from minillm_distill.generation import GenerationParams, decode, mixture, with_eos_banned
 
-ROOT = Path(__file__).resolve().parents[1]
 VOCAB, PAD, EOS = 32, 0, 2
 
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 from chat_tokenizers import CHATML_TEMPLATE, save_chat_tokenizer
-from helpers import ROOT, run_minillm
-from test_recipe_errors import assert_reported
+from helpers import BENCH_FIXTURES, run_minillm
+from recipe_cases import assert_reported
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ def test_chat_run_trains_saves_its_format_and_eval_uses_it(tmp_path, cli):
     assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(r["step"], pytest.approx(r["loss"])) for r in rows]
 
     out = tmp_path / "eval"
-    dolly = ROOT / "tests" / "fixtures" / "bench" / "dolly.jsonl"
+    dolly = BENCH_FIXTURES / "dolly.jsonl"
     common = ["eval", "--bench", "dolly", "--data", dolly, "-m", final, "--limit", "2", "--seeds", "1"]
     res = cli(*common, "--max-new-tokens", "2", "--device", "cpu", "-o", out, "--json")
     assert res.code == 0, res.output

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import ROOT
@@ -25,7 +26,7 @@ def test_two_process_chunked_loss_equals_full_logits(tmp_path, stage):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-        str(ROOT / "tests" / "dist_loss_worker.py"), str(stage), str(tmp_path / "out-$RANK.json"),
+        str(Path(__file__).resolve().parent / "dist_loss_worker.py"), str(stage), str(tmp_path / "out-$RANK.json"),
     ]  # fmt: skip
     # the worker writes its own file: RANK is substituted there
     cmd[-1] = str(tmp_path / "out.json")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_minillm
+from helpers import BENCH_FIXTURES, ROOT, run_minillm
 
 pytestmark = pytest.mark.slow
 
@@ -340,7 +340,7 @@ def test_minillm_two_process_zero3(tmp_path):
 @pytest.mark.slow
 def test_periodic_evaluation_during_training(tmp_path):
     out = tmp_path / "pe"
-    bench = ROOT / "tests" / "fixtures" / "bench" / "dolly.jsonl"
+    bench = BENCH_FIXTURES / "dolly.jsonl"
     res = distill(
         "recipes/tiny/kd.yaml",
         "--output-dir",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from helpers import run_minillm
-from test_recipe_errors import VALID, assert_reported
+from recipe_cases import VALID, assert_reported
 
 from minillm_distill.data.records import DataRecordError, Record, load_records
 from minillm_distill.errors import ExitCode, ResourceError

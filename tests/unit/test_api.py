@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import ast
 import importlib
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 import minillm_distill.api as api
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _minillm_distill_imports(tree: ast.AST) -> list[tuple[int, str]]:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from pydantic import ValidationError
 
 from minillm_distill.errors import UsageError
@@ -15,7 +16,6 @@ from minillm_distill.recipe import Recipe, load_recipe, parse_overrides, resolve
 from minillm_distill.recipe.shipped import resolve_recipe_path, shipped_recipes
 from minillm_distill.recipe.yaml_io import DuplicateKeyError, dump_yaml, load_yaml
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny"
 KD, SFT = TINY / "kd.yaml", TINY / "sft.yaml"
 

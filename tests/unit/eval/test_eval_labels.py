@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import BENCH_FIXTURES
 from tiny_models import save_tiny_model
 
 from minillm_distill.errors import UsageError
 from minillm_distill.eval.labels import model_labels, split_model_arg
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bench"
+FIXTURES = BENCH_FIXTURES
 
 
 def _folder(path: Path, card_name: str | None = None, recipe_name: str | None = None) -> str:

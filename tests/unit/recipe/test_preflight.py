@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_recipe_errors import DATA_FILE, VALID, edit
+from recipe_cases import DATA_FILE, VALID, edit
 
 
 def _data(tmp: Path, name: str, content: bytes) -> str:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import run_minillm
+from helpers import BENCH_FIXTURES, run_minillm
 
 from minillm_distill.errors import ExitCode, ResourceError
 from minillm_distill.io_errors import write_failure, writing
@@ -166,7 +166,7 @@ def _fill(disk: Path) -> Path:
 
 
 def _eval(cli, model: Path, out: Path):
-    fixtures = Path(__file__).parent / "fixtures" / "bench"
+    fixtures = BENCH_FIXTURES
     return cli("eval", "--bench", "dolly", "--model", model, "--data", fixtures / "dolly.jsonl",
                "--max-new-tokens", "4", "--limit", "2", "--output-dir", out)  # fmt: skip
 
