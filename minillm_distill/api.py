@@ -56,6 +56,10 @@ _EXPORTS: dict[str, str] = {
     "SamplerContext": "minillm_distill.sampler",
     "generate_rollout": "minillm_distill.sampler",
     "derive_seed": "minillm_distill.seeds",
+    # where a results page came from (its first line): the command, the machine, the date, the version
+    "command_line": "minillm_distill.cli.state",
+    "provenance_record": "minillm_distill.provenance",
+    "provenance_header": "minillm_distill.provenance",
     "GenerationParams": "minillm_distill.generation",
     "Decoded": "minillm_distill.generation",
     "decode": "minillm_distill.generation",
@@ -133,6 +137,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see; tests/unit/test_api.py checks it matches _EXPORTS
     from minillm_distill.benchmark import Benchmark, EvalExample, fetch_jsonl, load_hub_rows, read_records
+    from minillm_distill.cli.state import command_line
     from minillm_distill.divergence import (
         DEFAULT_CHUNK_TOKENS,
         Divergence,
@@ -172,6 +177,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/unit/test_api.py 
     from minillm_distill.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT, ModelFamily, ScratchParams
     from minillm_distill.models import load_model
     from minillm_distill.plugin_check import CheckResult, check_divergence, check_sampler, tiny_models
+    from minillm_distill.provenance import provenance_header, provenance_record
     from minillm_distill.recipe.loader import validate_recipe_dict
     from minillm_distill.recipe.schema import ModelSpec
     from minillm_distill.recipe.yaml_io import dump_yaml, load_yaml

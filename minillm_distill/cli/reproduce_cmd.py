@@ -54,7 +54,11 @@ def reproduce(
 
     console = Console(stderr=True)
     chosen = make_budget(budget.value, every=every)
-    results = run_pipeline(chosen, output_dir, data_dir=data_dir, teacher=teacher, seed=seed, console=console)
+    from minillm_distill.cli.state import command_line
+
+    results = run_pipeline(
+        chosen, output_dir, data_dir=data_dir, teacher=teacher, seed=seed, console=console, command=command_line()
+    )
     benchmarks = results["benchmarks"]
     out = Console(highlight=False)
     for line in table_lines(results, ROWS, LABELS, benchmarks):

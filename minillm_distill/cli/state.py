@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 
 
 class CliState:
@@ -11,3 +12,8 @@ class CliState:
 
 
 state = CliState()
+
+
+def command_line() -> str:
+    """The ``minillm`` command this process runs, as a user would type it (for results pages' headers)."""
+    return shlex.join(["minillm", *state.argv])

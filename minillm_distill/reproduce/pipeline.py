@@ -202,8 +202,10 @@ def run_pipeline(
     teacher: str | None,
     seed: int,
     console: Console,
+    command: str = "minillm reproduce",
 ) -> dict[str, Any]:
-    """Run every stage not yet done and return the results (also written to ``OUT/results.json``)."""
+    """Run every stage not yet done and return the results (also written to ``OUT/results.json``). ``command``:
+    how the user ran it, for the results page's header."""
     from minillm_distill.cut import CUT_FILE, write_cut
     from minillm_distill.fetch import fetch
     from minillm_distill.gguf import file_sha256, is_gguf
@@ -278,7 +280,9 @@ def run_pipeline(
     for job in jobs:
         job.deps = tuple(d for d in job.deps if d in pending)
     walls = Runner(console, lanes=budget.lanes, threads=budget.threads, cwd=Path.cwd()).run(jobs) if jobs else {}
-    results = write_report(paths, settings, rows=ROWS, labels=LABELS, benchmarks=list(data), walls=walls)
+    results = write_report(
+        paths, settings, rows=ROWS, labels=LABELS, benchmarks=list(data), walls=walls, command=command
+    )
     results["wall_s"] = time.perf_counter() - start
     results["benchmarks"] = list(data)
     return results

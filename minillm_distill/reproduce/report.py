@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from minillm_distill.provenance import provenance_header, provenance_record
+
 PAPER_DOLLY = {"sft": 23.3, "kd": 22.8, "seqkd": 22.7, "minillm": 24.6}
 """Gu et al. 2023, table 1: GPT-2 1.5B teacher -> GPT-2 120M student, Dolly Rouge-L (the paper has no GKD)."""
 SIDE_BY_SIDE_ROWS = ("teacher", "sft", "minillm")
@@ -72,6 +74,7 @@ def write_report(
     labels: dict[str, str],
     benchmarks: Sequence[str],
     walls: dict[str, float],
+    command: str = "minillm reproduce",
 ) -> dict[str, Any]:
     summaries = {row: _load(paths.summary(row)) for row in rows}
     table: dict[str, dict[str, Any]] = {}
@@ -97,6 +100,7 @@ def write_report(
         "paper_dolly": PAPER_DOLLY,
         "side_by_side": side_by_side(paths, labels),
         "stage_wall_s": walls,
+        "provenance": provenance_record(command),
     }
     (paths.root / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
     (paths.root / "results.md").write_text(markdown(results, rows, labels, benchmarks), encoding="utf-8")
@@ -137,6 +141,7 @@ def markdown(results: dict[str, Any], rows: Sequence[str], labels: dict[str, str
     out = [
         f"# minillm reproduce: {budget['name']} budget",
         "",
+        *provenance_header(results.get("provenance")),
         "Rouge-L (x100) on each benchmark (number of prompts in brackets), mean ± std over the sampling seeds "
         f"{budget['eval_seeds']}; responses of at most {budget['eval_max_new_tokens']} tokens.",
         "",

@@ -220,3 +220,22 @@ def test_lengths_command_prints_the_report_and_redraws_the_figure(tmp_path, cli)
     assert (tmp_path / "lengths.png").read_bytes().startswith(PNG_MAGIC)
     assert "rouge_l@13-24" in result.stdout
     assert cli("demo", "lengths", tmp_path / "missing").code == 2
+
+
+def test_results_page_is_the_table_in_markdown_under_its_provenance():
+    from minillm_demo.report import results_markdown
+
+    entry = {"mean": 0.5, "std": 0.25}
+    results = {
+        "settings": {"mode": "quick", "train_runs": 2, "eval": {"prompts": 10, "seeds": [1, 2, 3, 4]}},
+        "kd": {"validity": entry, "rouge_l": {"mean": 30.0, "std": 1.5}},
+        "provenance": {"command": "minillm demo --quick", "machine": "M", "date": "D", "version": "V"},
+        "wall_times": {"total": 171.6},
+    }
+    page = results_markdown(results).splitlines()
+    assert page[0] == "# minillm demo" and page[2] == "_Written by `minillm demo --quick` on M, D (minillm-distill V)._"
+    header = next(line for line in page if line.startswith("| Model"))
+    assert header.startswith("| Model | Valid % (higher is better) | Cover % (higher is better) | Rouge-L")
+    row = next(line for line in page if line.startswith("| KD"))
+    assert row == "| KD | 50.0 ± 25.0 | n/a | 30.0 ± 1.5 | n/a | n/a | n/a | n/a |"
+    assert "Wall time 172 s." in page

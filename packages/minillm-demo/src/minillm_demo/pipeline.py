@@ -38,12 +38,12 @@ from minillm_demo import calibration as demo_calibration
 from minillm_demo import evaluate as demo_eval
 from minillm_demo.config import DISTILLED, LABELS, METHODS, RECIPES, DemoSettings
 from minillm_demo.recipes import build_recipes, stage, write_pretraining_corpus
-from minillm_distill.api import Job, Runner, RuntimeFailure, UsageError, distill_job
+from minillm_distill.api import Job, Runner, RuntimeFailure, UsageError, command_line, distill_job, provenance_record
 
 MARKER = "demo-settings.json"
 OWNED = (
-    "data", "tokenizer", "recipes", "runs", "eval", "logs", "results.json", "demo.png", "lengths.png",
-    "calibration.png", MARKER,
+    "data", "tokenizer", "recipes", "runs", "eval", "logs", "results.json", "results.md", "demo.png",
+    "lengths.png", "calibration.png", MARKER,
 )  # fmt: skip
 """What the demo writes in its folder (and removes when it replaces an earlier demo there)."""
 
@@ -79,6 +79,10 @@ class DemoPaths:
     @property
     def results(self) -> Path:
         return self.root / "results.json"
+
+    @property
+    def results_page(self) -> Path:
+        return self.root / "results.md"
 
     @property
     def figure(self) -> Path:
@@ -260,7 +264,7 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
     from minillm_demo.figure import draw_figure
     from minillm_demo.lengths import length_report
     from minillm_demo.lengths_figure import draw_lengths_figure
-    from minillm_demo.report import print_lengths_table, print_table
+    from minillm_demo.report import print_lengths_table, print_table, results_markdown
 
     start = time.perf_counter()
     torch.set_num_threads(1)  # this process only checks the teacher while the stages run beside it
@@ -357,6 +361,7 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
         "notes": NOTES,
     }
     results["lengths"] = length_report(results, METHODS)
+    results["provenance"] = provenance_record(command_line())
     walls["report"] = time.perf_counter() - t
     walls["total"] = time.perf_counter() - start
     results["wall_times"] = {name: round(value, 2) for name, value in walls.items()}
@@ -367,6 +372,7 @@ def run_demo(settings: DemoSettings, output_dir: Path, *, threads: int, console:
         demo_calibration.draw_calibration_figure(results, paths.calibration_figure)
     results["wall_times"]["total"] = round(time.perf_counter() - start, 2)
     paths.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    paths.results_page.write_text(results_markdown(results), encoding="utf-8")
     print_table(results, Console())
     print_lengths_table(results, Console())
     if demo_calibration.has_calibration_metrics(results):

@@ -87,6 +87,37 @@ def _caption(settings: dict[str, Any]) -> str:
     )
 
 
+def results_markdown(results: dict[str, Any]) -> str:
+    """``DIR/results.md``: the results table as Markdown, under a header naming the command, machine and date
+    that produced it (for docs/results/)."""
+    from minillm_distill.api import provenance_header
+
+    table = results_table(results)
+    head = [
+        str(c.header).replace("\u2191", "(higher is better)").replace("\u2193", "(lower is better)")
+        for c in table.columns
+    ]
+    lines = [
+        "# minillm demo",
+        "",
+        *provenance_header(results.get("provenance")),
+        str(table.title),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for name in [*METHODS, "true_distribution"]:
+        if name not in results:
+            continue
+        cells = [cell(results[name].get(metric), digits, scale) for metric, _, digits, scale, _ in COLUMNS]
+        lines.append("| " + " | ".join([SHORT.get(name, name), *cells]).replace("\u00b1", " ± ") + " |")
+    lines += ["", str(table.caption), ""]
+    walls = results.get("wall_times", {})
+    if walls:
+        lines += [f"Wall time {walls.get('total', 0):.0f} s.", ""]
+    return "\n".join(lines)
+
+
 def print_table(results: dict[str, Any], console: Console) -> None:
     console.print(results_table(results, stacked=console.width < WIDE))
     walls = results.get("wall_times", {})
