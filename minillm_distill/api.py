@@ -68,10 +68,10 @@ _EXPORTS: dict[str, str] = {
     "mixture": "minillm_distill.generation",
     "ChooseFn": "minillm_distill.generation",
     "processed_probs": "minillm_distill.generation",
-    "eos_token_ids": "minillm_distill.generation",
-    "pad_token_id": "minillm_distill.generation",
-    "shared_vocab_size": "minillm_distill.generation",
-    "model_device": "minillm_distill.generation",
+    "eos_token_ids": "minillm_distill.model_facts",
+    "pad_token_id": "minillm_distill.model_facts",
+    "shared_vocab_size": "minillm_distill.model_facts",
+    "model_device": "minillm_distill.model_facts",
     # the checks of `minillm plugins check`, for a plugin's own tests
     "CheckResult": "minillm_distill.plugin_check",
     "check_divergence": "minillm_distill.plugin_check",
@@ -163,17 +163,14 @@ if TYPE_CHECKING:  # what type checkers and editors see; tests/unit/test_api.py 
         choose_student,
         choose_teacher,
         decode,
-        eos_token_ids,
         mixture,
-        model_device,
-        pad_token_id,
         processed_probs,
-        shared_vocab_size,
     )
     from minillm_distill.hookspecs import hookimpl
     from minillm_distill.host_memory import use_huge_pages
     from minillm_distill.jobs import Job, Runner, distill_job
     from minillm_distill.json_rows import RawRecord
+    from minillm_distill.model_facts import eos_token_ids, model_device, pad_token_id, shared_vocab_size
     from minillm_distill.model_family import ALPACA_PROMPT, ALPACA_PROMPT_WITH_INPUT, ModelFamily, ScratchParams
     from minillm_distill.models import load_model
     from minillm_distill.plugin_check import CheckResult, check_divergence, check_sampler, tiny_models

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 from pydantic import Field, model_validator
 
+from minillm_distill.model_facts import as_id_list, unwrap
 from minillm_distill.registrable import PluginParams
 
 ChooseFn = Callable[[torch.Tensor | None, torch.Tensor | None], torch.Tensor]
@@ -154,64 +155,6 @@ def mixture(alpha: float) -> ChooseFn:
         return (1.0 - alpha) * q + alpha * p
 
     return choose
-
-
-# -- helpers about models and tokenizers -----------------------------------------------------------------
-
-
-def unwrap(model: Any) -> Any:
-    """The ``transformers`` model inside a wrapper such as a DeepSpeed engine (which has ``.module``)."""
-    inner = getattr(model, "module", None)
-    return inner if isinstance(inner, torch.nn.Module) else model
-
-
-def model_device(model: Any) -> torch.device:
-    for param in unwrap(model).parameters():
-        return param.device
-    return torch.device("cpu")
-
-
-def config_vocab_size(model: Any) -> int | None:
-    config = getattr(unwrap(model), "config", None)
-    if config is not None and hasattr(config, "get_text_config"):
-        config = config.get_text_config()
-    size = getattr(config, "vocab_size", None)
-    return int(size) if isinstance(size, int) else None
-
-
-def shared_vocab_size(*models: Any) -> int | None:
-    """The smallest ``config.vocab_size`` of the given models (``None`` entries skipped)."""
-    sizes = [s for s in (config_vocab_size(m) for m in models if m is not None) if s is not None]
-    return min(sizes) if sizes else None
-
-
-def _as_ids(value: Any) -> list[int]:
-    if value is None:
-        return []
-    if isinstance(value, int):
-        return [value]
-    return [int(v) for v in value]
-
-
-def eos_token_ids(tokenizer: Any, *models: Any) -> list[int]:
-    """EOS ids: the tokenizer's, its chat template's end-of-turn token, and those in each model's
-    ``generation_config``."""
-    from minillm_distill.data.chat import end_of_turn_id
-
-    ids = _as_ids(getattr(tokenizer, "eos_token_id", None)) + _as_ids(end_of_turn_id(tokenizer))
-    for model in models:
-        if model is None:
-            continue
-        gen_config = getattr(unwrap(model), "generation_config", None)
-        ids += _as_ids(getattr(gen_config, "eos_token_id", None))
-    return sorted(set(ids))
-
-
-def pad_token_id(tokenizer: Any, eos_ids: Sequence[int] = ()) -> int:
-    pad = getattr(tokenizer, "pad_token_id", None)
-    if pad is not None:
-        return int(pad)
-    return int(eos_ids[0]) if eos_ids else 0
 
 
 @contextmanager
@@ -371,7 +314,7 @@ def decode(
         choose = choose_student if student is not None else choose_teacher
     device = prompt_ids.device
     batch_size = prompt_ids.shape[0]
-    eos = torch.tensor(_as_ids(eos_token_id), dtype=torch.long, device=device)
+    eos = torch.tensor(as_id_list(eos_token_id), dtype=torch.long, device=device)
     mask_dtype = prompt_mask.dtype
 
     attention = prompt_mask.to(device=device, dtype=torch.long)

@@ -179,24 +179,6 @@ def model_config(spec: ModelSpec, family: ModelFamily, tokenizer: Any) -> Any:
         raise load_error("model config", source, exc) from exc
 
 
-#: the config keys a model's context length goes by, in the order they are read
-POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
-
-
-def max_positions(model_or_config: Any) -> int | None:
-    """The longest sequence a model accepts, from its config (given the model or the config; a multimodal
-    config's text part): the first of :data:`POSITION_KEYS` that is a positive integer, or None when the config
-    names none. Pre-flight, ``minillm eval`` and ``minillm generate`` all read it here, so they agree."""
-    config = getattr(model_or_config, "config", model_or_config)
-    if hasattr(config, "get_text_config"):
-        config = config.get_text_config()
-    for key in POSITION_KEYS:
-        value = getattr(config, key, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
 def load_model(
     spec: ModelSpec,
     *,

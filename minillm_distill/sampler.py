@@ -8,15 +8,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from minillm_distill.generation import (
-    ChooseFn,
-    GenerationParams,
-    decode,
-    eos_token_ids,
-    model_device,
-    pad_token_id,
-    shared_vocab_size,
-)
+from minillm_distill.generation import ChooseFn, GenerationParams, decode
+from minillm_distill.model_facts import eos_token_ids, model_device, pad_token_id, shared_vocab_size
 from minillm_distill.registrable import Registrable
 from minillm_distill.rollout import PromptBatch, RolloutBatch
 

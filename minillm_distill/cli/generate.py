@@ -197,7 +197,8 @@ def sample(
     import torch
 
     from minillm_distill.eval.prompts import left_pad
-    from minillm_distill.generation import decode, eos_token_ids, pad_token_id
+    from minillm_distill.generation import decode
+    from minillm_distill.model_facts import eos_token_ids, pad_token_id
 
     eos = eos_token_ids(tokenizer, model)
     pad = pad_token_id(tokenizer, eos)
@@ -267,7 +268,8 @@ def generate(
 
     from minillm_distill.data.prompt_format import cli_formatter, resolve_prompt_format
     from minillm_distill.generation import GenerationParams
-    from minillm_distill.models import load_model, max_positions
+    from minillm_distill.model_facts import max_positions
+    from minillm_distill.models import load_model
     from minillm_distill.recipe.schema import ModelSpec
 
     try:

@@ -12,7 +12,8 @@ import torch
 
 from minillm_distill.eval.metrics import ExposureBiasCurve, expected_calibration_error, exposure_bias_curve
 from minillm_distill.eval.prompts import encode_prompt, left_pad, prompt_budget
-from minillm_distill.generation import GenerationParams, decode, eos_token_ids, model_device, pad_token_id
+from minillm_distill.generation import GenerationParams, decode
+from minillm_distill.model_facts import eos_token_ids, model_device, pad_token_id
 
 
 def _forward_logits(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from minillm_distill.errors import UsageError
-from minillm_distill.models import max_positions
+from minillm_distill.model_facts import max_positions
 
 
 def prompt_budget(model: Any, max_prompt_tokens: int, max_new_tokens: int) -> int:

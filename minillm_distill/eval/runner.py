@@ -25,7 +25,8 @@ import torch
 from minillm_distill.benchmark import Benchmark, EvalExample
 from minillm_distill.eval import metrics
 from minillm_distill.eval.prompts import encode_prompt, left_pad, prompt_budget
-from minillm_distill.generation import GenerationParams, decode, eos_token_ids, model_device, pad_token_id
+from minillm_distill.generation import GenerationParams, decode
+from minillm_distill.model_facts import eos_token_ids, model_device, pad_token_id
 
 DEFAULT_SEEDS = (10, 20, 30, 40, 50)
 

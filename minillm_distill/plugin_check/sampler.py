@@ -73,7 +73,7 @@ def _towards_eos(model: Any, eos: int, nats: float) -> None:
 @functools.lru_cache(maxsize=1)
 def build_check_models() -> CheckModels:
     """The tiny models and prompts (built once per process: samplers only decode with them)."""
-    from minillm_distill.generation import eos_token_ids
+    from minillm_distill.model_facts import eos_token_ids
     from minillm_distill.models import load_model
     from minillm_distill.recipe.schema import ModelSpec
 

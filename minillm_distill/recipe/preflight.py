@@ -108,7 +108,7 @@ def _vocabulary(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Proble
 
 def _positions(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Problem]:
     """Each model's position embeddings cover a whole prompt plus response."""
-    from minillm_distill.models import max_positions
+    from minillm_distill.model_facts import max_positions
 
     need = recipe.data.max_prompt_length + recipe.data.max_response_length
     problems: list[Problem] = []

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from minillm_distill.model_facts import unwrap_base
 from minillm_distill.rollout import RolloutBatch
 from minillm_distill.scoring.walk import OutputHead, ResponseScores
 
@@ -34,15 +35,6 @@ def _accepted(forward_cls: type) -> frozenset[str]:
     return frozenset(inspect.signature(forward_cls.forward).parameters)
 
 
-def _inner(model: Any) -> Any:
-    """The ``transformers`` model inside a DeepSpeed engine and/or a PEFT wrapper."""
-    inner = getattr(model, "module", model)
-    if not isinstance(inner, torch.nn.Module):
-        inner = model
-    get_base = getattr(inner, "get_base_model", None)
-    return get_base() if callable(get_base) else inner
-
-
 def sequence_inputs(batch: RolloutBatch) -> dict[str, torch.Tensor]:
     """Left-padded prompt followed by right-padded response, with explicit position ids."""
     ids = torch.cat([batch.prompt_ids, batch.response_ids], dim=1)
@@ -53,7 +45,7 @@ def sequence_inputs(batch: RolloutBatch) -> dict[str, torch.Tensor]:
 
 def output_head(model: Any) -> OutputHead | None:
     """The model's output layer with the post-processing its config declares, or ``None``."""
-    inner = _inner(model)
+    inner = unwrap_base(model)
     get = getattr(inner, "get_output_embeddings", None)
     module = get() if callable(get) else None
     if not isinstance(module, torch.nn.Module):
@@ -71,7 +63,7 @@ def output_head(model: Any) -> OutputHead | None:
 
 
 def _fallback_reason(model: Any) -> str | None:
-    inner = _inner(model)
+    inner = unwrap_base(model)
     if output_head(model) is None:
         return "it has no get_output_embeddings()"
     accepted = _accepted(type(inner))
@@ -81,7 +73,7 @@ def _fallback_reason(model: Any) -> str | None:
 
 
 def _forward(model: Any, inputs: dict[str, torch.Tensor], **extra: Any) -> Any:
-    accepted = _accepted(type(_inner(model)))
+    accepted = _accepted(type(unwrap_base(model)))
     if "position_ids" not in accepted:
         inputs = {k: v for k, v in inputs.items() if k != "position_ids"}
     return model(**inputs, use_cache=False, **extra)
@@ -112,7 +104,7 @@ def score_positions(
 ) -> ResponseScores:
     """Scores at positions ``keep`` of a forward over ``inputs`` (``input_ids``, optional ``attention_mask`` and
     ``position_ids``). ``full=True`` forces the full-logits path."""
-    inner = _inner(model)
+    inner = unwrap_base(model)
     reason = "asked for" if full else _VERDICT.get(inner, _fallback_reason(model))
     if reason is None:
         head = output_head(model)

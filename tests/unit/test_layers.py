@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
         "data.prompt_format", "data.records",
     ),
     # the contracts plugins implement, and scoring
-    ("state_files", "scoring", "generation", "benchmark", "model_family", "divergence", "sampler"),
+    ("state_files", "model_facts", "scoring", "generation", "benchmark", "model_family", "divergence", "sampler"),
     # installed plugins, models, tokenized data
     ("plugins", "gguf", "models", "lora", "data"),
     # recipes (validation, pre-flight) and the pieces of evaluation that know no runner

@@ -9,7 +9,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, PretrainedCon
 
 from minillm_distill.errors import UsageError
 from minillm_distill.eval.prompts import prompt_budget
-from minillm_distill.models import max_positions
+from minillm_distill.model_facts import max_positions
 
 
 class _Multimodal(PretrainedConfig):

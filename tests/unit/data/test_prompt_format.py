@@ -25,7 +25,7 @@ from minillm_distill.data.prompt_format import (
 from minillm_distill.data.records import Record, load_records
 from minillm_distill.errors import RecipeError, UsageError
 from minillm_distill.eval.prompts import encode_prompt
-from minillm_distill.generation import eos_token_ids
+from minillm_distill.model_facts import eos_token_ids
 
 CONVERSATION = {
     "messages": [
