@@ -26,12 +26,23 @@ def export(
     recipe: Path | None = typer.Option(
         None, "--recipe", help="The run's resolved recipe.yaml (default: RUN/recipe.yaml next to checkpoints/)."
     ),
+    trust_remote_code: bool = typer.Option(
+        False,
+        "--trust-remote-code",
+        help="Run the Python code a model folder ships (its config's auto_map) to rebuild the student. Only this "
+        "flag gives that trust: a run folder's recipe.yaml saying trust_remote_code is never obeyed.",
+    ),
 ) -> None:
     """Turn a training checkpoint into a plain Hugging Face folder (safetensors, tokenizer, model card)."""
     from minillm_distill.export import export_checkpoint
 
     result = export_checkpoint(
-        checkpoint, out, dtype=dtype.value if dtype is not None else None, force=force, recipe=recipe
+        checkpoint,
+        out,
+        dtype=dtype.value if dtype is not None else None,
+        force=force,
+        recipe=recipe,
+        trust_remote_code=trust_remote_code,
     )
     ck = result.checkpoint
     typer.echo(

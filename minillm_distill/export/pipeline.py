@@ -32,8 +32,10 @@ def export_checkpoint(
     dtype: str | None = None,
     force: bool = False,
     recipe: str | Path | None = None,
+    trust_remote_code: bool = False,
 ) -> ExportResult:
-    """Export ``checkpoint`` (a ``step-N`` folder or a run directory) to the Hugging Face folder ``out``."""
+    """Export ``checkpoint`` (a ``step-N`` folder or a run directory) to the Hugging Face folder ``out``.
+    ``trust_remote_code`` (the caller's, never the run folder's) lets a model folder's own code run."""
     if dtype is not None and dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"choose one of {', '.join(DTYPES)}")
     out = Path(out).expanduser()
@@ -41,12 +43,15 @@ def export_checkpoint(
     ck = resolve_checkpoint(checkpoint)
     if out.absolute() == ck.path.absolute() or ck.path.absolute() in out.absolute().parents:
         raise UsageError(f"output {str(out)!r} is inside the checkpoint", hint="choose an OUT outside it")
-    run = read_run(Path(recipe).expanduser() if recipe is not None else ck.run_dir / run_layout.RECIPE)
+    run = read_run(
+        Path(recipe).expanduser() if recipe is not None else ck.run_dir / run_layout.RECIPE,
+        trust_remote_code=trust_remote_code,
+    )
     dtype_name = dtype or run.engine.dtype
     torch_dtype = DTYPES[dtype_name]
 
     weights, source = checkpoint_weights(ck, torch_dtype)
-    loaded = merged_student(run.student, weights, torch_dtype)
+    loaded = merged_student(run.student, weights, torch_dtype, trust_asked=run.trust_asked)
     del weights
     total = run.recipe.get("train", {}).get("total_steps") if isinstance(run.recipe.get("train"), dict) else None
     card = model_card(

@@ -36,6 +36,8 @@ class RunInfo:
     teacher: ModelSpec | None
     engine: EngineSpec
     name: str
+    trust_asked: bool = False
+    """The file set ``trust_remote_code`` for a model, which was not obeyed (the caller gave no trust)."""
 
 
 def resolve_checkpoint(path: str | Path) -> Checkpoint:
@@ -90,8 +92,10 @@ def resolve_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path=ck, run_dir=run_dir, step=step, state=state)
 
 
-def read_run(recipe_path: Path) -> RunInfo:
-    """The student/teacher specs and engine settings from a run's resolved ``recipe.yaml``."""
+def read_run(recipe_path: Path, *, trust_remote_code: bool = False) -> RunInfo:
+    """The student/teacher specs and engine settings from a run's resolved ``recipe.yaml``. Their
+    ``trust_remote_code`` is the caller's (the command line's), whatever the file says: a run folder never
+    grants itself the right to run code (``trust_asked`` records that it asked)."""
     if not recipe_path.exists():
         raise ResourceError(
             f"no recipe.yaml at {str(recipe_path)!r}",
@@ -122,6 +126,12 @@ def read_run(recipe_path: Path) -> RunInfo:
     engine = section("engine", EngineSpec) or EngineSpec()
     if problems or student is None:
         raise RecipeError(f"invalid recipe {str(recipe_path)!r}", details=problems)
+    asked = [
+        k for k, spec in (("student", student), ("teacher", teacher)) if spec is not None and spec.trust_remote_code
+    ]
+    student = student.model_copy(update={"trust_remote_code": trust_remote_code})
+    if teacher is not None:
+        teacher = teacher.model_copy(update={"trust_remote_code": trust_remote_code})
     return RunInfo(
         recipe=data,
         recipe_text=text,
@@ -129,4 +139,5 @@ def read_run(recipe_path: Path) -> RunInfo:
         teacher=teacher,
         engine=engine,
         name=str(data.get("name") or recipe_path.parent.name),
+        trust_asked=bool(asked) and not trust_remote_code,
     )

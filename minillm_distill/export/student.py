@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import torch
 
-from minillm_distill.errors import RuntimeFailure
-from minillm_distill.models import LoadedModel, load_model, load_tokenizer
+from minillm_distill.errors import MinillmError, RuntimeFailure
+from minillm_distill.models import LoadedModel, load_model, load_tokenizer, spec_source
 from minillm_distill.recipe.schema import ModelSpec
 
 
@@ -104,10 +104,22 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> No
         )
 
 
-def merged_student(spec: ModelSpec, weights: dict[str, torch.Tensor], dtype: torch.dtype) -> LoadedModel:
+def merged_student(
+    spec: ModelSpec, weights: dict[str, torch.Tensor], dtype: torch.dtype, *, trust_asked: bool = False
+) -> LoadedModel:
     """The student of ``spec`` with ``weights`` (LoRA adapters rebuilt, loaded and merged into a plain model),
-    cast to ``dtype``, in eval mode. ``weights`` is consumed (emptied) once loaded."""
-    loaded = build_student(spec)
+    cast to ``dtype``, in eval mode. ``weights`` is consumed (emptied) once loaded. ``trust_asked``: the run's
+    recipe wanted ``trust_remote_code`` and did not get it; a failure to build the student then says how to
+    give it."""
+    try:
+        loaded = build_student(spec)
+    except MinillmError as err:
+        if trust_asked and not spec.trust_remote_code:
+            err.hint = (
+                f"the run's recipe.yaml sets trust_remote_code, which export never takes from a run folder; if you "
+                f"trust the code in {spec_source(spec)!r}, run the export again with --trust-remote-code"
+            )
+        raise
     model = loaded.model
     if spec.lora is not None:  # a LoRA run: rebuild the adapters, load, merge into a plain model
         from minillm_distill.lora import apply_lora

@@ -306,3 +306,48 @@ def test_two_process_zero3_run_exports_exactly_its_final_model(cli, tmp_path):
     res = cli("export", ck, tmp_path / "hf16", "--dtype", "bf16")
     assert res.code == 0, res.output
     assert torch.equal(logits(tmp_path / "hf16"), logits(run / "final", torch.bfloat16))
+
+
+@pytest.mark.slow
+def test_export_never_takes_trust_remote_code_from_the_run_folder(cli, tmp_path):
+    """A run folder whose recipe.yaml points the student at a folder shipping Python code (config.json
+    auto_map) and says trust_remote_code: true: export does not run that code (a marker file it would write
+    stays absent) and says how to give the trust on the command line, exit 5."""
+    import yaml
+
+    run, _ = make_run(tmp_path, scratch_student("gpt2"))
+    planted = run / "student_model"
+    planted.mkdir()
+    marker = tmp_path / "code-ran"
+    (planted / "configuration_evil.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import PretrainedConfig\n\n\nclass EvilConfig(PretrainedConfig):\n"
+        "    model_type = 'evil'\n",
+        encoding="utf-8",
+    )
+    config = {"model_type": "evil", "auto_map": {"AutoConfig": "configuration_evil.EvilConfig"}}
+    (planted / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text(encoding="utf-8"))
+    recipe["student"] = {"path": str(planted), "trust_remote_code": True}
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    res = cli("export", run / "checkpoints" / "step-3", tmp_path / "hf")
+    assert res.code == 5, res.output
+    assert not marker.exists(), "export ran code from the run folder"
+    assert "Traceback" not in res.output and "--trust-remote-code" in res.output.replace("\n", " ")
+    assert not (tmp_path / "hf").exists()
+
+
+def test_read_run_takes_trust_from_the_caller_only(tmp_path):
+    from minillm_distill.export.run import read_run
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "name: r\nstudent: {path: ./s, trust_remote_code: true}\nteacher: {path: ./t, trust_remote_code: true}\n",
+        encoding="utf-8",
+    )
+    run = read_run(recipe)
+    assert (run.student.trust_remote_code, run.teacher.trust_remote_code, run.trust_asked) == (False, False, True)
+    run = read_run(recipe, trust_remote_code=True)
+    assert (run.student.trust_remote_code, run.teacher.trust_remote_code, run.trust_asked) == (True, True, False)
+    recipe.write_text("name: r\nstudent: {path: ./s}\n", encoding="utf-8")
+    assert read_run(recipe).trust_asked is False
