@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import typer
@@ -29,18 +30,36 @@ def distill(
     preflight(loaded, source=str(path))  # every check `recipes validate` makes, before any process starts
     from minillm_distill.train.distributed import launched_externally
 
+    run_dir = Path(output_dir or loaded.output_dir)
     if nproc > 1 and not launched_externally():
         from minillm_distill.train.launch import launch
 
-        raise typer.Exit(launch(nproc, state.argv, run_dir=Path(output_dir or loaded.output_dir)))
+        with _locked(run_dir):
+            code = launch(nproc, state.argv, run_dir=run_dir)
+        raise typer.Exit(code)
 
     from minillm_distill.train import distributed as dist_utils
     from minillm_distill.train.loop import RunOptions, run_distill
 
-    result = run_distill(loaded, RunOptions(output_dir=output_dir, max_steps=max_steps, resume=resume))
+    with _locked(run_dir):
+        result = run_distill(loaded, RunOptions(output_dir=output_dir, max_steps=max_steps, resume=resume))
     if dist_utils.is_main():
         where = result.final_dir or result.run_dir
         typer.echo(f"done: step {result.last_step}/{loaded.train.total_steps}; outputs in {where}")
+
+
+def _locked(run_dir: Path) -> AbstractContextManager[None]:
+    """The run folder's lock, taken by the process that owns the run: this one, unless it is a worker of
+    ``--nproc`` (whose launcher holds it) or a rank other than 0 of an outside launcher (torchrun)."""
+    import os
+    from contextlib import nullcontext
+
+    from minillm_distill.run_lock import run_folder_lock
+    from minillm_distill.train.launch import EXIT_DIR_ENV
+
+    if EXIT_DIR_ENV in os.environ or os.environ.get("RANK", "0") != "0":
+        return nullcontext()
+    return run_folder_lock(run_dir)
 
 
 def register(app: typer.Typer) -> None:

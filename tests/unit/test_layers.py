@@ -25,7 +25,7 @@ PLUGIN_PACKAGES = ("minillm_distill.builtins", "minillm_demo")
 LAYERS: list[tuple[str, ...]] = [
     # ground floor: errors, files and folders, the rollout types, chat text, the plugin base
     (
-        "errors", "io_errors", "seeds", "json_rows", "provenance", "safe_load", "host_memory", "run_layout",
+        "errors", "io_errors", "seeds", "json_rows", "provenance", "run_lock", "safe_load", "host_memory", "run_layout",
         "tracker_names", "byte_tokenizer", "registry", "hookspecs", "rollout", "registrable", "data.chat",
         "data.prompt_format", "data.records",
     ),
