@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from minillm_distill.errors import ResourceError
+
 RECIPE = "recipe.yaml"
 METRICS = "metrics.jsonl"
 TRACKERS = "trackers.json"
@@ -62,13 +64,32 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(done, key=_step_of)
 
 
+def inside(run_dir: str | Path, path: str | Path, what: str) -> Path:
+    """``path`` when it stays in the run folder; a symbolic link (of the file or a folder on its way) that leads
+    out of ``run_dir`` is refused (ResourceError, exit 5). minillm reads and writes a run folder through this, so
+    a copied run folder cannot make it read another file into a model card, write over a file elsewhere, or
+    resume another run's checkpoint."""
+    root, p = Path(run_dir).resolve(), Path(path)
+    target = p.resolve()
+    if target != root and root not in target.parents:
+        raise ResourceError(
+            f"{what} {str(p)!r} leads out of the run folder {str(run_dir)!r} (to {str(target)!r})",
+            why="it is a symbolic link, or a folder on its way is; minillm never follows a run folder's links "
+            "to files outside it",
+            hint="replace the link with the file itself (cp --dereference), or use a run folder without such links",
+        )
+    return p
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint (``latest`` pointer first, else the highest complete step)."""
+    """The newest complete checkpoint (``latest`` pointer first, else the highest complete step); a pointer or
+    a checkpoint folder leading out of the run folder is refused (:func:`inside`)."""
     root = checkpoints_dir(run_dir)
     pointer = root / LATEST
     if pointer.exists():
+        inside(run_dir, pointer, "checkpoints/latest")
         cand = root / pointer.read_text(encoding="utf-8").strip()
         if (cand / STATE_FILE).exists():
-            return cand
+            return inside(run_dir, cand, "the checkpoint checkpoints/latest names,")
     done = list_checkpoints(run_dir)
-    return done[-1] if done else None
+    return inside(run_dir, done[-1], "checkpoint") if done else None

@@ -30,7 +30,7 @@ def describe_model(spec: ModelSpec | None) -> str:
 
 def metrics_at(run_dir: Path, step: int) -> dict[str, Any] | None:
     """The ``metrics.jsonl`` row of ``step`` (else the last one before it); ``None`` if there is none."""
-    path = run_dir / run_layout.METRICS
+    path = run_layout.inside(run_dir, run_dir / run_layout.METRICS, "metrics.jsonl")
     if not path.exists():
         return None
     best: dict[str, Any] | None = None

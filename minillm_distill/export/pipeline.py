@@ -43,10 +43,12 @@ def export_checkpoint(
     ck = resolve_checkpoint(checkpoint)
     if out.absolute() == ck.path.absolute() or ck.path.absolute() in out.absolute().parents:
         raise UsageError(f"output {str(out)!r} is inside the checkpoint", hint="choose an OUT outside it")
-    run = read_run(
-        Path(recipe).expanduser() if recipe is not None else ck.run_dir / run_layout.RECIPE,
-        trust_remote_code=trust_remote_code,
+    recipe_path = (
+        Path(recipe).expanduser()  # the user's own file
+        if recipe is not None
+        else run_layout.inside(ck.run_dir, ck.run_dir / run_layout.RECIPE, "recipe.yaml")
     )
+    run = read_run(recipe_path, trust_remote_code=trust_remote_code)
     dtype_name = dtype or run.engine.dtype
     torch_dtype = DTYPES[dtype_name]
 

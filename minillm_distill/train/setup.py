@@ -87,6 +87,8 @@ def build_run(recipe: Recipe, opts: RunOptions) -> Run:
     main = dist_utils.is_main()
     run_dir = Path(opts.output_dir or recipe.output_dir)
     resume_from = _prepare_run_dir(run_dir, opts)
+    for name in (run_layout.RECIPE, run_layout.METRICS, run_layout.TRACKERS, run_layout.CHECKPOINTS, run_layout.FINAL):
+        run_layout.inside(run_dir, run_dir / name, name)  # never write through a link out of the run folder
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
     dist_utils.barrier()

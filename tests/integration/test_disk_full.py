@@ -81,7 +81,7 @@ class FullDiskEngine:
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
-    from test_checkpoint import FakeEngine
+    from run_folders import FakeEngine
 
     ckpt.save_checkpoint(FakeEngine(), tmp_path, 2, {"v": 1}, keep_last=3)
     with pytest.raises(ResourceError) as info:
@@ -204,7 +204,7 @@ def test_eval_and_generate_into_a_read_only_folder_exit_5(cli, tiny_model, small
 
 @pytest.mark.parametrize("small_disk", ["64k"], indirect=True)
 def test_export_onto_a_full_disk_exits_5_and_leaves_nothing(cli, tmp_path, small_disk):
-    from test_export import make_run, scratch_student
+    from run_folders import make_run, scratch_student
 
     run, _ = make_run(tmp_path, scratch_student("gpt2"))
     filler = _fill(small_disk)

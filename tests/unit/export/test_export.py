@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import run_minillm
-from tiny_models import TINY_SCRATCH, save_tiny_model
+from run_folders import make_run, scratch_student
+from tiny_models import save_tiny_model
 
 from minillm_distill import export as export_mod
 from minillm_distill.errors import RuntimeFailure
 from minillm_distill.models import load_model
 from minillm_distill.recipe.schema import ModelSpec
-from minillm_distill.recipe.yaml_io import dump_yaml
 
 IDS = torch.tensor(
     [[72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100], [256, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
@@ -41,42 +41,6 @@ def logits(model_dir: Path, dtype: torch.dtype | None = None) -> torch.Tensor:
         model = model.to(dtype)
     with torch.no_grad():
         return model(IDS).logits
-
-
-def scratch_student(family: str) -> dict:
-    return {"family": family, "tokenizer": "byte", "scratch": dict(TINY_SCRATCH)}
-
-
-def make_run(
-    root: Path, student: dict, *, steps: tuple[int, ...] = (3,), dtype: str = "fp32", seed: int = 5
-) -> tuple[Path, torch.nn.Module]:
-    """A run directory with stage-0 checkpoints of a student (random weights, seed ``seed``)."""
-    run = root / "run"
-    recipe = {
-        "name": "fake-kd",
-        "seed": 1,
-        "teacher": scratch_student("gpt2"),
-        "student": student,
-        "sampler": {"name": "dataset"},
-        "divergence": {"name": "fkl", "temperature": 1.0},
-        "train": {"total_steps": max(steps)},
-        "engine": {"zero_stage": 0, "dtype": dtype},
-    }
-    run.mkdir(parents=True)
-    (run / "recipe.yaml").write_text(dump_yaml(recipe), encoding="utf-8")
-    model = load_model(ModelSpec.model_validate(student), seed=seed).model
-    with torch.no_grad():  # a path student: make the checkpoint differ from the weights at `path`
-        for p in model.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    for step in steps:
-        ck = run / "checkpoints" / f"step-{step}"
-        (ck / "engine").mkdir(parents=True)
-        torch.save({"module": model.state_dict(), "ds_version": "test"}, ck / "engine" / "mp_rank_00_model_states.pt")
-        (ck / "state.json").write_text(json.dumps({"step": step, "recipe": "fake-kd"}), encoding="utf-8")
-    (run / "checkpoints" / "latest").write_text(f"step-{max(steps)}\n", encoding="utf-8")
-    rows = [{"step": s, "loss": 1.0 / s, "lr": 1e-3} for s in range(1, max(steps) + 1)]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return run, model
 
 
 def model_logits(model: torch.nn.Module) -> torch.Tensor:

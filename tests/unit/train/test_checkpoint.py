@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from run_folders import FakeEngine
 
 from minillm_distill.train import checkpoint as ckpt
-
-
-class FakeEngine:
-    def __init__(self, fail_at: int | None = None) -> None:
-        self.fail_at = fail_at
-        self.loaded: str | None = None
-
-    def save_checkpoint(self, save_dir: str, tag: str, save_latest: bool = True) -> None:
-        d = Path(save_dir, tag)
-        d.mkdir(parents=True)
-        (d / "model.pt").write_text("weights")
-        if self.fail_at is not None and Path(save_dir).name.endswith(f"step-{self.fail_at}"):
-            raise KeyboardInterrupt("killed while writing")  # stands in for SIGKILL mid-write
-        (d / "optim.pt").write_text("optimizer")
-
-    def load_checkpoint(self, load_dir: str, tag: str, **kwargs):
-        self.loaded = str(Path(load_dir, tag))
-        return self.loaded, {}
 
 
 def test_interrupted_write_leaves_previous_checkpoint_loadable(tmp_path):
