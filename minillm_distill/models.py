@@ -3,6 +3,7 @@ teacher/student vocabulary check."""
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,19 @@ def family_for_model_type(model_type: str, plugins: PluginSet | None = None) -> 
         if entry.cls.matches(model_type):
             return entry.cls()
     raise ResourceError(f"no model family handles model_type {model_type!r}", hint="install a family plugin")
+
+
+def unsafe_weights_error(source: str, exc: Exception) -> ResourceError:
+    """A pickle weights file (``pytorch_model.bin``) that holds more than tensors: ``torch.load`` with
+    ``weights_only=True`` refused it, and so does minillm (loading it any other way could run code from it)."""
+    refused = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line), "")
+    return ResourceError(
+        f"the weights file of {source!r} holds objects other than tensors, which minillm never loads",
+        why="it is a pickle file (pytorch_model.bin or similar) and unpickling such objects can run code from it"
+        + (f"; {refused}" if refused else ""),
+        hint="use a copy of the model with model.safetensors, or, from a source you trust, load it once in Python "
+        "and save it with save_pretrained(..., safe_serialization=True)",
+    )
 
 
 def load_error(what: str, source: str, exc: Exception) -> ResourceError:
@@ -219,6 +233,8 @@ def load_model(
                 hint="copy or export the model again (`minillm export RUN_DIR`); a run's final/ folder is "
                 "written whole or not at all",
             ) from exc
+        except pickle.UnpicklingError as exc:
+            raise unsafe_weights_error(source, exc) from None
         except (OSError, ValueError) as exc:
             raise load_error("model", spec.path, exc) from exc
     if getattr(model.config, "pad_token_id", None) is None:
