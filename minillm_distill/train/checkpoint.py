@@ -127,6 +127,20 @@ def save_checkpoint(
     return final
 
 
+def weights_finite(engine: Any, device: Any) -> bool:
+    """Whether every weight of the engine's model is finite, on every rank (a ZeRO-3 rank checks its own
+    partition). A checkpoint is never written with non-finite weights, so it never replaces a finite one."""
+    local = 0.0
+    for p in engine.module.parameters():
+        data = getattr(p, "ds_tensor", None)
+        data = p.data if data is None else data
+        if data.numel() and not bool(torch.isfinite(data).all()):
+            local = 1.0
+            break
+    (bad,) = dist_utils.all_reduce_max([local], device)
+    return bad == 0.0
+
+
 def _prune(ck_root: Path, keep_last: int, keep: str) -> None:
     done = list_checkpoints(ck_root.parent)
     for p in done[:-keep_last]:

@@ -44,6 +44,7 @@ class StepContext:
     pretrain_blocks: torch.Tensor | None = None
     buffer: PhaseBuffer | None = field(default=None)
     grad_norm: float | None = None  # the last step's, computed before the update (ZeRO 0)
+    skip_reason: str | None = None  # why the last step's update was skipped (non-finite loss or gradient)
 
 
 class DistReducer(Reducer):
@@ -119,11 +120,19 @@ def backward_micro(ctx: StepContext, loss: torch.Tensor, fallback: torch.Tensor,
     # DeepSpeed divides by grad_accum and averages over ranks; undo both so the gradient is that of the
     # step's loss as normalised by the divergence (global counts)
     ctx.engine.backward(loss * (world_size * gas))
+    ctx.skip_reason = "non-finite loss" if bad else None
+    if last:
+        ctx.grad_norm = None if bad else _local_grad_norm(ctx.engine)
+        if not bad and ctx.grad_norm is not None and not math.isfinite(ctx.grad_norm):
+            # a finite loss with a non-finite gradient (a plugin's backward, an overflow): the update would
+            # write inf/nan into every weight, so the gradients are zeroed and the update skipped
+            for p in ctx.engine.module.parameters():
+                if p.grad is not None:
+                    p.grad.zero_()
+            bad, ctx.grad_norm, ctx.skip_reason = True, None, "non-finite gradient"
     if last and bad:
         for group in ctx.engine.optimizer.param_groups:
             group["lr"] = 0.0  # skip the update; the scheduler sets the next step's LR afterwards
-    if last:
-        ctx.grad_norm = None if bad else _local_grad_norm(ctx.engine)
     ctx.engine.step()
     return bad
 

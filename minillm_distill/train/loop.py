@@ -89,6 +89,15 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     start, end, total, prompts, tokenizer = run.start, run.end, run.total, run.prompts, run.student.tokenizer
 
     def save(step: int) -> None:
+        if not ckpt.weights_finite(engine, ctx.device):
+            previous = run_layout.latest_checkpoint(run_dir)
+            kept = f"the last checkpoint, {previous.name}, is finite and kept" if previous else "none was written"
+            raise RuntimeFailure(
+                f"the student's weights are not finite after step {step}: no checkpoint written ({kept})",
+                why="an update wrote inf/nan into them (a non-finite gradient the engine applied)",
+                hint="lower train.lr or set train.clip_grad, and check custom divergences with `minillm plugins "
+                "check`; " + (f"--resume continues from {previous.name}" if previous else "start the run again"),
+            )
         ckpt.save_checkpoint(
             engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last, rank_payload=ctx.buffer
         )
@@ -103,7 +112,7 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         }
 
     step = start
-    bad_in_row = 0
+    bad_in_row = skipped = 0
     progress = StepProgress(
         enabled=main,
         total=end,
@@ -141,11 +150,14 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 progress.update(step, row)
                 if row["skipped"]:
                     bad_in_row += 1
-                    progress.log(f"step {step}: non-finite loss, update skipped ({bad_in_row} in a row)")
+                    skipped += 1
+                    reason = ctx.skip_reason or "non-finite loss"
+                    progress.log(f"step {step}: {reason}, update skipped ({bad_in_row} in a row)")
                     if bad_in_row >= recipe.train.max_bad_steps:
                         save(step)
                         raise RuntimeFailure(
-                            f"loss was not finite for {bad_in_row} steps in a row (last: step {step})",
+                            f"the loss or its gradient was not finite for {bad_in_row} steps in a row (last: step "
+                            f"{step})",
                             why="the model diverged or the data produces inf/nan logits",
                             hint="lower train.lr, enable train.clip_grad, or use engine.dtype bf16/fp32 "
                             "instead of fp16",
@@ -161,6 +173,13 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
         ) from None
     finally:
         trackers.close()
+    if step > start and skipped == step - start:
+        raise RuntimeFailure(
+            f"every step of this run ({step - start}) skipped its update: the loss or its gradient was never finite",
+            why="no weight was ever changed, so there is nothing to save (no checkpoint, no final/)",
+            hint="lower train.lr, enable train.clip_grad, use engine.dtype bf16/fp32 instead of fp16, and check "
+            "custom divergences with `minillm plugins check`",
+        )
     save(step)
     final_dir = None
     if step >= total:

@@ -99,12 +99,12 @@ def phase_step(ctx: StepContext, step: int) -> dict[str, Any]:
         for name, v in {**metrics, **pt_metrics}.items():
             sums[name] = sums.get(name, 0.0) + float(v)
         bad = backward_micro(ctx, loss, empty_loss(student), k == len(batches) - 1, bad)
-        if not bad:
+        if not bad or ctx.skip_reason == "non-finite gradient":  # that loss was finite: report it
             loss_sum += loss.item()
     names = sorted(sums)
     reduced = dist_utils.all_reduce_sum([loss_sum] + [sums[n] for n in names], ctx.device)
     row = {
-        "loss": float("nan") if bad else reduced[0],
+        "loss": float("nan") if ctx.skip_reason == "non-finite loss" else reduced[0],
         "lr": lr,
         "grad_norm": step_grad_norm(ctx, bad),
         **common_metrics(ctx, batches, g_tokens),

@@ -35,11 +35,11 @@ def token_step(ctx: StepContext, step: int) -> dict[str, Any]:
         total = token_loss_sum(ctx.divergence, student, teacher, r.response_ids, r.response_mask.bool(), kd_ratio)
         loss = total / global_tokens
         bad = backward_micro(ctx, loss, empty_loss(student), i == len(rollouts) - 1, bad)
-        if not bad:
+        if not bad or ctx.skip_reason == "non-finite gradient":  # that loss was finite: report it
             loss_sum += loss.item()
     (loss_global,) = dist_utils.all_reduce_sum([loss_sum], ctx.device)
     return {
-        "loss": float("nan") if bad else loss_global,
+        "loss": float("nan") if ctx.skip_reason == "non-finite loss" else loss_global,
         "lr": lr,
         "grad_norm": step_grad_norm(ctx, bad),
         **common_metrics(ctx, rollouts, global_tokens),

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import PLUGIN_FIXTURES, run_minillm
 
 import minillm_distill.plugins as plugins_mod
@@ -231,3 +232,32 @@ def test_launcher_removes_a_partial_save_once_every_worker_stopped(tmp_path, mon
     monkeypatch.setattr(launcher_api, "elastic_launch", fake_launch)
     assert launch.launch(2, ["distill", "r.yaml"], run_dir=run) == 5
     assert sorted(p.name for p in ck.iterdir()) == ["latest", "step-1"]
+
+
+def test_a_nan_gradient_with_a_finite_loss_skips_the_update_and_the_run_goes_on(plugin_env, tmp_path):
+    """The divergence's value is finite at step 2 but its gradient is NaN: that update is skipped (weights
+    unchanged, ``skipped``, ``grad_norm`` null, the finite loss reported), the other steps train, and every
+    checkpoint and final/ hold finite weights."""
+    import json
+
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    common = ("--set", "divergence.name=fixture_raising_kl", "--set", "sampler.name=fixture_raising")
+    res = _distill(plugin_env, "nan_grad_at_2", *common, "--set", "train.total_steps=3", "--output-dir", str(run))
+    assert res.code == 0, res.output
+    assert "step 2: non-finite gradient, update skipped" in res.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["skipped"] for r in rows] == [False, True, False]
+    assert rows[1]["grad_norm"] is None and rows[1]["loss"] is not None and rows[0]["grad_norm"] > 0
+    weights = load_file(run / "final" / "model.safetensors")
+    assert all(bool(torch.isfinite(w).all()) for w in weights.values())
+
+
+def test_a_run_whose_every_update_was_skipped_fails_and_saves_nothing(plugin_env, tmp_path):
+    run = tmp_path / "run"
+    common = ("--set", "divergence.name=fixture_raising_kl", "--set", "sampler.name=fixture_raising")
+    res = _distill(plugin_env, "nan_grad", *common, "--set", "train.total_steps=2", "--output-dir", str(run))
+    assert res.code == 1, res.output
+    assert "every step of this run (2) skipped its update" in res.output.replace("\n", " ")
+    assert not (run / "final").exists() and not (run / "checkpoints").exists()

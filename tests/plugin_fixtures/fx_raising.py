@@ -5,7 +5,9 @@
 ``sample_rank1``: the same on rank 1 only (rank 0 runs on until it loses its peer);
 ``kill``: the divergence SIGKILLs its own process on rank 1 at step 2 (a worker lost to a signal);
 ``shape`` / ``scalar`` / ``negative``: the divergence returns ``[N, 1]`` values, one scalar, or a negative value
-(wrong numbers the core must stop at the source).
+(wrong numbers the core must stop at the source);
+``nan_grad``: a finite value whose gradient is NaN (every step); ``nan_grad_at_2``: the same at step 2 only
+(the divergence's second call; one micro-batch per step).
 Otherwise both behave like forward KL and the dataset sampler.
 """
 
@@ -46,7 +48,21 @@ class RaisingKL(TokenDivergence):
             return kl.mean()
         if mode == "negative":
             return kl - 1.0
+        if mode == "nan_grad" or (mode == "nan_grad_at_2" and RaisingKL.calls == 2):
+            return _NanGrad.apply(kl)
         return kl
+
+
+class _NanGrad(torch.autograd.Function):
+    """The identity forward, a NaN gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.full_like(grad, float("nan"))
 
 
 class RaisingSampler(Sampler):

@@ -58,3 +58,20 @@ def test_resume_drops_a_torn_last_metrics_line(tmp_path):
     assert [json.loads(line) for line in path.read_text().splitlines()] == rows[:2]
     writer.write({"step": 3, "loss": 0.5})
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_weights_finite_sees_one_bad_value_anywhere():
+    from types import SimpleNamespace
+
+    import torch
+
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    engine = SimpleNamespace(module=module)
+    assert ckpt.weights_finite(engine, torch.device("cpu"))
+    with torch.no_grad():
+        module[1].bias[1] = float("inf")
+    assert not ckpt.weights_finite(engine, torch.device("cpu"))
+    with torch.no_grad():
+        module[1].bias[1] = 0.0
+        module[0].weight[2, 0] = float("nan")
+    assert not ckpt.weights_finite(engine, torch.device("cpu"))
