@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from minillm_distill.errors import UsageError
+from minillm_distill.io_errors import resource_error
 
 LOCK_NAME = ".minillm.lock"
 
@@ -24,11 +25,17 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as exc:
+        unwritable = resource_error(
+            exc, path, "run folder's lock", hint="make the folder writable (or copy the run to a writable disk) and "
+            "run the same command again",
+        )  # fmt: skip
+        if unwritable is not None:  # a read-only folder, a full disk: exit 5 like any failed write
+            raise unwritable from exc
         raise UsageError(
             f"cannot lock the run folder {str(run_dir)!r}: {exc.strerror or exc}",
             hint=f"{LOCK_NAME} there must be a plain file minillm can write; choose another --output-dir",
