@@ -11,17 +11,18 @@ from minillm_distill.errors import UsageError
 from minillm_distill.model_facts import max_positions
 
 
-def prompt_budget(model: Any, max_prompt_tokens: int, max_new_tokens: int) -> int:
+def prompt_budget(model: Any, max_prompt_tokens: int, max_new_tokens: int, *, setting: str = "--max-new-tokens") -> int:
     """How many prompt tokens fit: ``max_prompt_tokens``, less if the model's context cannot also hold
-    ``max_new_tokens`` new tokens."""
+    ``max_new_tokens`` new tokens. ``setting`` names where ``max_new_tokens`` came from in an error (the
+    command-line flag, or ``eval.max_new_tokens`` during training)."""
     budget = max_prompt_tokens
     limit = max_positions(model)
     if limit is not None:
         budget = min(budget, limit - max_new_tokens)
     if budget < 1:
         raise UsageError(
-            f"--max-new-tokens {max_new_tokens} leaves no room for a prompt: the model accepts {limit} positions",
-            hint=f"use --max-new-tokens below {limit}",
+            f"{setting} {max_new_tokens} leaves no room for a prompt: the model accepts {limit} positions",
+            hint=f"use {setting} below {limit}",
         )
     return budget
 

@@ -41,6 +41,8 @@ class EvalSettings:
     top_k: int = 0
     top_p: float = 1.0
     no_repeat_ngram_size: int = 6
+    max_new_tokens_setting: str = "--max-new-tokens"
+    """Where ``max_new_tokens`` came from, for error messages (``eval.max_new_tokens`` during training)."""
 
     def generation_params(self) -> GenerationParams:
         return GenerationParams(
@@ -54,6 +56,7 @@ class EvalSettings:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["seeds"] = list(self.seeds)
+        del out["max_new_tokens_setting"]  # where a value came from, not a setting of the evaluation
         return out
 
 
@@ -172,7 +175,9 @@ def generate_predictions(
     params = settings.generation_params()
     eos = eos_token_ids(tokenizer, model)
     pad = pad_token_id(tokenizer, eos)
-    budget = prompt_budget(model, settings.max_prompt_tokens, settings.max_new_tokens)
+    budget = prompt_budget(
+        model, settings.max_prompt_tokens, settings.max_new_tokens, setting=settings.max_new_tokens_setting
+    )
     encoded = [encode_prompt(tokenizer, text, budget) for text in prompts]
     vocab = len(tokenizer)
     predictions: list[Prediction] = []

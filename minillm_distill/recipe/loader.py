@@ -185,13 +185,20 @@ DATA_SUFFIXES = (".json", ".jsonl", ".txt", ".parquet", ".csv")
 
 
 def _resolve_data_paths(data: dict[str, Any], base: Path) -> None:
-    """Relative data paths resolve against the recipe's folder first, then the working directory."""
+    """Relative paths (training and evaluation data, model folders) resolve against the recipe's folder first,
+    then the working directory (a model path found in neither stays as written: it may be a hub id)."""
+    slots: list[tuple[dict[str, Any], str]] = []
     section = data.get("data")
-    if not isinstance(section, dict):
-        return
-    slots = [(section, "train"), (section, "valid")]
-    if isinstance(section.get("pretrain"), dict):
-        slots.append((section["pretrain"], "path"))
+    if isinstance(section, dict):
+        slots += [(section, "train"), (section, "valid")]
+        if isinstance(section.get("pretrain"), dict):
+            slots.append((section["pretrain"], "path"))
+    evaluation = data.get("eval")
+    if isinstance(evaluation, dict) and isinstance(evaluation.get("data"), dict):
+        slots += [(evaluation["data"], bench) for bench in evaluation["data"]]
+    for role in ("teacher", "student"):
+        if isinstance(data.get(role), dict):
+            slots += [(data[role], "path"), (data[role], "tokenizer")]
     for holder, key in slots:
         value = holder.get(key)
         if not isinstance(value, str):

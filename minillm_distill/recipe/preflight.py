@@ -230,12 +230,53 @@ def _sampler_logprobs(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[
     return []
 
 
+def _evaluation(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Problem]:
+    """Evaluation during training gets training's checks: its data files exist, and the student has room for
+    a prompt beside ``eval.max_new_tokens`` (found now, not at the first evaluation after hours of training)."""
+    from minillm_distill.model_facts import max_positions
+
+    spec = recipe.eval
+    if spec.every == 0 or not spec.benchmarks:
+        return []
+    problems: list[Problem] = []
+    for bench, source in spec.data.items():
+        if bench not in spec.benchmarks:
+            problems.append((f"eval.data.{bench}", f"{bench!r} is not in eval.benchmarks {spec.benchmarks}"))
+        elif not Path(source).expanduser().exists():
+            problems.append(
+                (
+                    f"eval.data.{bench}",
+                    f"file not found: {source} (relative paths are tried beside the recipe, then in the working "
+                    "directory)",
+                )
+            )
+    have = max_positions(facts.configs["student"]) if "student" in facts.configs else None
+    if have is not None and spec.max_new_tokens >= have:
+        problems.append(
+            (
+                "eval.max_new_tokens",
+                f"{spec.max_new_tokens} new tokens leave no room for a prompt: the student covers {have} positions; "
+                f"set eval.max_new_tokens below {have}",
+            )
+        )
+    return problems
+
+
 def _deepspeed(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Problem]:
     return deepspeed_key_problems(recipe.engine.deepspeed)
 
 
 #: every check ``distill`` runs before training, in order; ``recipes validate`` runs the same list
-CHECKS: tuple[Check, ...] = (_models, _vocabulary, _positions, _data, _benchmarks, _sampler_logprobs, _deepspeed)
+CHECKS: tuple[Check, ...] = (
+    _models,
+    _vocabulary,
+    _positions,
+    _data,
+    _benchmarks,
+    _evaluation,
+    _sampler_logprobs,
+    _deepspeed,
+)
 
 
 def preflight_problems(recipe: Recipe, plugins: PluginSet | None = None) -> list[Problem]:

@@ -144,7 +144,13 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 dt = time.perf_counter() - t0
                 row = {"step": step, **row, "tokens_per_s": row["response_tokens"] / max(dt, 1e-9), "step_time_s": dt}
                 if periodic.due(step, end):
-                    row.update(periodic.run(engine, step))
+                    try:
+                        row.update(periodic.run(engine, step))
+                    except BaseException:
+                        # the steps before a failing evaluation are kept: their row and a checkpoint first
+                        metrics.write(row)
+                        save(step)
+                        raise
                 metrics.write(row)
                 trackers.log(row)
                 progress.update(step, row)

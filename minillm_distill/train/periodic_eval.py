@@ -53,6 +53,7 @@ class PeriodicEval:
                 seeds=tuple(self.spec.seeds),
                 max_new_tokens=self.spec.max_new_tokens,
                 batch_size=self.spec.batch_size,
+                max_new_tokens_setting="eval.max_new_tokens",
             )
             model = engine.module
             for bench, examples in self.sets:

@@ -51,6 +51,18 @@ def _bad_recipes(tmp: Path) -> dict[str, tuple[str, list[str]]]:
             ["teacher.path", "config.json"],
         ),
         "unknown benchmark": (VALID + "eval:\n  every: 5\n  benchmarks: [dolyy]\n", ["eval.benchmarks.0", "dolly"]),
+        "missing eval data": (
+            VALID + "eval:\n  every: 5\n  benchmarks: [dolly]\n  data: {dolly: no-such-eval.jsonl}\n",
+            ["eval.data.dolly", "file not found: no-such-eval.jsonl"],
+        ),
+        "eval data for an unlisted benchmark": (
+            VALID + f"eval:\n  every: 5\n  benchmarks: [dolly]\n  data: {{vicuna: {DATA_FILE}}}\n",
+            ["eval.data.vicuna", "not in eval.benchmarks"],
+        ),
+        "eval tokens fill the student": (
+            VALID + "eval:\n  every: 5\n  benchmarks: [dolly]\n  max_new_tokens: 256\n",
+            ["eval.max_new_tokens", "256 new tokens leave no room for a prompt", "below 256"],
+        ),
         "sequence divergence, dataset sampler": (
             edit("divergence:\n  name: fkl\n  temperature: 1.0\n", "divergence:\n  name: minillm\n"),
             ["sampler.name", "log-probs", "teacher_mixed"],
@@ -87,6 +99,9 @@ CASES = [
     "missing teacher",
     "non-model teacher",
     "unknown benchmark",
+    "missing eval data",
+    "eval data for an unlisted benchmark",
+    "eval tokens fill the student",
     "sequence divergence, dataset sampler",
     "minillm divergence, student sampler",
     "positions too short",

@@ -203,6 +203,27 @@ def test_data_paths_resolve_beside_the_recipe(tmp_path, monkeypatch):
     assert train == (recipe_dir / "data" / "instructions.jsonl").resolve()
 
 
+def test_eval_data_and_model_paths_resolve_beside_the_recipe_too(tmp_path, monkeypatch):
+    from minillm_distill.recipe.loader import read_recipe_file
+
+    recipe_dir = tmp_path / "somewhere"
+    shutil.copytree(TINY, recipe_dir)
+    (recipe_dir / "models" / "teacher").mkdir(parents=True)
+    (recipe_dir / "eval.jsonl").write_text('{"instruction": "q", "response": "a"}\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    text = (recipe_dir / "kd.yaml").read_text(encoding="utf-8")
+    text += "eval:\n  every: 5\n  benchmarks: [dolly]\n  data: {dolly: eval.jsonl}\n"
+    (recipe_dir / "r.yaml").write_text(text, encoding="utf-8")
+    data = read_recipe_file(recipe_dir / "r.yaml")
+    assert data["eval"]["data"]["dolly"] == str((recipe_dir / "eval.jsonl").resolve())
+    data["teacher"] = {"path": "models/teacher", "tokenizer": "byte"}
+    data["student"] = {"path": "gpt2"}  # not beside the recipe: a hub id, left as written
+    (recipe_dir / "r.yaml").write_text(dump_yaml(data), encoding="utf-8")
+    data = read_recipe_file(recipe_dir / "r.yaml")
+    assert data["teacher"] == {"path": str((recipe_dir / "models" / "teacher").resolve()), "tokenizer": "byte"}
+    assert data["student"]["path"] == "gpt2"
+
+
 def test_data_paths_fall_back_to_the_working_directory(tmp_path, monkeypatch):
     recipe_dir = tmp_path / "recipes"
     recipe_dir.mkdir()
