@@ -99,7 +99,13 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 "check`; " + (f"--resume continues from {previous.name}" if previous else "start the run again"),
             )
         ckpt.save_checkpoint(
-            engine, run_dir, step, checkpoint_state(step), recipe.train.keep_last, rank_payload=ctx.buffer
+            engine,
+            run_dir,
+            step,
+            checkpoint_state(step),
+            recipe.train.keep_last,
+            # this rank's own: its rollout buffer and its sampler's state (ranks sample differently)
+            rank_payload={"buffer": ctx.buffer, "sampler": ctx.sampler.state_dict()},
         )
 
     def checkpoint_state(step: int) -> dict[str, Any]:

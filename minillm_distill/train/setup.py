@@ -162,7 +162,12 @@ def build_run(recipe: Recipe, opts: RunOptions) -> Run:
         pretrain_blocks=pretrain,
     )
     if resume_from is not None:
-        ctx.buffer = ckpt.load_rank_payload(resume_from)
+        payload = ckpt.load_rank_payload(resume_from)
+        if isinstance(payload, dict) and "sampler" in payload:  # this rank's own sampler state
+            ctx.buffer = payload.get("buffer")
+            sampler.load_state_dict(payload["sampler"])
+        else:  # a checkpoint from before per-rank sampler state: the buffer alone (rank 0's sampler state)
+            ctx.buffer = payload
     return Run(
         recipe=recipe,
         run_dir=run_dir,

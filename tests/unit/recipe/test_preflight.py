@@ -136,8 +136,8 @@ def test_every_problem_reported_at_once(cli, tmp_path):
     out = cli("recipes", "validate", recipe)
     assert out.code == 3
     flat = " ".join(out.output.replace("│", " ").split())
-    assert "3 problems found before training" in flat, out.output
-    for loc in ("student:", "engine.deepspeed.steps_per_print", "eval.benchmarks.0"):
+    assert "4 problems found before training" in flat, out.output
+    for loc in ("student:", "engine.deepspeed.steps_per_print", "eval.benchmarks.0", "eval.max_new_tokens:"):
         assert loc in flat
 
 
