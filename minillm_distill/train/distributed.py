@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import socket
 
@@ -46,6 +48,20 @@ def init_distributed() -> None:
     deepspeed.init_distributed(dist_backend=backend, verbose=False)
     if get_accelerator().device_name() != "cpu":
         get_accelerator().set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if not _AT_EXIT:
+        atexit.register(_destroy_process_group)
+        _AT_EXIT.append(True)
+
+
+_AT_EXIT: list[bool] = []  # the exit handler is registered once per process
+
+
+def _destroy_process_group() -> None:
+    """At exit: shut the process group down while the interpreter is whole. Left to interpreter teardown,
+    gloo's threads now and then end a finished process in ``std::terminate`` (exit -6 after a successful run)."""
+    if dist.is_available() and dist.is_initialized():
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
 
 
 # what gloo (and NCCL) say when a collective's peer process has died
