@@ -42,11 +42,10 @@ def as_minillm_does() -> bool:
     return use_huge_pages()
 
 
-def checkout_pythonpath(checkout: Path) -> Path:
-    """The folder to put first on a child's ``PYTHONPATH`` so that it runs ``checkout``'s minillm: the checkout
-    itself (``minillm_distill/`` holds the library, its built-in plugins and recipes). A checkout from before
-    the rename (``minillm_cli/`` + ``plugins/``) cannot run these scripts' children: measure it with the
-    scripts of its own commit."""
+def checkout_root(checkout: Path) -> Path:
+    """``checkout`` itself when it holds ``minillm_distill/`` (the library, its built-in plugins and recipes); a
+    checkout from before the rename (``minillm_cli/`` + ``plugins/``) cannot run these scripts' children: measure
+    it with the scripts of its own commit."""
     checkout = checkout.resolve()
     if not (checkout / "minillm_distill" / "__init__.py").is_file():
         raise SystemExit(
@@ -54,6 +53,13 @@ def checkout_pythonpath(checkout: Path) -> Path:
             "compare against a later commit, or run that commit's own benchmark script"
         )
     return checkout
+
+
+def checkout_pythonpath(checkout: Path) -> str:
+    """What to put first on a child's ``PYTHONPATH`` so that it runs ``checkout``'s minillm and its demo
+    package (``packages/minillm-demo/src``), not the installed ones."""
+    root = checkout_root(checkout)
+    return os.pathsep.join([str(root), str(root / "packages" / "minillm-demo" / "src")])
 
 
 def one_thread() -> None:

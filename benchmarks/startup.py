@@ -66,7 +66,7 @@ def extract(ref: str, into: Path) -> Path:
     data = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(into, filter="data")
-    return harness.checkout_pythonpath(into)
+    return harness.checkout_root(into)
 
 
 def main() -> None:
