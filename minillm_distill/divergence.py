@@ -69,60 +69,57 @@ def cross_entropy_per_token(logits: torch.Tensor, targets: torch.Tensor) -> torc
 NEGATIVE_TOLERANCE = -1e-4
 
 
-def check_per_token_output(divergence: TokenDivergence, out: Any, n: int) -> None:
+def check_per_token_output(
+    divergence: TokenDivergence, out: Any, n: int, *, needs_grad: bool = False, origin: str | None = None
+) -> None:
     """The first-call check of a token divergence's ``per_token`` output: a ``[n]`` tensor, finite, not below
-    :data:`NEGATIVE_TOLERANCE`. Raises :class:`~minillm_distill.errors.PluginError` naming the plugin."""
+    :data:`NEGATIVE_TOLERANCE`, and carrying a gradient when the student's logits do (``needs_grad``). Raises
+    :class:`~minillm_distill.errors.PluginError` naming the plugin (``origin``: who registered it, when known)."""
     from minillm_distill.errors import PluginError
 
     name = getattr(divergence, "name", type(divergence).__name__)
+    who = origin or f"divergence {name!r}"
     where = f"{type(divergence).__module__}.{type(divergence).__qualname__}.per_token"
     hint = (
         "fix the plugin: per_token must return one value per row of its [N, V] logits (shape [N]), "
-        "a true divergence (finite, >= 0)"
+        "a true divergence (finite, >= 0), computed from the logits it is given (no .detach())"
     )
+
+    def fail(message: str) -> PluginError:
+        return PluginError(f"{who} {message}", details=[f"in {where}"], hint=hint)
+
     if not isinstance(out, torch.Tensor):
-        raise PluginError(
-            f"divergence {name!r} returned {type(out).__name__} from per_token, not a tensor",
-            details=[f"in {where}"],
-            hint=hint,
-        )
+        raise fail(f"returned {type(out).__name__} from per_token, not a tensor")
     if tuple(out.shape) != (n,):
-        raise PluginError(
-            f"divergence {name!r} returned shape {tuple(out.shape)} from per_token for {n} tokens; expected ({n},)",
-            details=[f"in {where}"],
-            hint=hint,
-        )
+        raise fail(f"returned shape {tuple(out.shape)} from per_token for {n} tokens; expected ({n},)")
     values = out.detach().float()
     if n and not bool(torch.isfinite(values).all()):
-        raise PluginError(
-            f"divergence {name!r} returned non-finite values (nan or inf) from per_token",
-            details=[f"in {where}"],
-            hint=hint,
-        )
+        raise fail("returned non-finite values (nan or inf) from per_token")
     if n and float(values.min()) < NEGATIVE_TOLERANCE:
-        raise PluginError(
-            f"divergence {name!r} returned a negative value ({float(values.min()):.4g}) from per_token; "
-            "a divergence is never below 0",
-            details=[f"in {where}"],
-            hint=hint,
+        low = float(values.min())
+        raise fail(f"returned a negative value ({low:.4g}) from per_token; a divergence is never below 0")
+    if needs_grad and not out.requires_grad:
+        raise fail(
+            "returned values without a gradient from per_token: they were computed from detached inputs (.detach(), "
+            ".item(), torch.no_grad()), so training would change nothing"
         )
 
 
-def _checked_per_token(divergence: TokenDivergence) -> ChunkFn:
+def _checked_per_token(divergence: TokenDivergence, origin: str | None) -> ChunkFn:
     def fn(s: torch.Tensor, t: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
         out = divergence.per_token(s, t, targets)
         if not getattr(divergence, "_output_checked", False) and targets.numel() > 0:
-            check_per_token_output(divergence, out, int(targets.numel()))
+            check_per_token_output(divergence, out, int(targets.numel()), needs_grad=s.requires_grad, origin=origin)
             divergence._output_checked = True  # type: ignore[attr-defined]
         return out
 
     return fn
 
 
-def divergence_fn(divergence: TokenDivergence) -> ChunkFn:
+def divergence_fn(divergence: TokenDivergence, origin: str | None = None) -> ChunkFn:
     """``per_token`` as a chunk consumer for :func:`~minillm_distill.scoring.walk.walk_tokens` (checked on its first
-    call in a run)."""
-    return _checked_per_token(divergence)
+    call in a run; ``origin`` names the plugin in the error, e.g. "divergence 'x' (plugin 'p', distribution d)")."""
+    return _checked_per_token(divergence, origin)
 
 
 def token_divergence_sum(

@@ -116,13 +116,19 @@ def resource_error(
 @contextmanager
 def writing(path: str | Path, what: str, *, cleanup: Iterable[Path] = (), hint: str | None = None) -> Iterator[None]:
     """Run a write of ``what`` (e.g. "checkpoint step-4") to ``path``; a failed write removes ``cleanup`` (the
-    partial temporary files) and raises :class:`ResourceError` naming ``path`` and the cause."""
+    partial temporary files) and raises :class:`ResourceError` naming ``path`` and the cause. Any other error
+    (a plugin's state that cannot be saved, an interrupt) removes ``cleanup`` too and propagates unchanged."""
     try:
         yield
     except MinillmError:
+        remove(cleanup)
         raise
     except Exception as exc:
         err = resource_error(exc, path, what, hint=hint, cleanup=cleanup)
         if err is None:
+            remove(cleanup)
             raise
         raise err from exc
+    except BaseException:
+        remove(cleanup)
+        raise

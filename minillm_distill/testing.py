@@ -16,7 +16,11 @@ gives:
   afresh for the call, as a new process would) and returns a :class:`CliResult` with the exit code, stdout and
   stderr; errors are the panels a user sees, with their exit codes (``minillm_distill.errors.ExitCode``);
 * :func:`run_minillm`: the same in a subprocess (``python -m minillm_distill``), for what must not share this
-  process (a fresh interpreter, a crash, a timeout).
+  process (a fresh interpreter, a crash, a timeout);
+* the ``install_plugin`` fixture: ``install_plugin("my_module", distribution="my-dist", path=folder)`` makes a
+  plugin module installed for this test only (an entry point in the ``minillm`` group of a distribution, as
+  ``pip install`` would make it), seen by ``cli`` and by ``run_minillm``'s subprocesses, gone after the test:
+  no reinstalling between edits.
 
 The checks of ``minillm plugins check`` are in :mod:`minillm_distill.api` (``check_divergence``, ``check_sampler``).
 """
@@ -44,7 +48,7 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-__all__ = ["CliResult", "cli", "run_minillm"]
+__all__ = ["CliResult", "cli", "install_plugin", "run_minillm"]
 
 
 @dataclass
@@ -100,6 +104,44 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return CliResult(code, out, err)
 
     yield run
+
+
+@pytest.fixture
+def install_plugin(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., dict[str, str]]]:
+    """``install_plugin(module, *, distribution, name=None, path=None, version="0.1")``: install the plugin
+    ``module`` (the entry point's target, e.g. ``"my_pkg.plugin"``) under the entry-point name ``name`` (default:
+    the module's last part) as distribution ``distribution``, for this test only. ``path``: a folder to import
+    ``module`` from (default: wherever it already imports from). The folders go on ``sys.path`` (for ``cli``)
+    and ``PYTHONPATH`` (for subprocesses); returns ``{"PYTHONPATH": ...}`` to pass as ``env=`` where a command
+    runs with an environment of its own."""
+    import importlib
+
+    from minillm_distill.plugins import reset_plugins
+
+    def install(
+        module: str, *, distribution: str, name: str | None = None, path: str | Path | None = None, version: str = "0.1"
+    ) -> dict[str, str]:
+        site = tmp_path_factory.mktemp("site")
+        info = site / f"{distribution.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n", encoding="utf-8"
+        )
+        entry = name or module.rpartition(".")[2]
+        (info / "entry_points.txt").write_text(f"[minillm]\n{entry} = {module}\n", encoding="utf-8")
+        folders = [str(site)] + ([str(Path(path).resolve())] if path is not None else [])
+        for folder in reversed(folders):
+            monkeypatch.syspath_prepend(folder)
+        pythonpath = os.pathsep.join([*folders, *filter(None, [os.environ.get("PYTHONPATH")])])
+        monkeypatch.setenv("PYTHONPATH", pythonpath)
+        importlib.invalidate_caches()
+        reset_plugins()
+        return {"PYTHONPATH": pythonpath}
+
+    yield install
+    reset_plugins()
 
 
 def run_minillm(

@@ -41,6 +41,7 @@ import torch
 from minillm_distill.plugin_check.cases import Case, param_cases
 from minillm_distill.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
 from minillm_distill.rollout import PromptBatch, RolloutBatch
+from minillm_distill.rollout_contract import rollout_problems, state_problem
 from minillm_distill.sampler import Sampler, SamplerContext
 
 PROMPTS = ("Name a colour.", "Add two and three.", "Hi")
@@ -123,34 +124,12 @@ def _sample(cls: type[Sampler], case: Case, models: CheckModels, **ctx: Any) -> 
 
 
 def _check_contract(cls: type[Sampler], case: Case, models: CheckModels, rollout: RolloutBatch) -> None:
-    r, b = rollout, models.batch
-    fail_if(
-        tuple(r.prompt_ids.shape) != tuple(b.prompt_ids.shape) or not torch.equal(r.prompt_ids.cpu(), b.prompt_ids),
-        "prompt_ids are not the prompts of the batch (same rows, same order)",
-    )
-    fail_if(not torch.equal(r.prompt_mask.cpu().long(), b.prompt_mask), "prompt_mask is not the batch's")
-    ids, mask = r.response_ids.cpu(), r.response_mask.cpu()
-    fail_if(ids.dim() != 2 or ids.size(0) != b.prompt_ids.size(0), f"response_ids has shape {tuple(ids.shape)}")
-    fail_if(ids.dtype != torch.long, f"response_ids has dtype {ids.dtype}, not torch.long")
-    fail_if(tuple(mask.shape) != tuple(ids.shape), f"response_mask {tuple(mask.shape)} != ids {tuple(ids.shape)}")
-    m = mask.long()
-    fail_if(bool(((m != 0) & (m != 1)).any()), "response_mask has values other than 0 and 1")
-    fail_if(bool((m[:, 1:] > m[:, :-1]).any()), "response_mask is not right-padded (a 1 after a 0 in a row)")
-    valid = m.bool()
-    fail_if(bool(((ids < 0) | (ids >= models.vocab))[valid].any()), f"response ids outside [0, {models.vocab})")
-    for name in ("behaviour_logprobs", "teacher_logprobs", "importance_weights"):
-        t = getattr(r, name)
-        if t is None:
-            continue
-        fail_if(tuple(t.shape) != tuple(ids.shape), f"{name} has shape {tuple(t.shape)}, not {tuple(ids.shape)}")
-        fail_if(not bool(torch.isfinite(t.float()).all()), f"{name} has nan/inf values")
-    if r.importance_weights is not None:
-        fail_if(bool((r.importance_weights.cpu().float()[valid] <= 0).any()), "importance_weights are not all > 0")
+    r = rollout
+    problems = rollout_problems(r.to("cpu"), models.batch, models.vocab)
+    fail_if(bool(problems), "; ".join(problems))
+    ids, valid = r.response_ids.cpu(), r.response_mask.cpu().bool()
     if r.teacher_hidden is not None:
-        h = r.teacher_hidden.cpu()
-        fail_if(tuple(h.shape[:2]) != tuple(ids.shape), f"teacher_hidden has shape {tuple(h.shape)}, not [B, T, H]")
-        fail_if(not bool(torch.isfinite(h.float()).all()), "teacher_hidden has nan/inf values")
-        fail_if(bool((h[~valid] != 0).any()), "teacher_hidden is not zero at masked positions")
+        fail_if(bool((r.teacher_hidden.cpu()[~valid] != 0).any()), "teacher_hidden is not zero at masked positions")
     if cls.records_logprobs:
         fail_if(r.behaviour_logprobs is None, "records_logprobs is True but the rollout has no behaviour_logprobs")
     if cls.records_teacher_logprobs:
@@ -215,10 +194,10 @@ def _check_checkpointable(cls: type[Sampler], case: Case, models: CheckModels, r
 
     sampler = cls(cls.Params.model_validate(case.options))
     sampler.sample(models.batch, _context(models))
-    try:
-        text = json.dumps(sampler.state_dict())
-    except (TypeError, ValueError) as exc:
-        raise CheckFailed(f"state_dict() is not JSON: {exc}") from exc
+    state = sampler.state_dict()
+    problem = state_problem(state)
+    fail_if(problem is not None, str(problem))
+    text = json.dumps(state)
     cls(cls.Params.model_validate(case.options)).load_state_dict(json.loads(text))
     with tempfile.TemporaryDirectory(prefix="minillm-check-") as tmp:
         try:

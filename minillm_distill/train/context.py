@@ -24,6 +24,7 @@ from minillm_distill.scoring.forward import score_responses
 from minillm_distill.scoring.walk import ResponseScores
 from minillm_distill.seeds import derive_seed
 from minillm_distill.train import distributed as dist_utils
+from minillm_distill.train.plugin_outputs import PluginOutputs
 
 
 @dataclass
@@ -42,6 +43,7 @@ class StepContext:
     data: EncodedData
     device: torch.device
     pretrain_blocks: torch.Tensor | None = None
+    outputs: PluginOutputs = field(default_factory=lambda: PluginOutputs(None, None))
     buffer: PhaseBuffer | None = field(default=None)
     grad_norm: float | None = None  # the last step's, computed before the update (ZeRO 0)
     skip_reason: str | None = None  # why the last step's update was skipped (non-finite loss or gradient)
@@ -105,7 +107,8 @@ def sample_rollouts(
             synced=ctx.sharded and w > 1,
             teacher_logits_bytes=teacher_logits_bytes,
         )
-        out.append(ctx.sampler.sample(batch, sctx).to(ctx.device))
+        rollout = ctx.outputs.rollout(ctx.sampler, batch, ctx.sampler.sample(batch, sctx))
+        out.append(rollout.to(ctx.device))
     return out
 
 

@@ -105,12 +105,12 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
             checkpoint_state(step),
             recipe.train.keep_last,
             # this rank's own: its rollout buffer and its sampler's state (ranks sample differently)
-            rank_payload={"buffer": ctx.buffer, "sampler": ctx.sampler.state_dict()},
+            rank_payload={"buffer": ctx.buffer, "sampler": ctx.outputs.sampler_state(ctx.sampler)},
         )
 
     def checkpoint_state(step: int) -> dict[str, Any]:
         return {
-            "sampler": ctx.sampler.state_dict(),
+            "sampler": ctx.outputs.sampler_state(ctx.sampler),
             # which examples a step (or rollout phase) reads is a pure function of (seed, step), so the step
             # is the data position; the batch order is rebuilt from it on resume
             "data_position": {"seed": recipe.seed, "next_step": step},

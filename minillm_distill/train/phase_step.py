@@ -68,7 +68,7 @@ def phase_step(ctx: StepContext, step: int) -> dict[str, Any]:
                 f"{ctx.sampler.name!r} does not record",
                 details=["sampler.name: use teacher_mixed (MiniLLM) or student"],
             )
-        prepared, phase_metrics = div.prepare(rollouts, DistReducer(ctx.device))
+        prepared, phase_metrics = ctx.outputs.prepared(div, rollouts, div.prepare(rollouts, DistReducer(ctx.device)))
         phase_metrics = dict(phase_metrics)
         probes = [r.extras["student_lengths"] for r in rollouts if "student_lengths" in r.extras]
         if probes:  # the student's own response length, beside the mixed rollouts' (rollout_length)
@@ -93,7 +93,9 @@ def phase_step(ctx: StepContext, step: int) -> dict[str, Any]:
     loss_sum, bad = 0.0, False
     for k, (i, r) in enumerate(zip(chosen, batches, strict=True)):
         student, teacher = score_rollout(ctx, r, True)
-        loss, metrics = div.loss(student, teacher, r, buf.prepared[i], norm)
+        loss, metrics = ctx.outputs.sequence_loss(
+            div, div.loss(student, teacher, r, buf.prepared[i], norm), student.source.requires_grad
+        )
         pt_loss, pt_metrics = pretrain_term(ctx, step, k)
         loss = loss + pt_loss
         for name, v in {**metrics, **pt_metrics}.items():

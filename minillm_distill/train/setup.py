@@ -18,6 +18,7 @@ from minillm_distill.data.records import load_records
 from minillm_distill.divergence import SequenceDivergence, TokenDivergence
 from minillm_distill.errors import ResourceError, UsageError
 from minillm_distill.lora import apply_lora
+from minillm_distill.model_facts import shared_vocab_size
 from minillm_distill.models import LoadedModel, check_vocab, load_model
 from minillm_distill.plugins import PluginSet, get_plugins
 from minillm_distill.recipe.loader import resolved_recipe_dict
@@ -27,6 +28,7 @@ from minillm_distill.train import checkpoint as ckpt
 from minillm_distill.train import distributed as dist_utils
 from minillm_distill.train.engine import DTYPES, init_student, init_teacher
 from minillm_distill.train.metrics import MetricsWriter
+from minillm_distill.train.plugin_outputs import PluginOutputs
 from minillm_distill.train.step import StepContext
 
 
@@ -160,6 +162,7 @@ def build_run(recipe: Recipe, opts: RunOptions) -> Run:
         data=data,
         device=device,
         pretrain_blocks=pretrain,
+        outputs=PluginOutputs(plugins, shared_vocab_size(engine.module, teacher_model)),
     )
     if resume_from is not None:
         payload = ckpt.load_rank_payload(resume_from)

@@ -20,6 +20,7 @@ from minillm_distill.train.context import (
     score_rollout,
     step_grad_norm,
 )
+from minillm_distill.train.plugin_outputs import plugin_origin
 
 
 def token_step(ctx: StepContext, step: int) -> dict[str, Any]:
@@ -30,9 +31,12 @@ def token_step(ctx: StepContext, step: int) -> dict[str, Any]:
     lr = float(engine.get_lr()[0])
     kd_ratio = ctx.train.kd_ratio
     loss_sum, bad = 0.0, False
+    origin = plugin_origin(ctx.outputs.plugins, "divergence", ctx.divergence.name, ctx.divergence)
     for i, r in enumerate(rollouts):
         student, teacher = score_rollout(ctx, r, ctx.divergence.needs_teacher)
-        total = token_loss_sum(ctx.divergence, student, teacher, r.response_ids, r.response_mask.bool(), kd_ratio)
+        total = token_loss_sum(
+            ctx.divergence, student, teacher, r.response_ids, r.response_mask.bool(), kd_ratio, origin=origin
+        )
         loss = total / global_tokens
         bad = backward_micro(ctx, loss, empty_loss(student), i == len(rollouts) - 1, bad)
         if not bad or ctx.skip_reason == "non-finite gradient":  # that loss was finite: report it
@@ -54,11 +58,14 @@ def token_loss_sum(
     targets: torch.Tensor,
     mask: torch.Tensor,
     kd_ratio: float = 1.0,
+    *,
+    origin: str | None = None,
 ) -> torch.Tensor:
     """Sum over valid tokens of the divergence, mixed with the cross entropy when ``kd_ratio`` < 1, in one
-    chunk walk (the student's logits of each chunk computed once for both)."""
+    chunk walk (the student's logits of each chunk computed once for both). ``origin`` names the divergence's
+    plugin in the error its first-call check raises."""
     assert isinstance(divergence, TokenDivergence)
-    per_token = divergence_fn(divergence)
+    per_token = divergence_fn(divergence, origin)
     if not divergence.needs_teacher:
         teacher = None
     temperature = float(getattr(divergence.params, "temperature", 1.0))

@@ -7,8 +7,15 @@
 ``shape`` / ``scalar`` / ``negative``: the divergence returns ``[N, 1]`` values, one scalar, or a negative value
 (wrong numbers the core must stop at the source);
 ``nan_grad``: a finite value whose gradient is NaN (every step); ``nan_grad_at_2``: the same at step 2 only
-(the divergence's second call; one micro-batch per step).
-Otherwise both behave like forward KL and the dataset sampler.
+(the divergence's second call; one micro-batch per step); ``detached``: the divergence's values carry no
+gradient (computed on detached logits).
+Broken rollouts from the sampler: ``short_mask`` (the mask one column shorter than the ids), ``vocab`` (an id
+beyond the vocabulary inside the mask), ``dropped_row`` (the batch's last row left out), ``holes`` (a 0 inside a
+row's mask), ``nan_logprobs`` (NaN ``behaviour_logprobs``); ``bad_state``: ``state_dict()`` holds an object JSON
+cannot write (from the first call); ``bad_state_later``: the same from its third call on.
+The sequence divergence ``fixture_sequence`` (the student's mean negative log-likelihood of the rollout) breaks
+with ``vector`` (a loss per token, not a scalar) and ``seq_detached`` (a loss without a gradient).
+Otherwise they behave like forward KL, the dataset sampler and a plain likelihood loss.
 """
 
 from __future__ import annotations
@@ -18,7 +25,18 @@ import signal
 
 import torch
 
-from minillm_distill.api import PromptBatch, RolloutBatch, Sampler, SamplerContext, TokenDivergence, hookimpl
+from minillm_distill.api import (
+    PhaseParams,
+    PromptBatch,
+    RolloutBatch,
+    Sampler,
+    SamplerContext,
+    SequenceDivergence,
+    TokenDivergence,
+    cross_entropy_per_token,
+    hookimpl,
+    walk_tokens,
+)
 
 FAIL_ENV = "MINILLM_FX_FAIL"
 
@@ -48,6 +66,8 @@ class RaisingKL(TokenDivergence):
             return kl.mean()
         if mode == "negative":
             return kl - 1.0
+        if mode == "detached":
+            return kl.detach()
         if mode == "nan_grad" or (mode == "nan_grad_at_2" and RaisingKL.calls == 2):
             return _NanGrad.apply(kl)
         return kl
@@ -69,22 +89,69 @@ class RaisingSampler(Sampler):
     name = "fixture_raising"
     records_logprobs = False
 
+    calls = 0
+
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
+        RaisingSampler.calls += 1
         mode = os.environ.get(FAIL_ENV)
         if mode == "sample" or (mode == "sample_rank1" and os.environ.get("RANK") == "1"):
             _explode("sample")
+        prompt_ids, prompt_mask = batch.prompt_ids, batch.prompt_mask
+        ids, mask = batch.response_ids.clone(), batch.response_mask.clone()
+        logprobs = None
+        if mode == "short_mask":
+            mask = mask[:, :-1]
+        elif mode == "vocab":
+            ids[0, 0] = 10**6
+        elif mode == "dropped_row":
+            prompt_ids, prompt_mask, ids, mask = prompt_ids[:-1], prompt_mask[:-1], ids[:-1], mask[:-1]
+        elif mode == "holes":
+            mask[0, 1] = 0
+        elif mode == "nan_logprobs":
+            logprobs = torch.full(ids.shape, float("nan"))
         return RolloutBatch(
-            prompt_ids=batch.prompt_ids,
-            prompt_mask=batch.prompt_mask,
-            response_ids=batch.response_ids,
-            response_mask=batch.response_mask,
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            response_ids=ids,
+            response_mask=mask,
+            behaviour_logprobs=logprobs,
             source=self.name,
         )
+
+    def state_dict(self) -> dict:
+        mode = os.environ.get(FAIL_ENV)
+        if mode == "bad_state" or (mode == "bad_state_later" and RaisingSampler.calls >= 3):
+            return {"seen": object()}
+        return {"calls": RaisingSampler.calls}
+
+
+class SequenceLikelihood(SequenceDivergence):
+    """The student's mean negative log-likelihood of the rollout's tokens, as a sequence-level divergence."""
+
+    name = "fixture_sequence"
+
+    class Params(PhaseParams):
+        pass
+
+    def prepare(self, rollouts, reducer):
+        return [{} for _ in rollouts], {}
+
+    def loss(self, student, teacher, rollout, prepared, norm):
+        per_token = walk_tokens(
+            student, None, rollout.response_ids, rollout.response_mask.bool(),
+            lambda s, t, targets: cross_entropy_per_token(s, targets),
+        ).values  # fmt: skip
+        mode = os.environ.get(FAIL_ENV)
+        if mode == "vector":
+            return per_token, {}
+        loss = per_token.sum() / norm.tokens
+        return (loss.detach() if mode == "seq_detached" else loss), {"nll": float(loss)}
 
 
 @hookimpl
 def register_divergences(register):
     register(RaisingKL)
+    register(SequenceLikelihood)
 
 
 @hookimpl

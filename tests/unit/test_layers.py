@@ -26,8 +26,8 @@ LAYERS: list[tuple[str, ...]] = [
     # ground floor: errors, files and folders, the rollout types, chat text, the plugin base
     (
         "errors", "io_errors", "seeds", "json_rows", "provenance", "run_lock", "safe_load", "host_memory", "run_layout",
-        "tracker_names", "byte_tokenizer", "registry", "hookspecs", "rollout", "registrable", "data.chat",
-        "data.prompt_format", "data.records",
+        "tracker_names", "byte_tokenizer", "registry", "hookspecs", "rollout", "rollout_contract", "registrable",
+        "data.chat", "data.prompt_format", "data.records",
     ),
     # the contracts plugins implement, and scoring
     ("state_files", "model_facts", "scoring", "generation", "benchmark", "model_family", "divergence", "sampler"),

@@ -14,7 +14,8 @@ def test_interrupted_write_leaves_previous_checkpoint_loadable(tmp_path):
     ckpt.save_checkpoint(FakeEngine(), tmp_path, 2, {"sampler": {"n": 1}}, keep_last=3)
     with pytest.raises(KeyboardInterrupt):
         ckpt.save_checkpoint(FakeEngine(fail_at=4), tmp_path, 4, {"sampler": {"n": 2}}, keep_last=3)
-    assert (tmp_path / "checkpoints" / ".tmp-step-4").exists()  # the partial write
+    assert not (tmp_path / "checkpoints" / ".tmp-step-4").exists()  # an interrupt removes its partial write
+    (tmp_path / "checkpoints" / ".tmp-step-4" / "engine").mkdir(parents=True)  # what a SIGKILL would leave
     latest = ckpt.latest_checkpoint(tmp_path)
     assert latest is not None and latest.name == "step-2"
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step-2"]
@@ -75,3 +76,13 @@ def test_weights_finite_sees_one_bad_value_anywhere():
         module[1].bias[1] = 0.0
         module[0].weight[2, 0] = float("nan")
     assert not ckpt.weights_finite(engine, torch.device("cpu"))
+
+
+def test_a_payload_that_cannot_be_saved_leaves_no_temporary_folder(tmp_path):
+    """Not a write failure (a state minillm cannot write, raised as TypeError): the partial ``.tmp-step-N`` goes
+    too, and the previous checkpoint stays the latest."""
+    ckpt.save_checkpoint(FakeEngine(), tmp_path, 2, {}, keep_last=3)
+    with pytest.raises(TypeError):
+        ckpt.save_checkpoint(FakeEngine(), tmp_path, 4, {}, keep_last=3, rank_payload={"bad": object()})
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step-2"]
+    assert ckpt.latest_checkpoint(tmp_path).name == "step-2"
