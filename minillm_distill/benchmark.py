@@ -46,6 +46,16 @@ class EvalExample:
     metadata: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Anything else worth keeping (category, task name, ...), copied into ``predictions.jsonl``."""
 
+    def __post_init__(self) -> None:
+        for name in ("references", "choices"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise TypeError(
+                    f"EvalExample.{name} must be a sequence of strings, not {type(value).__name__}"
+                    + (f" (one reference: {name}=(text,))" if isinstance(value, str) else "")
+                )
+            object.__setattr__(self, name, tuple(value))
+
 
 class BenchmarkDataError(UsageError):
     """A benchmark data file (``--data``) is not in the benchmark's format (exit code 2)."""

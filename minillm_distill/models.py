@@ -12,7 +12,7 @@ import torch
 from pydantic import ValidationError
 
 from minillm_distill.byte_tokenizer import byte_level_tokenizer
-from minillm_distill.errors import RecipeError, ResourceError
+from minillm_distill.errors import PluginError, RecipeError, ResourceError
 from minillm_distill.gguf import local_source
 from minillm_distill.model_family import ModelFamily
 from minillm_distill.plugins import PluginSet, get_plugins
@@ -79,8 +79,19 @@ def detect_family(
 
 
 def family_for_model_type(model_type: str, plugins: PluginSet | None = None) -> ModelFamily:
+    """The family whose ``model_types`` list ``model_type`` (else a fallback family). Two families claiming the
+    same ``model_type`` is a conflict, like two plugins registering one name: neither silently takes over."""
     plugins = plugins or get_plugins()
     entries = plugins.model_families.entries()
+    claims = [e for e in entries if not e.cls.fallback and model_type in e.cls.model_types]
+    if len(claims) > 1:
+        raise PluginError(
+            f"{len(claims)} model families claim model_type {model_type!r}",
+            details=[f"family {e.name!r} of plugin {e.plugin!r} ({e.distribution})" for e in claims],
+            why="minillm cannot tell which one should load these models",
+            hint="name the family in the recipe (student/teacher `family:`), or block one plugin with "
+            "MINILLM_DISABLE_PLUGINS=<plugin name>",
+        )
     for entry in sorted(entries, key=lambda e: e.cls.fallback):
         if entry.cls.matches(model_type):
             return entry.cls()

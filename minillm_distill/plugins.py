@@ -225,6 +225,12 @@ def load_plugins(eps: list[EntryPoint] | None = None) -> PluginSet:
         for kind, cls in staged:
             registries[kind].add(cls, plugin=ep.name, distribution=dist)
             info.provides.setdefault(kind, []).append(cls.name)
+            missing = cls.missing_module() if isinstance(cls, LazyClass) else None
+            if missing is not None:
+                info.warnings.append(
+                    f"{ep.value}: registers {kind} {cls.name!r} as {cls.target}, but there is no module named "
+                    f"{missing!r}; a recipe that uses {cls.name!r} fails (the rest of the plugin works)"
+                )
     return PluginSet(pm, infos, registries)
 
 

@@ -41,12 +41,16 @@ class LazyClass:
             raise TypeError(f"lazy class reference {self.target!r} is not of the form 'package.module:ClassName'")
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"lazy class {self.target!r} needs the name it registers (register(target, name=...))")
+
+    def missing_module(self) -> str | None:
+        """The module of :attr:`target` when it cannot be found (checked without importing it), else None. A
+        missing module is the plugin's warning at load time and its error only when a recipe uses the name."""
+        module_name = self.target.partition(":")[0]
         try:  # cheap: finds the file without importing the module itself
             found = importlib.util.find_spec(module_name)
         except (ImportError, ValueError):
             found = None
-        if found is None:
-            raise TypeError(f"lazy class {self.target!r}: no module named {module_name!r}")
+        return module_name if found is None else None
 
 
 @dataclass

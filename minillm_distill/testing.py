@@ -20,7 +20,11 @@ gives:
 * the ``install_plugin`` fixture: ``install_plugin("my_module", distribution="my-dist", path=folder)`` makes a
   plugin module installed for this test only (an entry point in the ``minillm`` group of a distribution, as
   ``pip install`` would make it), seen by ``cli`` and by ``run_minillm``'s subprocesses, gone after the test:
-  no reinstalling between edits.
+  no reinstalling between edits;
+* the ``tiny_model_folder`` fixture: ``tiny_model_folder("llama")`` writes a tiny random model of any installed
+  model family (1 layer, the byte-level tokenizer; options as in a recipe's ``scratch:``) as a Hugging Face
+  folder and returns its path, for ``--model``, ``--teacher`` or a recipe's ``path:``; built offline in well under
+  a second.
 
 The checks of ``minillm plugins check`` are in :mod:`minillm_distill.api` (``check_divergence``, ``check_sampler``).
 """
@@ -48,7 +52,7 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-__all__ = ["CliResult", "cli", "install_plugin", "run_minillm"]
+__all__ = ["CliResult", "cli", "install_plugin", "run_minillm", "tiny_model_folder"]
 
 
 @dataclass
@@ -142,6 +146,28 @@ def install_plugin(
 
     yield install
     reset_plugins()
+
+
+#: the shape of ``tiny_model_folder``'s models (a recipe's ``scratch:`` options; each may be overridden)
+TINY_SCRATCH: dict[str, int] = {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32, "max_positions": 128}
+
+
+@pytest.fixture
+def tiny_model_folder(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``tiny_model_folder(family="gpt2", *, seed=0, **scratch) -> Path``: a tiny random model of ``family``
+    (any installed model family, built from its ``scratch`` parameters) saved with the byte-level tokenizer."""
+
+    def build(family: str = "gpt2", *, seed: int = 0, **scratch: Any) -> Path:
+        from minillm_distill.models import load_model
+        from minillm_distill.recipe.schema import ModelSpec
+
+        loaded = load_model(ModelSpec(family=family, tokenizer="byte", scratch={**TINY_SCRATCH, **scratch}), seed=seed)
+        folder = tmp_path_factory.mktemp(f"tiny-{family}")
+        loaded.model.save_pretrained(folder)
+        loaded.tokenizer.save_pretrained(folder)
+        return folder
+
+    return build
 
 
 def run_minillm(

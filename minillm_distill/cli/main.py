@@ -9,7 +9,7 @@ import their heavy dependencies inside the commands.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import typer
@@ -92,8 +92,16 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in args:  # before the app exists, so errors while building it show tracebacks too
         state.debug = True
     try:
-        app = build_app()
-        app(args=args, prog_name="minillm")
+        try:
+            app = build_app()
+            app(args=args, prog_name="minillm")
+        except (MinillmError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # raised inside a plugin's code: its panel (exit 4); else minillm's own bug
+            blamed = _blame_plugin(exc)
+            if blamed is None:
+                raise
+            raise blamed from exc
     except MinillmError as err:
         rendered = False
         if isinstance(err, PeerLost) and _under_launcher():
@@ -115,6 +123,18 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         _exit(code)
     _exit(0)
+
+
+def _blame_plugin(exc: Exception) -> Any:
+    """The PluginError naming the plugin whose code raised ``exc``, or None."""
+    from minillm_distill.plugin_blame import blame_plugin
+    from minillm_distill.plugins import get_plugins
+
+    try:
+        plugins = get_plugins()
+    except Exception:  # loading plugins is what failed: nothing to blame it on
+        return None
+    return blame_plugin(exc, plugins)
 
 
 def _strip_local_rank(args: list[str]) -> list[str]:

@@ -9,26 +9,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from minillm_distill.errors import PluginError
 from minillm_distill.plugins import PluginSet, get_plugins
 from minillm_distill.recipe.schema import Recipe
 
 SCHEMA_ID = "https://github.com/minillm/minillm/recipe.schema.json"
 
 
-def _plugin_variants(kind: str, registry: Any, defs: dict[str, Any]) -> list[dict[str, Any]]:
+def _plugin_variants(kind: str, registry: Any, defs: dict[str, Any], skipped: list[str]) -> list[dict[str, Any]]:
     variants = []
     for entry in registry.entries():
         prefix = f"{kind}_{entry.name}_"
-        params = entry.cls.Params.model_json_schema(ref_template=f"#/$defs/{prefix}{{model}}")
+        try:
+            cls = entry.cls  # a lazily registered class is imported here
+            params = cls.Params.model_json_schema(ref_template=f"#/$defs/{prefix}{{model}}")
+        except PluginError as err:  # one broken plugin leaves the others' schema whole
+            skipped.append(f"{kind} {entry.name!r} left out: {err.message}")
+            continue
+        except Exception as exc:
+            skipped.append(
+                f"{kind} {entry.name!r} of plugin {entry.plugin!r} ({entry.distribution}) left out: its options "
+                f"have no JSON schema ({type(exc).__name__}: {exc})"
+            )
+            continue
         for key, value in params.pop("$defs", {}).items():
             defs[prefix + key] = value
-        properties = {"name": {"const": entry.name, "description": entry.cls.description or entry.name}}
+        properties = {"name": {"const": entry.name, "description": cls.description or entry.name}}
         properties.update(params.get("properties", {}))
         variants.append(
             {
                 "type": "object",
                 "title": f"{kind} {entry.name}",
-                "description": entry.cls.description or "",
+                "description": cls.description or "",
                 "properties": properties,
                 "required": ["name", *params.get("required", [])],
                 "additionalProperties": False,
@@ -37,9 +49,11 @@ def _plugin_variants(kind: str, registry: Any, defs: dict[str, Any]) -> list[dic
     return variants
 
 
-def recipe_json_schema(plugins: PluginSet | None = None) -> dict[str, Any]:
-    """The JSON Schema of a recipe file with the installed plugins' options."""
+def recipe_json_schema(plugins: PluginSet | None = None, skipped: list[str] | None = None) -> dict[str, Any]:
+    """The JSON Schema of a recipe file with the installed plugins' options. A plugin class that cannot be
+    loaded is left out and said in ``skipped`` (when given), not an error for everyone."""
     plugins = plugins or get_plugins()
+    skipped = [] if skipped is None else skipped
     schema = Recipe.model_json_schema()
     defs = schema.setdefault("$defs", {})
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -51,11 +65,12 @@ def recipe_json_schema(plugins: PluginSet | None = None) -> dict[str, Any]:
         ("sampler", "sampler", plugins.samplers),
         ("divergence", "divergence", plugins.divergences),
     ):
-        variants = _plugin_variants(kind, registry, defs)
+        variants = _plugin_variants(kind, registry, defs, skipped)
         prop = schema["properties"][section]
         default = prop.get("default")
+        names = ", ".join(v["properties"]["name"]["const"] for v in variants)
         schema["properties"][section] = {
-            "description": f"the {kind}: `name` is one of {', '.join(registry.names())}; other keys: its options",
+            "description": f"the {kind}: `name` is one of {names}; other keys: its options",
             "oneOf": variants,
             **({"default": default} if default is not None else {}),
         }

@@ -19,13 +19,13 @@ from minillm_distill.errors import (
     RuntimeFailure,
 )
 from minillm_distill.io_errors import resource_error, write_failure
+from minillm_distill.plugin_blame import blame_plugin
 from minillm_distill.plugins import get_plugins
 from minillm_distill.recipe.schema import Recipe
 from minillm_distill.train import checkpoint as ckpt
 from minillm_distill.train import distributed as dist_utils
 from minillm_distill.train.final import save_hf_folder
 from minillm_distill.train.periodic_eval import PeriodicEval
-from minillm_distill.train.plugin_failure import blame_plugin
 from minillm_distill.train.progress import StepProgress
 from minillm_distill.train.setup import RunOptions, build_run
 from minillm_distill.train.step import train_step

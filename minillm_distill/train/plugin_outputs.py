@@ -23,21 +23,10 @@ from typing import Any
 import torch
 
 from minillm_distill.errors import PluginError
+from minillm_distill.plugin_blame import plugin_origin
 from minillm_distill.plugins import PluginSet
 from minillm_distill.rollout import PromptBatch, RolloutBatch
 from minillm_distill.rollout_contract import rollout_problems, state_problem
-
-
-def plugin_origin(plugins: PluginSet | None, kind: str, name: str, obj: object) -> str:
-    """``sampler 'x' (plugin 'p', distribution d; class mod.Cls)``: who to blame for ``obj``."""
-    cls = type(obj)
-    where = f"class {cls.__module__}.{cls.__qualname__}"
-    entry = None
-    if plugins is not None and kind in plugins.registries:
-        entry = next((e for e in plugins.registries[kind].entries() if e.name == name), None)
-    if entry is None:
-        return f"{kind} {name!r} ({where})"
-    return f"{kind} {name!r} (plugin {entry.plugin!r}, distribution {entry.distribution}; {where})"
 
 
 def _numbers_problem(metrics: Any, what: str) -> str | None:

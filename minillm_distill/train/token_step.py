@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from minillm_distill.divergence import Divergence, TokenDivergence, cross_entropy_per_token, divergence_fn
+from minillm_distill.plugin_blame import plugin_origin
 from minillm_distill.scoring.walk import ResponseScores, walk_tokens
 from minillm_distill.train import distributed as dist_utils
 from minillm_distill.train.context import (
@@ -20,7 +21,6 @@ from minillm_distill.train.context import (
     score_rollout,
     step_grad_norm,
 )
-from minillm_distill.train.plugin_outputs import plugin_origin
 
 
 def token_step(ctx: StepContext, step: int) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from helpers import PLUGIN_FIXTURES, run_minillm
 
 import minillm_distill.plugins as plugins_mod
 from minillm_distill.errors import PeerLost, PluginError
+from minillm_distill.plugin_blame import blame_plugin
 from minillm_distill.plugins import load_plugins
 from minillm_distill.train import launch, loop
-from minillm_distill.train.plugin_failure import blame_plugin
 
 FIXTURES = PLUGIN_FIXTURES
 TINY = ("recipes/tiny/kd.yaml", "--set", "train.micro_batch_size=2")

@@ -15,7 +15,9 @@ row's mask), ``nan_logprobs`` (NaN ``behaviour_logprobs``); ``bad_state``: ``sta
 cannot write (from the first call); ``bad_state_later``: the same from its third call on.
 The sequence divergence ``fixture_sequence`` (the student's mean negative log-likelihood of the rollout) breaks
 with ``vector`` (a loss per token, not a scalar) and ``seq_detached`` (a loss without a gradient).
-Otherwise they behave like forward KL, the dataset sampler and a plain likelihood loss.
+The benchmark ``fixture_bench`` (records with ``question`` and ``answer``) breaks with ``parse_raise`` (a
+KeyError of its own in ``parse_record``) and ``string_refs`` (the answer given as ``references="..."``).
+Otherwise they behave like forward KL, the dataset sampler, a plain likelihood loss and a question-answer set.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import signal
 import torch
 
 from minillm_distill.api import (
+    Benchmark,
+    EvalExample,
     PhaseParams,
     PromptBatch,
     RolloutBatch,
@@ -146,6 +150,24 @@ class SequenceLikelihood(SequenceDivergence):
             return per_token, {}
         loss = per_token.sum() / norm.tokens
         return (loss.detach() if mode == "seq_detached" else loss), {"nll": float(loss)}
+
+
+class FixtureBench(Benchmark):
+    name = "fixture_bench"
+    data_format = "a JSONL file, one object a line with string fields 'question' and 'answer'"
+
+    def parse_record(self, record, where, *, index):
+        mode = os.environ.get(FAIL_ENV)
+        if mode == "parse_raise":
+            return [EvalExample(instruction=record["prompt"], input="", references=())]  # a KeyError
+        answer = self.require(record, "answer", where)
+        references = answer if mode == "string_refs" else (answer,)
+        return [EvalExample(instruction=self.require(record, "question", where), input="", references=references)]
+
+
+@hookimpl
+def register_benchmarks(register):
+    register(FixtureBench)
 
 
 @hookimpl

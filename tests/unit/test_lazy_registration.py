@@ -88,7 +88,6 @@ def test_missing_attribute_is_a_plugin_error_on_use(lazy_plugin):
     [
         ("tmp_lazy_impl.Zero", "zero", "not of the form 'package.module:ClassName'"),
         ("tmp_lazy_impl:Zero", None, "needs the name it registers"),
-        ("tmp_no_such_module:Zero", "zero", "no module named 'tmp_no_such_module'"),
     ],
 )
 def test_bad_reference_fails_the_plugin_at_load_time(lazy_plugin, target, name, message):
@@ -114,3 +113,38 @@ def test_lazy_class_reference_checks_its_form():
     with pytest.raises(TypeError, match="not of the form"):
         LazyClass(":Zero", "zero")
     assert LazyClass("minillm_distill.builtins.divergences.fkl:ForwardKL", "fkl").name == "fkl"
+
+
+def test_a_reference_to_a_missing_module_fails_only_the_name_that_uses_it(lazy_plugin):
+    """The README's promise: a lazy class fails "only when a recipe uses the name"; the plugin still loads,
+    its other classes work, and ``minillm plugins`` warns about the missing module."""
+    ps = lazy_plugin(("tmp_no_such_module:Zero", "ghost"), ("tmp_lazy_impl:Zero", "zero"))
+    (info,) = ps.plugins
+    assert info.status == "loaded", info.error
+    assert info.provides == {"divergence": ["ghost", "zero"]}
+    assert any("no module named 'tmp_no_such_module'" in w and "'ghost'" in w for w in info.warnings), info.warnings
+    assert ps.divergences.get("zero").name == "zero"
+    with pytest.raises(PluginError, match="registered divergence 'ghost' as tmp_no_such_module:Zero, but loading"):
+        ps.divergences.get("ghost")
+
+
+def test_recipes_schema_leaves_out_a_broken_class_and_keeps_everyone_elses(lazy_plugin):
+    from minillm_distill.recipe.json_schema import recipe_json_schema
+
+    ps = lazy_plugin(("tmp_no_such_module:Zero", "ghost"), ("tmp_lazy_impl:Zero", "zero"))
+    skipped: list[str] = []
+    schema = recipe_json_schema(ps, skipped=skipped)
+    names = [v["properties"]["name"]["const"] for v in schema["properties"]["divergence"]["oneOf"]]
+    assert names == ["zero"]
+    assert len(skipped) == 1 and "divergence 'ghost' left out" in skipped[0]
+
+
+def test_recipes_schema_command_exits_0_with_a_warning_for_a_broken_plugin(cli, install_plugin, tmp_path):
+    (tmp_path / "tmp_ghost_hooks.py").write_text(
+        "TARGETS = [('tmp_no_such_module:Zero', 'ghost')]\n" + HOOKS, encoding="utf-8"
+    )
+    install_plugin("tmp_ghost_hooks", distribution="fx-ghost", name="ghost", path=tmp_path)
+    res = cli("recipes", "schema")
+    assert res.code == 0, res.output
+    assert "warning: divergence 'ghost' left out" in res.stderr
+    assert '"const": "fkl"' in res.stdout and '"const": "ghost"' not in res.stdout

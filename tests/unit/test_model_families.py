@@ -376,3 +376,37 @@ def test_saved_byte_tokenizer_is_the_one_loaded_back_in_every_family(tmp_path, f
 def test_tiny_helpers_default_size_is_tiny():
     assert TINY_SCRATCH["hidden"] <= 32
     assert TINY_SCRATCH["layers"] <= 2
+
+
+GREEDY_FAMILY = """
+from minillm_distill.api import ModelFamily, hookimpl
+
+
+class GreedyFamily(ModelFamily):
+    name = "greedy_gpt2"
+    model_types = ("gpt2",)
+
+
+@hookimpl
+def register_model_families(register):
+    register(GreedyFamily)
+"""
+
+
+def test_two_families_claiming_one_model_type_is_a_conflict_not_a_silent_takeover(
+    install_plugin, tmp_path, monkeypatch
+):
+    (tmp_path / "fx_greedy_family.py").write_text(GREEDY_FAMILY, encoding="utf-8")
+    install_plugin("fx_greedy_family", distribution="fx-greedy", name="greedy", path=tmp_path)
+    from minillm_distill.errors import PluginError
+    from minillm_distill.plugins import get_plugins, reset_plugins
+
+    with pytest.raises(PluginError) as err:
+        family_for_model_type("gpt2", get_plugins())
+    assert "2 model families claim model_type 'gpt2'" in err.value.message
+    details = " ".join(err.value.details)
+    assert "family 'greedy_gpt2' of plugin 'greedy' (fx-greedy)" in details and "family 'gpt2'" in details
+    assert family_for_model_type("llama", get_plugins()).name == "llama"  # other model types are untouched
+    monkeypatch.setenv("MINILLM_DISABLE_PLUGINS", "greedy")
+    reset_plugins()
+    assert family_for_model_type("gpt2", get_plugins()).name == "gpt2"

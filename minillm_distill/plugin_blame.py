@@ -1,9 +1,10 @@
-"""Blame an exception raised during training on the plugin whose code raised it.
+"""Blame an error on the plugin whose code raised it, and name who registered a component.
 
-A plugin's ``per_token``, ``sample`` or ``loss`` that raises (a bug in the plugin, not a user mistake minillm
-could check) becomes a :class:`PluginError` naming the plugin, its distribution, the method minillm called and
-the original error, instead of a traceback through minillm's internals (the traceback stays under ``--debug``,
-as the error's cause). Built-in plugins are plugins too (distribution ``minillm``).
+A plugin's ``per_token``, ``sample``, ``loss`` or ``parse_record`` that raises (a bug in the plugin, not a user
+mistake minillm could check) becomes a :class:`PluginError` naming the plugin, its distribution, the method
+minillm called and the original error, instead of a traceback through minillm's internals (the traceback stays
+under ``--debug``, as the error's cause). Every command goes through it (``minillm_distill.cli.main``), training
+too. Built-in plugins are plugins too (distribution ``minillm-distill``).
 
 A frame belongs to a plugin when its module is (inside) the plugin's entry-point module or the module of a
 class it registered; the most specific match wins (the built-in plugins share the ``minillm_distill.builtins`` package).
@@ -81,7 +82,20 @@ def blame_plugin(exc: BaseException, plugins: PluginSet) -> PluginError | None:
     return PluginError(
         f"plugin {owner.plugin!r} (distribution {owner.distribution}) failed in {method}: {type(exc).__name__}: {exc}",
         details=[f"raised at {where}"],
-        why="the error was raised inside the plugin's code during training, not by minillm",
+        why="the error was raised inside the plugin's code, not by minillm",
         hint=f"fix the plugin or report it to the maintainers of {owner.distribution} (with the --debug "
         "traceback), or choose another component in the recipe",
     )
+
+
+def plugin_origin(plugins: PluginSet | None, kind: str, name: str, obj: object) -> str:
+    """``sampler 'x' (plugin 'p', distribution d; class mod.Cls)``: who to blame for ``obj``, the ``kind``
+    component registered as ``name``."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    where = f"class {cls.__module__}.{cls.__qualname__}"
+    entry = None
+    if plugins is not None and kind in plugins.registries:
+        entry = next((e for e in plugins.registries[kind].entries() if e.name == name), None)
+    if entry is None:
+        return f"{kind} {name!r} ({where})"
+    return f"{kind} {name!r} (plugin {entry.plugin!r}, distribution {entry.distribution}; {where})"
