@@ -51,17 +51,25 @@ def checkpoints_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINTS
 
 
-def _step_of(path: Path) -> int:
-    return int(path.name.split("-", 1)[1])
+def step_of(name: str) -> int | None:
+    """N for a checkpoint folder named ``step-N`` (N digits only), else None: a run folder is input like any
+    other, and a folder named ``step-abc`` or ``step-..`` beside the real ones is not a checkpoint."""
+    digits = name[len(STEP_PREFIX) :] if name.startswith(STEP_PREFIX) else ""
+    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else None
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """The run's complete checkpoints (a ``step-N`` folder with its ``state.json``), oldest first."""
+    """The run's complete checkpoints (a ``step-N`` folder with its ``state.json``), oldest first; folders whose
+    name is not ``step-`` and digits are ignored."""
     root = checkpoints_dir(run_dir)
     if not root.is_dir():
         return []
-    done = [p for p in root.glob(f"{STEP_PREFIX}*") if p.is_dir() and (p / STATE_FILE).exists()]
-    return sorted(done, key=_step_of)
+    done = [
+        p
+        for p in root.glob(f"{STEP_PREFIX}*")
+        if step_of(p.name) is not None and p.is_dir() and (p / STATE_FILE).exists()
+    ]
+    return sorted(done, key=lambda p: step_of(p.name) or 0)
 
 
 def inside(run_dir: str | Path, path: str | Path, what: str) -> Path:
@@ -88,8 +96,13 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     pointer = root / LATEST
     if pointer.exists():
         inside(run_dir, pointer, "checkpoints/latest")
-        cand = root / pointer.read_text(encoding="utf-8").strip()
-        if (cand / STATE_FILE).exists():
-            return inside(run_dir, cand, "the checkpoint checkpoints/latest names,")
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            name = ""  # an unreadable pointer: the highest complete step below
+        if name and "\x00" not in name:
+            inside(run_dir, root / name, "the checkpoint checkpoints/latest names,")  # never another run's
+        if step_of(name) is not None and (root / name / STATE_FILE).exists():
+            return root / name
     done = list_checkpoints(run_dir)
     return inside(run_dir, done[-1], "checkpoint") if done else None

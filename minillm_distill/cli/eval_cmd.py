@@ -34,8 +34,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         ) from None
     if not seeds:
         raise UsageError("--seeds is empty", hint="e.g. --seeds 10,20,30,40,50")
-    if any(s < 0 for s in seeds):
-        raise UsageError(f"--seeds {text!r}: seeds must be >= 0")
+    if any(s < 0 or s > 2**32 - 1 for s in seeds):
+        raise UsageError(f"--seeds {text!r}: seeds must be between 0 and {2**32 - 1}")
     if len(set(seeds)) != len(seeds):
         raise UsageError(f"--seeds {text!r} repeats a seed")
     return seeds

@@ -248,7 +248,9 @@ def generate(
     temperature: float = typer.Option(1.0, "--temperature", help="Divide the logits by this (> 0)."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (0 < p <= 1; 1 = off)."),
     top_k: int = typer.Option(0, "--top-k", min=0, help="Sample from the k most likely tokens (0 = off)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Prompt i samples with seed + i: same seed, same output."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Prompt i samples with seed + i: same seed, same output."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts decoded together."),
     raw: bool = typer.Option(False, "--raw", help="Feed prompts as they are (the same as --prompt-format plain)."),
     prompt_format: str | None = typer.Option(

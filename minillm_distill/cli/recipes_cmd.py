@@ -104,7 +104,7 @@ def schema() -> None:
 
 @app.command("validate")
 def validate(
-    files: list[Path] = typer.Argument(..., help="Recipe YAML files."),
+    files: list[Path] = typer.Argument(..., help="Recipe YAML files, or shipped recipe names (tiny/kd)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.lr=1e-5."),
     schema_only: bool = typer.Option(
         False, "--schema-only", help="Check the YAML, schema and plugin options only; read no models or data."
@@ -114,11 +114,12 @@ def validate(
     data files; never weights); exit 3 if any is invalid."""
     from minillm_distill.recipe.loader import load_recipe  # imports torch: not at start-up
     from minillm_distill.recipe.preflight import preflight
+    from minillm_distill.recipe.shipped import resolve_recipe_path
 
     bad = 0
     for f in files:
         try:
-            recipe = load_recipe(f, overrides)
+            recipe = load_recipe(resolve_recipe_path(str(f)), overrides)  # a path, or a shipped name like distill
             if not schema_only:
                 preflight(recipe, source=str(f))
         except RecipeError as err:

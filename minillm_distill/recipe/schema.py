@@ -21,6 +21,10 @@ def _not_bool(value: Any) -> Any:
 
 Float = Annotated[float, BeforeValidator(_not_bool)]
 Int = Annotated[int, BeforeValidator(_not_bool)]
+
+#: the largest seed: what both torch and numpy accept (numpy's seeds are 32-bit)
+MAX_SEED = 2**32 - 1
+Seed = Annotated[Int, Field(ge=0, le=MAX_SEED)]
 Beta = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, lt=1)]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -232,7 +236,7 @@ class EvalSpec(Strict):
     )
     max_new_tokens: Int = Field(256, ge=1)
     limit: Int | None = Field(None, ge=1, description="first N examples of each benchmark")
-    seeds: list[Int] = Field(default_factory=lambda: [10])
+    seeds: list[Seed] = Field(default_factory=lambda: [10], description=f"sampling seeds, 0 to {MAX_SEED}")
     batch_size: Int = Field(8, ge=1)
 
 
@@ -243,7 +247,7 @@ class OutputSpec(Strict):
 class Recipe(Strict):
     name: str = Field(description="run name (names the run directory); defaults to the recipe file's name")
     description: str = ""
-    seed: Int = Field(42, ge=0)
+    seed: Int = Field(42, ge=0, le=MAX_SEED, description=f"seeds everything in the run, 0 to {MAX_SEED}")
     teacher: ModelSpec | None = None
     student: ModelSpec
     data: DataSpec

@@ -61,6 +61,24 @@ class ExpansionError(yaml.YAMLError):
         return self.message
 
 
+#: how deep sections may nest (a recipe needs 4); deeper is refused before anything recurses through it
+MAX_DEPTH = 64
+
+
+class NestingError(yaml.YAMLError):
+    """The document nests deeper than :data:`MAX_DEPTH` levels."""
+
+    def __init__(self, line: int | None = None) -> None:
+        where = f"line {line}: " if line is not None else ""
+        self.message = (
+            f"{where}the YAML nests more than {MAX_DEPTH} levels deep; nothing this deep is a recipe or a setting"
+        )
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def _check_expanded_size(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> None:
     """Raise :class:`ExpansionError` if the document, with every alias expanded, has more than ``limit``
     values, or refers to itself (an alias inside its own anchor: an endless structure)."""
@@ -78,6 +96,8 @@ def _check_expanded_size(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> No
                 node.start_mark.line + 1,
             )
         on_path.add(key)
+        if len(on_path) > MAX_DEPTH:
+            raise NestingError(node.start_mark.line + 1)
         total = 1
         if isinstance(node, yaml.MappingNode):
             children = [n for pair in node.value for n in pair]
@@ -138,10 +158,14 @@ def _find_duplicates(node: yaml.Node, path: tuple[str, ...], seen_nodes: set[int
 
 def load_yaml(text: str) -> Any:
     """Parse one YAML document; raises ``yaml.YAMLError`` (``DuplicateKeyError`` for repeated keys,
-    ``ExpansionError`` for a document that expands to a huge or endless structure)."""
+    ``ExpansionError`` for a document that expands to a huge or endless structure, ``NestingError`` for one
+    nested more than :data:`MAX_DEPTH` levels)."""
     loader = RecipeLoader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except RecursionError:  # the parser recurses once per level: thousands of levels exhaust the stack
+            raise NestingError() from None
         if node is None:
             return None
         _check_expanded_size(node)

@@ -31,6 +31,7 @@ from minillm_distill.run_layout import (  # latest_checkpoint, list_checkpoints:
     checkpoint_name,
     latest_checkpoint,
     list_checkpoints,
+    step_of,
     temporary_checkpoint_name,
 )
 from minillm_distill.safe_load import safe_torch_load
@@ -164,6 +165,12 @@ def load_checkpoint(engine: Any, ck: Path) -> dict[str, Any]:
         state = json.loads((ck / STATE_FILE).read_text(encoding="utf-8"))
         if not isinstance(state, dict):
             raise ValueError("not a JSON object")
+        step = state.get("step")
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise ValueError(f'its "step" is {step!r}, not a step number')
+        named = step_of(ck.name)
+        if named is not None and named != step:
+            raise ValueError(f'its "step" is {step} but the folder is {ck.name}')
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ResourceError(
             f"cannot read {str(ck / STATE_FILE)!r}",

@@ -78,3 +78,26 @@ def test_distill_never_writes_through_a_link_out_of_its_run_folder(cli, tmp_path
     assert "metrics.jsonl" in res.output and "leads out of the run folder" in res.output
     assert victim.read_text(encoding="utf-8") == "keep me"
     assert not (run / "recipe.yaml").exists()
+
+
+@pytest.mark.parametrize("odd", ["step-abc", "step-..", "step-", "step-1e3", "step-٣", "step-99999999999999999999"])
+def test_folders_not_named_step_and_digits_are_not_checkpoints(tmp_path, odd):
+    run = tmp_path / "run"
+    _checkpoint(run, 2)
+    _checkpoint(run, 10)
+    weird = run / "checkpoints" / odd
+    weird.mkdir(parents=True, exist_ok=True)
+    (weird / "state.json").write_text('{"step": 7}', encoding="utf-8")
+    assert [p.name for p in run_layout.list_checkpoints(run)] == ["step-2", "step-10"]  # numeric order
+    (run / "checkpoints" / "latest").write_text(odd + "\n", encoding="utf-8")
+    assert run_layout.latest_checkpoint(run).name == "step-10"  # a pointer to it is ignored too
+
+
+def test_an_unreadable_latest_pointer_falls_back_to_the_highest_step(tmp_path):
+    run = tmp_path / "run"
+    _checkpoint(run, 3)
+    (run / "checkpoints" / "latest").write_bytes(b"\xff\xfe step")
+    assert run_layout.latest_checkpoint(run).name == "step-3"
+    (run / "checkpoints" / "latest").unlink()
+    (run / "checkpoints" / "latest").mkdir()
+    assert run_layout.latest_checkpoint(run).name == "step-3"

@@ -171,3 +171,37 @@ def test_expansion_limit_counts_aliases_not_text():
         load_yaml(LOL)
     with pytest.raises(ExpansionError, match="endless"):
         load_yaml("a: &a [1, *a]\n")
+
+
+@pytest.mark.parametrize("depth", [65, 5000])
+def test_a_deeply_nested_set_value_is_a_usage_error_not_a_recursion_error(cli, depth):
+    out = cli(
+        "recipes", "validate", "tiny/kd", "--schema-only", "--set", "engine.deepspeed.x=" + "[" * depth + "]" * depth
+    )
+    assert out.code == 2, out.output
+    flat = " ".join(out.output.replace("│", " ").split())
+    assert "nests more than 64 levels deep" in flat and "Traceback" not in out.output
+    assert len(out.output) < 2000  # the 10,000-character value is not echoed whole
+
+
+def test_a_deeply_nested_recipe_file_is_a_recipe_error(cli, tmp_path):
+    recipe = tmp_path / "deep.yaml"
+    recipe.write_text("name: deep\nx: " + "[" * 3000 + "]" * 3000 + "\n")
+    out = cli("recipes", "validate", recipe)
+    assert out.code == 3, out.output
+    assert "nests more than 64 levels deep" in " ".join(out.output.split())
+
+
+def test_nesting_up_to_the_limit_still_parses():
+    from minillm_distill.recipe.yaml_io import MAX_DEPTH, load_yaml
+
+    assert load_yaml("[" * MAX_DEPTH + "]" * MAX_DEPTH) is not None
+
+
+@pytest.mark.parametrize(("key", "value"), [("seed", 2**64), ("seed", 2**32), ("seed", -1), ("eval.seeds", [2**40])])
+def test_seeds_beyond_what_torch_and_numpy_accept_are_recipe_errors(cli, key, value):
+    out = cli("recipes", "validate", "tiny/kd", "--schema-only", "--set", f"{key}={value}")
+    assert out.code == 3, out.output
+    flat = " ".join(out.output.replace("│", " ").split())
+    assert key.split(".")[0] in flat and "Traceback" not in out.output
+    assert cli("recipes", "validate", "tiny/kd", "--schema-only", "--set", f"seed={2**32 - 1}").code == 0
