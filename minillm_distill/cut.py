@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from minillm_distill.errors import UsageError
+from minillm_distill.file_modes import as_umask_allows
 
 DEPTH_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 """Config attributes that hold the number of blocks, across architectures."""
@@ -174,6 +175,7 @@ def write_cut(
             write_prompt_format(tmp, setting)
         record = {"source": source, "blocks_kept": keep, "of": depth_before}
         (tmp / CUT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        as_umask_allows(tmp)
         if out.exists():
             out.rmdir()
         tmp.replace(out)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from minillm_distill.errors import ResourceError
+from minillm_distill.file_modes import as_umask_allows
 
 GGUF_MAGIC = b"GGUF"
 MARKER = "minillm-gguf.json"
@@ -160,6 +161,7 @@ def _convert(path: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
     if chat_template(tokenizer) is not None:
         write_prompt_format(out, "chat")  # an -Instruct model: evaluate and generate through its chat template
+    as_umask_allows(out)
 
 
 def local_source(source: str, *, sha256: str | None = None, log: Any = None) -> str:

@@ -106,3 +106,16 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
             return root / name
     done = list_checkpoints(run_dir)
     return inside(run_dir, done[-1], "checkpoint") if done else None
+
+
+def resume_command(argv: list[str], run_dir: str | Path | None) -> str:
+    """The ``minillm`` command that continues a run: the one given (``argv``, after ``minillm``) with
+    ``--resume`` and, when it did not say so, ``--output-dir RUN``."""
+    import shlex
+
+    again = [*argv]
+    if "--resume" not in again:
+        again.append("--resume")
+    if run_dir is not None and not any(a == "--output-dir" or a.startswith("--output-dir=") for a in again):
+        again += ["--output-dir", str(run_dir)]
+    return shlex.join(["minillm", *again])

@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from minillm_distill.errors import ResourceError
+from minillm_distill.file_modes import as_umask_allows
 
 
 def _dataclasses() -> dict[str, type]:
@@ -92,6 +93,7 @@ def save_state(value: Any, json_path: Path, tensor_path: Path) -> None:
     tensors: dict[str, torch.Tensor] = {}
     tree = _encode(value, tensors, _dataclasses())
     save_file(tensors, str(tensor_path))
+    as_umask_allows(tensor_path)
     json_path.write_text(json.dumps({"format": 1, "value": tree}), encoding="utf-8")
 
 

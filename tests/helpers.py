@@ -19,9 +19,11 @@ PLUGIN_FIXTURES = TESTS / "plugin_fixtures"
 """Tiny plugin modules loaded through fake entry points (tests/plugin_fixtures/__init__.py)."""
 
 
-def run_minillm(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
-    """Run the ``minillm`` command in a subprocess, from the repository root."""
-    return _run_minillm(*args, env=env, timeout=timeout, cwd=ROOT)
+def run_minillm(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, cwd: Path | None = None
+) -> CliResult:
+    """Run the ``minillm`` command in a subprocess, from the repository root (or ``cwd``)."""
+    return _run_minillm(*args, env=env, timeout=timeout, cwd=cwd or ROOT)
 
 
 def write_dolly(path: Path, n: int = 1100, seed: int = 0) -> Path:

@@ -28,6 +28,15 @@ def distill(
     path = resolve_recipe_path(recipe)
     loaded = load_recipe(path, overrides)
     preflight(loaded, source=str(path))  # every check `recipes validate` makes, before any process starts
+    total = loaded.train.total_steps
+    if max_steps is not None and max_steps > total:
+        from minillm_distill.errors import UsageError
+
+        raise UsageError(
+            f"--max-steps {max_steps} is beyond train.total_steps ({total}): the run would stop at step {total}",
+            why="--max-steps stops a run early; the length of a run (and its LR schedule) is train.total_steps",
+            hint=f"to train longer, or to extend a finished run with --resume: --set train.total_steps={max_steps}",
+        )
     from minillm_distill.train.distributed import launched_externally
 
     run_dir = Path(output_dir or loaded.output_dir)
@@ -42,7 +51,8 @@ def distill(
     from minillm_distill.train.loop import RunOptions, run_distill
 
     with _locked(run_dir):
-        result = run_distill(loaded, RunOptions(output_dir=output_dir, max_steps=max_steps, resume=resume))
+        opts = RunOptions(output_dir=output_dir, max_steps=max_steps, resume=resume, argv=list(state.argv))
+        result = run_distill(loaded, opts)
     if dist_utils.is_main():
         where = result.final_dir or result.run_dir
         typer.echo(f"done: step {result.last_step}/{loaded.train.total_steps}; outputs in {where}")

@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     state.argv = args
     if "--debug" in args:  # before the app exists, so errors while building it show tracebacks too
         state.debug = True
+    from minillm_distill.train.deepspeed_import import quiet_deepspeed
+
+    quiet_deepspeed()  # no "Setting accelerator to CPU" in every command's output on a machine without a GPU
+    _quiet_library_deprecations()
     try:
         try:
             app = build_app()
@@ -123,6 +127,17 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         _exit(code)
     _exit(0)
+
+
+def _quiet_library_deprecations() -> None:
+    """Deprecation notices that libraries raise about each other (DeepSpeed's ZeRO-3 calling torch's renamed
+    collectives: two lines per call, every step of every rank) are for their maintainers, not the user: hidden,
+    unless the user chose warning filters themselves (``-W`` / ``PYTHONWARNINGS``)."""
+    import warnings
+
+    if sys.warnoptions:
+        return
+    warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
 
 
 def _blame_plugin(exc: Exception) -> Any:

@@ -90,8 +90,8 @@ def scores_table(benchmark: str, all_scores: Sequence[ModelScores]) -> Table:
         table.add_column(scores.label, justify="right")
     seeds = all_scores[0].seeds if all_scores else []
     rows: list[tuple[str, list[str]]] = [
-        ("Rouge-L", [_fmt(s.rouge_l, s.rouge_l_std) for s in all_scores]),
-        ("Exact match", [_fmt(s.exact_match, s.exact_match_std) for s in all_scores]),
+        ("Rouge-L (x100)", [_fmt(s.rouge_l, s.rouge_l_std) for s in all_scores]),
+        ("Exact match (%)", [_fmt(s.exact_match, s.exact_match_std) for s in all_scores]),
         ("Mean length (tokens)", [_fmt(s.mean_length, s.mean_length_std, 1) for s in all_scores]),
     ]
     names = list(all_scores[0].rouge_l_by_reference_length) if all_scores else []
@@ -100,17 +100,19 @@ def scores_table(benchmark: str, all_scores: Sequence[ModelScores]) -> Table:
         for s in all_scores:
             bucket = s.rouge_l_by_reference_length.get(name, {})
             cells.append(f"{_fmt(bucket.get('rougeL'))} (n={bucket.get('n', 0)})" if bucket.get("n") else "-")
-        rows.append((f"Rouge-L, reference {name} words", cells))
+        rows.append((f"Rouge-L (x100), reference {name} words", cells))
     if any("calibration" in s.extra for s in all_scores):
-        rows.append(("Accuracy", [_fmt(s.extra.get("calibration", {}).get("accuracy")) for s in all_scores]))
-        rows.append(("ECE", [_fmt(s.extra.get("calibration", {}).get("ece"), digits=3) for s in all_scores]))
+        rows.append(
+            ("Next-token accuracy (%)", [_fmt(s.extra.get("calibration", {}).get("accuracy")) for s in all_scores])
+        )
+        rows.append(("ECE (0-1)", [_fmt(s.extra.get("calibration", {}).get("ece"), digits=3) for s in all_scores]))
     if any("exposure_bias" in s.extra for s in all_scores):
         cells = []
         for s in all_scores:
             curve = s.extra.get("exposure_bias") or {}
             lengths, values = curve.get("lengths") or [], curve.get("exaccerr") or []
-            cells.append(f"{_fmt(values[-1], digits=1)}% (l={lengths[-1]})" if lengths else "-")
-        rows.append(("ExAccErr vs teacher", cells))
+            cells.append(f"{_fmt(values[-1], digits=1)} (l={lengths[-1]})" if lengths else "-")
+        rows.append(("ExAccErr vs teacher (%)", cells))
     rows.append(("Examples", [str(s.n) for s in all_scores]))
     for metric, cells in rows:
         table.add_row(metric, *cells)

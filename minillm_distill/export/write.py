@@ -11,6 +11,7 @@ from typing import Any
 from minillm_distill.errors import ResourceError, UsageError
 from minillm_distill.export.card import RECIPE_COPY
 from minillm_distill.export.run import RunInfo
+from minillm_distill.file_modes import as_umask_allows
 from minillm_distill.io_errors import resource_error
 
 
@@ -66,6 +67,7 @@ def write_export(out: Path, run: RunInfo, model: Any, tokenizer: Any, card: str)
             from minillm_distill.data.prompt_format import write_prompt_format
 
             write_prompt_format(tmp, data_section["prompt_format"])
+        as_umask_allows(tmp)
 
     try:
         write_folder(out, fill)

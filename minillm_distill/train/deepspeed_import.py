@@ -7,12 +7,31 @@ process that trains (each demo stage, each ``--nproc`` worker). :func:`import_de
 during DeepSpeed's first import (the autotuner then records it as absent) and un-hides it right after, so
 ``train.report_to: [mlflow]`` imports the real package as usual. Nothing changes when ``mlflow`` is already
 imported.
+
+:func:`quiet_deepspeed` keeps DeepSpeed's "Setting accelerator to CPU" warning off the screen: it is printed to
+stdout (mixing into a command's output) in every process on a machine without a GPU, where CPU is the expected
+choice. Its other messages are untouched.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from types import ModuleType
+
+#: the start of DeepSpeed's message when it finds no GPU (deepspeed/accelerator/real_accelerator.py)
+CPU_FALLBACK = "Setting accelerator to CPU"
+
+
+def _not_cpu_fallback(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(CPU_FALLBACK)
+
+
+def quiet_deepspeed() -> None:
+    """Drop DeepSpeed's CPU-fallback warning (a filter on its logger; DeepSpeed need not be imported yet)."""
+    logger = logging.getLogger("DeepSpeed")
+    if _not_cpu_fallback not in logger.filters:
+        logger.addFilter(_not_cpu_fallback)
 
 
 def import_deepspeed() -> ModuleType:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from minillm_distill.file_modes import as_umask_allows
 from minillm_distill.io_errors import writing
 from minillm_distill.train import distributed as dist_utils
 
@@ -50,6 +51,7 @@ def save_hf_folder(
                 from minillm_distill.data.prompt_format import write_prompt_format
 
                 write_prompt_format(tmp, prompt_format)
+            as_umask_allows(tmp)
             if out.exists():
                 old = out.with_name(f".{out.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

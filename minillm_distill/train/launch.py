@@ -166,7 +166,7 @@ def _killed_by_signal(err: ChildFailedError, exit_dir: Path) -> tuple[int, str] 
 
 
 def _signal_failure(rank: int, signal_name: str, argv: list[str], run_dir: Path | None) -> RuntimeFailure:
-    from minillm_distill.run_layout import latest_checkpoint
+    from minillm_distill.run_layout import latest_checkpoint, resume_command
 
     latest = latest_checkpoint(run_dir) if run_dir is not None else None
     why = {
@@ -175,8 +175,7 @@ def _signal_failure(rank: int, signal_name: str, argv: list[str], run_dir: Path 
         "SIGTERM": "asked to stop from outside (a scheduler or `kill`)",
     }.get(signal_name, "stopped by a signal from outside")
     if latest is not None:
-        again = [*argv] + ([] if "--resume" in argv else ["--resume"])
-        hint = f"the latest checkpoint ({latest}) can be resumed: minillm {' '.join(again)}"
+        hint = f"the latest checkpoint ({latest}) can be resumed: {resume_command(argv, run_dir)}"
     else:
         hint = "no checkpoint was written yet: run the command again (`minillm distill RECIPE --resume` once one is)"
     return RuntimeFailure(

@@ -181,7 +181,8 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
     except KeyboardInterrupt:
         save(step)
         raise InterruptedRun(
-            f"interrupted at step {step}; checkpoint written", hint=f"continue with --resume --output-dir {run_dir}"
+            f"interrupted at step {step}; checkpoint written",
+            hint="continue with: " + run_layout.resume_command(opts.argv or ["distill", "RECIPE"], run_dir),
         ) from None
     finally:
         trackers.close()

@@ -37,6 +37,7 @@ class RunOptions:
     output_dir: Path | None = None
     max_steps: int | None = None
     resume: bool = False
+    argv: list[str] | None = None  # the command's arguments (after ``minillm``), for the advice to resume
 
 
 @dataclass

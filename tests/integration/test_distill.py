@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -194,7 +195,7 @@ def test_each_tiny_recipe_runs(tmp_path, name):
 @pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     out = tmp_path / "int"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400"}  # the advice on one line, unfolded
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -224,6 +225,13 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     assert "Traceback" not in err and "--resume" in err
     done = len(metrics(out))
     assert (out / "checkpoints" / f"step-{done}" / "state.json").exists()
+    # the advice is a command that works: the one given, with --resume (it once lacked the recipe)
+    flat = " ".join(err.replace("│", " ").split())
+    advised = shlex.split(flat.split("continue with: ", 1)[1].split(" (run with")[0])
+    assert advised[:3] == ["minillm", "distill", "recipes/tiny/kd.yaml"] and "--resume" in advised, advised
+    res = run_minillm(*advised[1:], "--max-steps", str(done + 1), env={"OMP_NUM_THREADS": "1"})
+    assert res.code == 0, res.output
+    assert len(metrics(out)) == done + 1
 
 
 @pytest.mark.slow

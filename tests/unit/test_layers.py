@@ -25,9 +25,9 @@ PLUGIN_PACKAGES = ("minillm_distill.builtins", "minillm_demo")
 LAYERS: list[tuple[str, ...]] = [
     # ground floor: errors, files and folders, the rollout types, chat text, the plugin base
     (
-        "errors", "io_errors", "seeds", "json_rows", "provenance", "run_lock", "safe_load", "host_memory", "run_layout",
-        "tracker_names", "byte_tokenizer", "registry", "hookspecs", "rollout", "rollout_contract", "registrable",
-        "data.chat", "data.prompt_format", "data.records",
+        "errors", "io_errors", "file_modes", "seeds", "json_rows", "provenance", "run_lock", "safe_load", "host_memory",
+        "run_layout", "tracker_names", "byte_tokenizer", "registry", "hookspecs", "rollout", "rollout_contract",
+        "registrable", "data.chat", "data.prompt_format", "data.records",
     ),
     # the contracts plugins implement, and scoring
     ("state_files", "model_facts", "scoring", "generation", "benchmark", "model_family", "divergence", "sampler"),

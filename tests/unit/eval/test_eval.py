@@ -399,7 +399,10 @@ def test_eval_end_to_end_writes_predictions_and_scores(cli, tiny_model_dir, tmp_
     assert res.code == 0, res.output
     again = [json.loads(x) for x in (tmp_path / "b" / "dolly" / "predictions.jsonl").read_text().splitlines()]
     assert [x["prediction"] for x in again] == [x["prediction"] for x in lines if x["seed"] == 20]
-    assert "Rouge-L" in res.stdout and "tiny-gpt2" in res.stdout
+    assert "tiny-gpt2" in res.stdout
+    # every metric says its unit: Rouge-L and exact match are x100, calibration accuracy a percentage
+    for label in ("Rouge-L (x100)", "Exact match (%)", "Mean length (tokens)", "Next-token accuracy (%)", "ECE (0-1)"):
+        assert label in res.stdout, res.stdout
 
 
 def test_eval_several_models_side_by_side(cli, tiny_model_dir, other_model_dir, tmp_path):

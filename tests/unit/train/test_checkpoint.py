@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from run_folders import FakeEngine
 
 from minillm_distill.train import checkpoint as ckpt
@@ -86,3 +87,25 @@ def test_a_payload_that_cannot_be_saved_leaves_no_temporary_folder(tmp_path):
         ckpt.save_checkpoint(FakeEngine(), tmp_path, 4, {}, keep_last=3, rank_payload={"bad": object()})
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step-2"]
     assert ckpt.latest_checkpoint(tmp_path).name == "step-2"
+
+
+def test_files_minillm_writes_follow_the_umask_even_where_a_writer_uses_0600(tmp_path):
+    """safetensors writes its files mode 0600; minillm's state files (and model folders, through the same
+    helper) get 0666 & ~umask like every other file."""
+    import os
+
+    from minillm_distill.file_modes import as_umask_allows
+    from minillm_distill.state_files import save_state
+
+    old = os.umask(0o027)
+    try:
+        save_state({"w": torch.ones(2)}, tmp_path / "s.json", tmp_path / "s.safetensors")
+        assert oct((tmp_path / "s.safetensors").stat().st_mode & 0o777) == oct(0o640)
+        folder = tmp_path / "model"
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "w.bin").write_bytes(b"x")
+        os.chmod(folder / "sub" / "w.bin", 0o600)
+        as_umask_allows(folder)
+        assert oct((folder / "sub" / "w.bin").stat().st_mode & 0o777) == oct(0o640)
+    finally:
+        os.umask(old)
