@@ -12,17 +12,22 @@ raise to abort everything.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from minillm_distill.errors import MinillmError, RuntimeFailure
+from minillm_distill.errors import RuntimeFailure
 
 POLL_S = 0.25
 # variables that would make every child join one process group, or pin their threads
@@ -145,6 +150,7 @@ class Runner:
             console=self.console,
             transient=False,
         )
+        previous = _raise_on_sigterm()
         try:
             with progress:
                 while pending or running:
@@ -155,7 +161,12 @@ class Runner:
                         job.log.parent.mkdir(parents=True, exist_ok=True)
                         handle = job.log.open("w", encoding="utf-8")
                         proc = subprocess.Popen(
-                            job.argv, cwd=self.cwd, env=env, stdout=handle, stderr=subprocess.STDOUT
+                            job.argv,
+                            cwd=self.cwd,
+                            env=env,
+                            stdout=handle,
+                            stderr=subprocess.STDOUT,
+                            preexec_fn=_die_with_parent,
                         )
                         handle.close()
                         task = progress.add_task(job.description, total=job.total)
@@ -185,11 +196,37 @@ class Runner:
                             + (f" \u2014 {note}" if note else "")
                         )
                         done.add(name)
-        except (MinillmError, KeyboardInterrupt, Exception):
+        except BaseException:  # an error, Ctrl-C, or SIGTERM (below): the stages stop with their parent
             for _, proc, _, _ in running.values():
                 _stop(proc)
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         return {job.name: job.wall_s or 0.0 for job in jobs}
+
+
+def _raise_on_sigterm() -> Any:
+    """SIGTERM's default kills this process at once, leaving the stages running with parent 1; raise instead
+    (exit 143, as the default would) so the runner stops them first. Returns the handler it replaced (None off
+    the main thread, where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signal.SIGTERM)
+
+    return signal.signal(signal.SIGTERM, terminated)
+
+
+def _die_with_parent() -> None:
+    """In a stage, before it runs (Linux): the kernel sends it SIGTERM when the runner dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -89,12 +89,8 @@ class PromptFormatter:
         """The prompt of a training record (:class:`minillm_distill.data.records.Record`)."""
         if self.setting == "chat":
             return render_prompt(self.tokenizer, record.chat_messages())
-        if record.messages and [role for role, _ in record.messages] != ["user"]:
-            raise RecipeError(
-                f"{record.where}: a conversation with a system turn or several turns needs the chat template",
-                why=f"data.prompt_format is {self.setting!r}, which formats one instruction",
-                hint="set data.prompt_format: chat (with a tokenizer that has a chat template)",
-            )
+        if needs_chat_template(record):
+            raise needs_chat_error(record, self.setting)
         return self.format_prompt(record.instruction, record.input)
 
     def response_end_id(self) -> int:
@@ -105,6 +101,19 @@ class PromptFormatter:
             if eot is not None:
                 return eot
         return int(self.tokenizer.eos_token_id)
+
+
+def needs_chat_template(record: Any) -> bool:
+    """A training record only the chat template can write: a conversation with a system turn or several turns."""
+    return bool(record.messages) and [role for role, _ in record.messages] != ["user"]
+
+
+def needs_chat_error(record: Any, setting: str) -> RecipeError:
+    return RecipeError(
+        f"{record.where}: a conversation with a system turn or several turns needs the chat template",
+        why=f"data.prompt_format is {setting!r}, which formats one instruction",
+        hint="set data.prompt_format: chat (with a tokenizer that has a chat template)",
+    )
 
 
 def check_same_chat_template(teacher: Any, student: Any, teacher_name: str, student_name: str) -> None:

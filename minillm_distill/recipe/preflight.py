@@ -80,7 +80,10 @@ def _local_dir_problem(spec: ModelSpec) -> str | None:
         return "sha256 applies to GGUF model files only" if spec.sha256 is not None else None
     p = Path(spec.path).expanduser()
     if not p.exists():
-        return f"model path {spec.path!r} does not exist"
+        return (
+            f"model path {spec.path!r} does not exist (relative paths are tried beside the recipe, then in the "
+            "working directory)"
+        )
     if p.is_file() and is_gguf(p):
         return None  # a GGUF model file: converted to a folder when first loaded
     if spec.sha256 is not None:
@@ -134,7 +137,7 @@ def _data(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Problem]:
     for where, source, responses in slots:
         if source is None:
             continue
-        problem = _data_file_problem(source, responses, recipe.data.split)
+        problem = _data_file_problem(source, responses, recipe.data.split, recipe.data.prompt_format)
         if problem is not None:
             problems.append((where, problem))
     if recipe.data.pretrain is not None:
@@ -169,7 +172,8 @@ def _file_kind_problem(path: Path) -> str | None:
     return None
 
 
-def _data_file_problem(source: str, need_responses: bool, split: str) -> str | None:
+def _data_file_problem(source: str, need_responses: bool, split: str, prompt_format: str) -> str | None:
+    from minillm_distill.data.prompt_format import needs_chat_error, needs_chat_template
     from minillm_distill.data.records import load_records
 
     path = Path(source)
@@ -184,9 +188,13 @@ def _data_file_problem(source: str, need_responses: bool, split: str) -> str | N
         except json.JSONDecodeError as exc:
             return f"{path}: the first record is not JSON ({exc.msg}); each line must be one JSON object"
     try:
-        load_records(source, split=split, require_response=need_responses)
+        records = load_records(source, split=split, require_response=need_responses)
     except MinillmError as err:
         return _error_text(err)
+    if prompt_format != "chat":  # as distill formats them: only the chat template writes a whole conversation
+        chat_only = next((r for r in records if needs_chat_template(r)), None)
+        if chat_only is not None:
+            return _error_text(needs_chat_error(chat_only, prompt_format))
     return None
 
 

@@ -205,3 +205,24 @@ def test_seeds_beyond_what_torch_and_numpy_accept_are_recipe_errors(cli, key, va
     flat = " ".join(out.output.replace("│", " ").split())
     assert key.split(".")[0] in flat and "Traceback" not in out.output
     assert cli("recipes", "validate", "tiny/kd", "--schema-only", "--set", f"seed={2**32 - 1}").code == 0
+
+
+def test_validate_refuses_what_distill_refuses_a_system_turn_without_the_chat_template(cli, tmp_path):
+    """``recipes validate`` passed this recipe and ``distill`` stopped at "needs the chat template" (exit 3)."""
+    import json as _json
+
+    data = tmp_path / "chat.jsonl"
+    conversation = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue."},
+    ]
+    data.write_text(_json.dumps({"messages": conversation}) + "\n", encoding="utf-8")
+    args = ("tiny/kd", "--set", f"data.train={data}", "--set", "data.prompt_format=family")
+    out = cli("recipes", "validate", *args)
+    assert out.code == 3, out.output
+    flat = " ".join(out.output.replace("│", " ").split())
+    assert "data.train" in flat and "needs the chat template" in flat and "chat.jsonl, record 1 (line 1)" in flat
+    user_only = tmp_path / "user.jsonl"
+    user_only.write_text(_json.dumps({"messages": conversation[1:]}) + "\n", encoding="utf-8")
+    assert cli("recipes", "validate", "tiny/kd", "--set", f"data.train={user_only}").code == 0
