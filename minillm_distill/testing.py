@@ -26,7 +26,14 @@ gives:
   folder and returns its path, for ``--model``, ``--teacher`` or a recipe's ``path:``; built offline in well under
   a second.
 
-The checks of ``minillm plugins check`` are in :mod:`minillm_distill.api` (``check_divergence``, ``check_sampler``).
+* :func:`plugin_checks` and :func:`run_plugin_check`: every check ``minillm plugins check`` runs on a class, one
+  pytest test per check and option set, narrowed to some checks or options when asked::
+
+      @pytest.mark.parametrize("item", plugin_checks(MyDivergence))            # or checks=["gradient"],
+      def test_my_divergence(item):                                             #    options={"alpha": 0.5}
+          run_plugin_check(item)
+
+The checks are also in :mod:`minillm_distill.api` (``check_divergence``, ``check_sampler``: all at once).
 """
 
 from __future__ import annotations
@@ -45,14 +52,23 @@ for _name, _value in (
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable, Iterator, Mapping, Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-__all__ = ["CliResult", "cli", "install_plugin", "run_minillm", "tiny_model_folder"]
+__all__ = [
+    "CliResult",
+    "PluginCheck",
+    "cli",
+    "install_plugin",
+    "plugin_checks",
+    "run_minillm",
+    "run_plugin_check",
+    "tiny_model_folder",
+]
 
 
 @dataclass
@@ -183,3 +199,59 @@ def run_minillm(
         cwd=cwd,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@dataclass(frozen=True)
+class PluginCheck:
+    """One check of one plugin class on one option set (a pytest parameter from :func:`plugin_checks`)."""
+
+    cls: type
+    check: str
+    label: str
+    """The option set's label (``default``, ``temperature=2.0``, ...); empty for ``declared values``."""
+
+    def __str__(self) -> str:
+        return f"{self.check}[{self.label}]" if self.label else self.check
+
+
+def plugin_checks(
+    cls: type, *, checks: Sequence[str] | None = None, options: Mapping[str, Any] | None = None
+) -> list[Any]:
+    """``pytest.param``s, one per check of ``cls`` (a divergence or sampler class) and option set, with ids
+    like ``gradient[temperature=2.0]``: the checks ``minillm plugins check`` runs, each a test of its own.
+    ``checks``: only these checks; ``options``: only option sets with these values. A narrowing that selects
+    nothing raises ``ValueError`` listing what there is (a test that runs no check would pass silently)."""
+    from minillm_distill.plugin_check import check_plan
+
+    plan = check_plan(cls)
+    wanted = set(checks) if checks is not None else None
+    names = list(plan.checks)
+    if wanted is not None and not wanted <= {*names, "declared values"}:
+        raise ValueError(f"{cls.__qualname__} has no check(s) {sorted(wanted - set(names))}; its checks: {names}")
+    params = []
+    if plan.found.rejected and (wanted is None or "declared values" in wanted) and not options:
+        params.append(pytest.param(PluginCheck(cls, "declared values", ""), id=f"{plan.name} declared values"))
+    cases = [c for c in plan.found.cases if all(c.options.get(k) == v for k, v in (options or {}).items())]
+    for check in names:
+        if wanted is not None and check not in wanted:
+            continue
+        params += [pytest.param(PluginCheck(cls, check, c.label), id=f"{plan.name} {check}[{c.label}]") for c in cases]
+    if not params:
+        labels = [c.label for c in plan.found.cases]
+        raise ValueError(f"no check of {cls.__qualname__} matches checks={checks} options={options}; "
+                         f"option sets: {labels}")  # fmt: skip
+    return params
+
+
+def run_plugin_check(item: PluginCheck) -> None:
+    """Run one :class:`PluginCheck`; a failure fails the test with the check's message (no traceback through
+    minillm's checking code)."""
+    from minillm_distill.plugin_check import check_plan
+
+    plan = check_plan(item.cls)
+    case = next((c for c in plan.found.cases if c.label == item.label), None)
+    if item.check != "declared values" and case is None:
+        pytest.fail(f"{item.cls.__qualname__} no longer has the option set {item.label!r}", pytrace=False)
+    result = plan.run_one(item.check, case)
+    if not result.passed:
+        pytest.fail(f"{plan.kind} {plan.name!r}, check {item.check!r}: {result.failure}", pytrace=False)

@@ -20,9 +20,19 @@ from __future__ import annotations
 from typing import Any
 
 from minillm_distill.plugin_check.cases import Case, Cases, param_cases
-from minillm_distill.plugin_check.result import CheckResult
+from minillm_distill.plugin_check.result import CheckPlan, CheckResult
 
-__all__ = ["Case", "Cases", "CheckResult", "check_divergence", "check_sampler", "param_cases", "tiny_models"]
+__all__ = [
+    "Case",
+    "Cases",
+    "CheckPlan",
+    "CheckResult",
+    "check_divergence",
+    "check_plan",
+    "check_sampler",
+    "param_cases",
+    "tiny_models",
+]
 
 
 def check_divergence(cls: type[Any], name: str | None = None) -> list[CheckResult]:
@@ -45,6 +55,27 @@ def check_sampler(cls: type[Any], name: str | None = None) -> list[CheckResult]:
     from minillm_distill.plugin_check.sampler import check_sampler as run
 
     return run(cls, name)
+
+
+def check_plan(cls: type[Any], name: str | None = None) -> CheckPlan:
+    """The checks of a divergence or sampler class and its option sets, not yet run: ``.run()`` gives what
+    :func:`check_divergence` / :func:`check_sampler` give, ``.run_one(check, case)`` one check on one option set."""
+    from minillm_distill.divergence import SequenceDivergence, TokenDivergence
+    from minillm_distill.sampler import Sampler
+
+    if isinstance(cls, type) and issubclass(cls, Sampler):
+        from minillm_distill.plugin_check.sampler import plan_sampler
+
+        return plan_sampler(cls, name)
+    if isinstance(cls, type) and issubclass(cls, TokenDivergence):
+        from minillm_distill.plugin_check.token import plan_token_divergence
+
+        return plan_token_divergence(cls, name)
+    if isinstance(cls, type) and issubclass(cls, SequenceDivergence):
+        from minillm_distill.plugin_check.sequence import plan_sequence_divergence
+
+        return plan_sequence_divergence(cls, name)
+    raise TypeError(f"{cls!r} is not a TokenDivergence, SequenceDivergence or Sampler subclass")
 
 
 def tiny_models() -> Any:

@@ -80,3 +80,25 @@ def check_all(kind: str, name: str, found: Any, checks: dict[str, Callable[[Any]
         )
     results.extend(run_cases(kind, name, check, found.cases, fn) for check, fn in checks.items())
     return results
+
+
+@dataclass
+class CheckPlan:
+    """The checks of one plugin class, before they run: its option sets (``found``) and check name ->
+    ``fn(case)``. :meth:`run` is what ``minillm plugins check`` prints; :meth:`run_one` runs one check on one
+    option set (the test kit makes each pair a pytest test)."""
+
+    kind: str
+    name: str
+    found: Any
+    checks: dict[str, Callable[[Any], None]]
+
+    def run(self) -> list[CheckResult]:
+        return check_all(self.kind, self.name, self.found, self.checks)
+
+    def run_one(self, check: str, case: Any) -> CheckResult:
+        if check == "declared values":
+            passed = not self.found.rejected
+            return CheckResult(self.kind, self.name, check, passed, len(self.found.rejected),
+                               None if passed else "; ".join(self.found.rejected))  # fmt: skip
+        return run_cases(self.kind, self.name, check, [case], self.checks[check])

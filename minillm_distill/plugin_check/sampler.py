@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from minillm_distill.plugin_check.cases import Case, param_cases
-from minillm_distill.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
+from minillm_distill.plugin_check.result import CheckFailed, CheckPlan, CheckResult, fail_if
 from minillm_distill.rollout import PromptBatch, RolloutBatch
 from minillm_distill.rollout_contract import rollout_problems, state_problem
 from minillm_distill.sampler import Sampler, SamplerContext
@@ -277,9 +277,6 @@ def check_sampler(
 ) -> list[CheckResult]:
     """Every sampler check of ``cls`` over its option sets; one result per check. ``models``: what the checks
     run on (default :func:`build_check_models`; ``world=`` is its old name, accepted for one release)."""
-    name = name or getattr(cls, "name", cls.__name__)
-    base = {"max_new_tokens": MAX_NEW_TOKENS} if "max_new_tokens" in cls.Params.model_fields else {}
-    found = param_cases(cls.Params, base)
     if "world" in deprecated:
         import warnings
 
@@ -287,13 +284,24 @@ def check_sampler(
         models = models or deprecated.pop("world")
     if deprecated:
         raise TypeError(f"check_sampler() got unexpected keyword arguments {sorted(deprecated)}")
-    models = models or build_check_models()
+    return plan_sampler(cls, name, models).run()
+
+
+def plan_sampler(cls: type[Sampler], name: str | None = None, models: CheckModels | None = None) -> CheckPlan:
+    """The sampler checks of ``cls`` and its option sets, not yet run (the tiny models are built when a check
+    first runs, unless ``models`` are given)."""
+    name = name or getattr(cls, "name", cls.__name__)
+    base = {"max_new_tokens": MAX_NEW_TOKENS} if "max_new_tokens" in cls.Params.model_fields else {}
     rollouts: dict[str, RolloutBatch] = {}
+    given = models
+
+    def models_() -> CheckModels:
+        return given or build_check_models()
 
     def rollout_of(case: Case) -> RolloutBatch:
         if case.label not in rollouts:
-            rollouts[case.label] = _sample(cls, case, models)
+            rollouts[case.label] = _sample(cls, case, models_())
         return rollouts[case.label]
 
-    checks = {check: (lambda case, fn=fn: fn(cls, case, models, rollout_of(case))) for check, fn in _CHECKS.items()}
-    return check_all("sampler", name, found, checks)
+    checks = {check: (lambda case, fn=fn: fn(cls, case, models_(), rollout_of(case))) for check, fn in _CHECKS.items()}
+    return CheckPlan("sampler", name, param_cases(cls.Params, base), checks)

@@ -29,7 +29,7 @@ import torch
 
 from minillm_distill.divergence import Reducer, SequenceDivergence, StepNorm
 from minillm_distill.plugin_check.cases import Case, param_cases
-from minillm_distill.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
+from minillm_distill.plugin_check.result import CheckFailed, CheckPlan, CheckResult, fail_if
 from minillm_distill.rollout import RolloutBatch
 from minillm_distill.scoring.walk import OutputHead, ResponseScores
 
@@ -324,7 +324,12 @@ _CHECKS = {
 }
 
 
+def plan_sequence_divergence(cls: type[SequenceDivergence], name: str | None = None) -> CheckPlan:
+    """The sequence-level checks of ``cls`` and its option sets, not yet run."""
+    checks = {check: functools.partial(fn, cls) for check, fn in _CHECKS.items()}
+    return CheckPlan("divergence", name or getattr(cls, "name", cls.__name__), param_cases(cls.Params), checks)
+
+
 def check_sequence_divergence(cls: type[SequenceDivergence], name: str | None = None) -> list[CheckResult]:
     """Every sequence-level check of ``cls`` over its option sets; one result per check."""
-    checks = {check: functools.partial(fn, cls) for check, fn in _CHECKS.items()}
-    return check_all("divergence", name or getattr(cls, "name", cls.__name__), param_cases(cls.Params), checks)
+    return plan_sequence_divergence(cls, name).run()

@@ -21,7 +21,7 @@ import torch
 from minillm_distill.divergence import NEGATIVE_TOLERANCE, TokenDivergence, token_divergence_loss
 from minillm_distill.plugin_check.cases import Case, param_cases
 from minillm_distill.plugin_check.inputs import LogitPair, logit_pairs
-from minillm_distill.plugin_check.result import CheckFailed, CheckResult, check_all, fail_if
+from minillm_distill.plugin_check.result import CheckFailed, CheckPlan, CheckResult, fail_if
 
 #: |D(p, p)| above this fails ``zero at equal``
 IDENTITY_TOLERANCE = 1e-4
@@ -138,11 +138,16 @@ _CHECKS = {
 }
 
 
-def check_token_divergence(cls: type[TokenDivergence], name: str | None = None) -> list[CheckResult]:
-    """Every token-level check of ``cls`` over its option sets; one result per check."""
+def plan_token_divergence(cls: type[TokenDivergence], name: str | None = None) -> CheckPlan:
+    """The token-level checks of ``cls`` and its option sets, not yet run."""
     checks = {
         check: functools.partial(fn, cls)
         for check, fn in _CHECKS.items()
         if cls.needs_teacher or check != "zero at equal"  # a teacher-free loss (sft) has no D(p, p)
     }
-    return check_all("divergence", name or getattr(cls, "name", cls.__name__), param_cases(cls.Params), checks)
+    return CheckPlan("divergence", name or getattr(cls, "name", cls.__name__), param_cases(cls.Params), checks)
+
+
+def check_token_divergence(cls: type[TokenDivergence], name: str | None = None) -> list[CheckResult]:
+    """Every token-level check of ``cls`` over its option sets; one result per check."""
+    return plan_token_divergence(cls, name).run()

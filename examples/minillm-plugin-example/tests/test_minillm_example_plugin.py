@@ -28,6 +28,7 @@ from minillm_distill.api import (
     check_divergence,
     check_sampler,
 )
+from minillm_distill.testing import plugin_checks, run_plugin_check
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -135,10 +136,15 @@ class _Identity:
 # ------------------------------------------------------------------------------------------ the shipped checks
 
 
-@pytest.mark.parametrize("cls", [Hellinger, ReinforceRKL], ids=["hellinger", "reinforce_rkl"])
-def test_divergences_pass_minillm_plugins_check(cls):
-    results = check_divergence(cls)
-    assert results and all(r.passed for r in results), [f"{r.check}: {r.failure}" for r in results if not r.passed]
+# each check of `minillm plugins check` on each option set, a test of its own (ids like
+# "hellinger gradient[defaults]"): `pytest -k "hellinger and gradient"` runs those
+@pytest.mark.parametrize("item", plugin_checks(Hellinger) + plugin_checks(ReinforceRKL))
+def test_divergences_pass_minillm_plugins_check(item):
+    run_plugin_check(item)
+
+
+def test_every_check_ran_over_several_option_sets():
+    assert len(check_divergence(Hellinger)) == 5 and all(r.cases > 1 for r in check_divergence(ReinforceRKL))
 
 
 def test_sampler_passes_minillm_plugins_check():
