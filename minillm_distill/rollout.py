@@ -84,6 +84,10 @@ class RolloutBatch:
     its log-softmax of them (the ``minillm`` divergence does, in every PPO epoch). ``False``: any logits."""
     source: str = ""
     """Who wrote the responses (``"student"``, ``"teacher"``, ``"dataset"``, ...), for logs."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Numbers the sampler reports about this rollout (an acceptance rate, a mixing coin's share, ...): each
+    goes into ``metrics.jsonl`` as ``sampler/NAME``, the mean over the micro-batches and ranks of the step that
+    report it. Finite numbers only (checked)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Anything else (e.g. ``sampling_probs`` from :func:`generate_rollout`, ``on_policy`` of ``mixed``). A
     sequence-level divergence's rollout buffer is saved in checkpoints, so values are tensors, numbers,

@@ -10,6 +10,7 @@ the rollout's size, far below the cost of the forward passes that follow.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import torch
@@ -87,6 +88,14 @@ def rollout_problems(rollout: Any, prompts: PromptBatch, vocab: int | None) -> l
             problems.append(f"{name} has shape {got}, not [{b}, {ids.size(1)}, ...]")
         elif name == "teacher_hidden" and not bool(torch.isfinite(t[valid].float()).all()):
             problems.append(f"{name} has nan/inf values inside the mask")
+    metrics = r.metrics
+    if not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics):
+        problems.append(f"metrics is {type(metrics).__name__}, not a dict of names to numbers")
+    else:
+        for key, value in metrics.items():
+            number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+            if number is None or not math.isfinite(number):
+                problems.append(f"metrics[{key!r}] is {value!r}, not a finite number")
     return problems
 
 

@@ -166,7 +166,29 @@ def step_grad_norm(ctx: StepContext, bad: bool) -> float | None:
 def common_metrics(ctx: StepContext, rollouts: list[RolloutBatch], global_tokens: float) -> dict[str, Any]:
     lens = [float(r.response_mask.sum(1).float().mean()) for r in rollouts]
     (mean_len,) = dist_utils.all_reduce_sum([sum(lens) / len(lens)], ctx.device)
-    return {"response_tokens": int(global_tokens), "response_length": mean_len / dist_utils.world_size()}
+    return {
+        "response_tokens": int(global_tokens),
+        "response_length": mean_len / dist_utils.world_size(),
+        **sampler_metrics(rollouts),
+    }
+
+
+def sampler_metrics(rollouts: list[RolloutBatch]) -> dict[str, float]:
+    """``sampler/NAME``: the mean of each number the sampler reported (``RolloutBatch.metrics``) over the
+    micro-batches, on every rank, that report it. Collective under several processes (ranks may report
+    different names)."""
+    local: dict[str, list[float]] = {}
+    for r in rollouts:
+        for name, value in r.metrics.items():
+            total, count = local.get(name, [0.0, 0.0])
+            local[name] = [total + float(value), count + 1.0]
+    merged: dict[str, list[float]] = {}
+    for part in dist_utils.all_gather_json(local):
+        for name, (total, count) in part.items():
+            m = merged.setdefault(name, [0.0, 0.0])
+            m[0] += total
+            m[1] += count
+    return {f"sampler/{name}": total / count for name, (total, count) in sorted(merged.items())}
 
 
 def empty_loss(scores: ResponseScores) -> torch.Tensor:

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import os
 import socket
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -111,3 +112,15 @@ def all_reduce_max(values: list[float], device: torch.device | str = "cpu") -> l
     if dist.is_initialized() and world_size() > 1:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.tolist()
+
+
+def all_gather_json(value: Any) -> list[Any]:
+    """Every rank's ``value`` (JSON-able: names and numbers), in rank order; ``[value]`` on one process.
+    Collective: every rank must call it."""
+    if not (dist.is_initialized() and world_size() > 1):
+        return [value]
+    import json
+
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, json.dumps(value))  # text, never a pickled object of a plugin's making
+    return [json.loads(text) for text in gathered]

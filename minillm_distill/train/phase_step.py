@@ -68,6 +68,14 @@ def phase_step(ctx: StepContext, step: int) -> dict[str, Any]:
                 f"{ctx.sampler.name!r} does not record",
                 details=["sampler.name: use teacher_mixed (MiniLLM) or student"],
             )
+        if div.needs_teacher_logprobs and any(r.teacher_logprobs is None for r in rollouts):
+            # a sampler that did not declare records_teacher_logprobs passed pre-flight: caught at its output
+            raise RecipeError(
+                f"divergence {div.name!r} needs the teacher's log-probs of the sampled tokens, which sampler "
+                f"{ctx.sampler.name!r} did not record (RolloutBatch.teacher_logprobs is None)",
+                details=["sampler.name: use teacher_mixed (MiniLLM)"],
+                hint="a sampler declares what it records with records_teacher_logprobs = True / False",
+            )
         prepared, phase_metrics = ctx.outputs.prepared(div, rollouts, div.prepare(rollouts, DistReducer(ctx.device)))
         phase_metrics = dict(phase_metrics)
         probes = [r.extras["student_lengths"] for r in rollouts if "student_lengths" in r.extras]

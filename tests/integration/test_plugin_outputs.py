@@ -45,6 +45,7 @@ def _no_checkpoint_debris(run) -> None:
         ("holes", "response_mask has holes"),
         ("nan_logprobs", "behaviour_logprobs has nan/inf values"),
         ("bad_state", "state_dict() is not JSON"),
+        ("nan_metric", "metrics['a'] is nan, not a finite number"),
     ],
 )
 def test_a_broken_rollout_or_sampler_state_is_a_panel_naming_the_sampler(env, tmp_path, mode, words):
@@ -109,3 +110,34 @@ def test_the_fixture_plugin_trains_when_nothing_breaks(env, tmp_path):
     res = run_minillm("distill", *SEQUENCE, "--output-dir", tmp_path / "seq", env=env)
     assert res.code == 0, res.output
     assert (tmp_path / "seq" / "final").is_dir()
+
+
+def test_sampler_metrics_reach_metrics_jsonl_averaged_over_ranks(env, tmp_path):
+    """The sampler metrics channel: ``RolloutBatch.metrics`` -> ``sampler/NAME`` in every row, the mean over the
+    micro-batches and ranks that report it (rank 0 says a=1, rank 1 a=3 and b=2: a=2, b=2), even when the ranks
+    report different names."""
+    import json
+
+    run = tmp_path / "run"
+    res = run_minillm("distill", *TINY_KD, *SAMPLER, "--nproc", "2", "--output-dir", run,
+                      env={**env, "MINILLM_FX_FAIL": "metrics"}, timeout=400)  # fmt: skip
+    assert res.code == 0, res.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["sampler/a"], r["sampler/b"]) for r in rows] == [(2.0, 2.0)] * 2
+
+
+def test_teacher_logprobs_a_divergence_needs_are_checked_before_and_during_training(env, tmp_path):
+    """``needs_teacher_logprobs``: a sampler that declares it does not record them is refused by pre-flight
+    (exit 3, in `recipes validate` too); one that does not declare it is stopped at its first rollout (exit 3)."""
+    div = ("--set", "divergence={name: fixture_sequence_tlp}")
+    res = run_minillm("recipes", "validate", *SEQUENCE, *div, "--set", "sampler={name: student, max_new_tokens: 6}",
+                      env=env)  # fmt: skip
+    assert res.code == 3, res.output
+    flat = " ".join(res.output.replace("│", " ").split())
+    assert "needs the teacher's log-probs of the sampled tokens, which sampler 'student'" in flat, flat
+    res = run_minillm("distill", *SEQUENCE, *div, "--set", "sampler={name: fixture_undeclared, max_new_tokens: 6}",
+                      "--output-dir", tmp_path / "run", env=env)  # fmt: skip
+    assert res.code == 3, res.output
+    flat = " ".join(res.output.replace("│", " ").split())
+    assert "sampler 'fixture_undeclared' did not record (RolloutBatch.teacher_logprobs is None)" in flat
+    assert "Traceback" not in res.output

@@ -12,11 +12,15 @@ gradient (computed on detached logits).
 Broken rollouts from the sampler: ``short_mask`` (the mask one column shorter than the ids), ``vocab`` (an id
 beyond the vocabulary inside the mask), ``dropped_row`` (the batch's last row left out), ``holes`` (a 0 inside a
 row's mask), ``nan_logprobs`` (NaN ``behaviour_logprobs``); ``bad_state``: ``state_dict()`` holds an object JSON
-cannot write (from the first call); ``bad_state_later``: the same from its third call on.
+cannot write (from the first call); ``bad_state_later``: the same from its third call on; ``metrics``: the
+rollout reports ``a`` (1 on rank 0, 3 on rank 1) and, on rank 1 only, ``b`` = 2; ``nan_metric``: ``a`` = NaN.
 The sequence divergence ``fixture_sequence`` (the student's mean negative log-likelihood of the rollout) breaks
 with ``vector`` (a loss per token, not a scalar) and ``seq_detached`` (a loss without a gradient).
 The benchmark ``fixture_bench`` (records with ``question`` and ``answer``) breaks with ``parse_raise`` (a
 KeyError of its own in ``parse_record``) and ``string_refs`` (the answer given as ``references="..."``).
+``fixture_sequence_tlp`` is ``fixture_sequence`` declaring ``needs_teacher_logprobs``; the sampler
+``fixture_undeclared`` samples from the student and does not declare whether it records the teacher's log-probs
+(it does not).
 Otherwise they behave like forward KL, the dataset sampler, a plain likelihood loss and a question-answer set.
 """
 
@@ -30,6 +34,7 @@ import torch
 from minillm_distill.api import (
     Benchmark,
     EvalExample,
+    GenerationParams,
     PhaseParams,
     PromptBatch,
     RolloutBatch,
@@ -38,6 +43,7 @@ from minillm_distill.api import (
     SequenceDivergence,
     TokenDivergence,
     cross_entropy_per_token,
+    generate_rollout,
     hookimpl,
     walk_tokens,
 )
@@ -113,6 +119,11 @@ class RaisingSampler(Sampler):
             mask[0, 1] = 0
         elif mode == "nan_logprobs":
             logprobs = torch.full(ids.shape, float("nan"))
+        metrics = {}
+        if mode == "metrics":  # rank 0 reports one number, rank 1 that and another: names differ by rank
+            metrics = {"a": 1.0} if os.environ.get("RANK", "0") == "0" else {"a": 3.0, "b": 2.0}
+        elif mode == "nan_metric":
+            metrics = {"a": float("nan")}
         return RolloutBatch(
             prompt_ids=prompt_ids,
             prompt_mask=prompt_mask,
@@ -120,6 +131,7 @@ class RaisingSampler(Sampler):
             response_mask=mask,
             behaviour_logprobs=logprobs,
             source=self.name,
+            metrics=metrics,
         )
 
     def state_dict(self) -> dict:
@@ -152,6 +164,21 @@ class SequenceLikelihood(SequenceDivergence):
         return (loss.detach() if mode == "seq_detached" else loss), {"nll": float(loss)}
 
 
+class SequenceNeedsTeacherLogprobs(SequenceLikelihood):
+    name = "fixture_sequence_tlp"
+    needs_teacher_logprobs = True
+
+
+class UndeclaredSampler(Sampler):
+    name = "fixture_undeclared"
+    records_logprobs = True  # records_teacher_logprobs left undeclared (None)
+    needs_responses = False
+    Params = GenerationParams
+
+    def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
+        return generate_rollout(batch, ctx, self.params, source=self.name, use_student=True)
+
+
 class FixtureBench(Benchmark):
     name = "fixture_bench"
     data_format = "a JSONL file, one object a line with string fields 'question' and 'answer'"
@@ -174,8 +201,10 @@ def register_benchmarks(register):
 def register_divergences(register):
     register(RaisingKL)
     register(SequenceLikelihood)
+    register(SequenceNeedsTeacherLogprobs)
 
 
 @hookimpl
 def register_samplers(register):
     register(RaisingSampler)
+    register(UndeclaredSampler)
