@@ -86,6 +86,9 @@ class Benchmark(Registrable):
     """One line saying what a local data file looks like (shown when one is in the wrong format)."""
     length_buckets: ClassVar[tuple[tuple[int, int | None], ...]] = ((0, 5), (6, 10), (11, None))
     """Reference-length buckets (in words, ``None`` = no upper bound) for the bucketed Rouge-L."""
+    example_records: ClassVar[tuple[Mapping[str, Any], ...]] = ()
+    """A few records in the benchmark's own data format (as one line of its file holds), for ``minillm plugins
+    check``: they must parse into examples with a non-empty instruction and string references."""
     scorer_packages: ClassVar[dict[str, str]] = {"rouge_score": "rouge-score"}
     """The packages scoring needs (import name -> the name to ``pip install``), checked by
     :meth:`check_scorers` before anything is generated. Every benchmark reports Rouge-L; a benchmark whose

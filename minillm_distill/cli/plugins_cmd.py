@@ -91,15 +91,18 @@ def plugins(
 def check(
     ctx: typer.Context,
     names: list[str] | None = typer.Argument(
-        None, help="Divergence, sampler or plugin names (default: every installed divergence and sampler)."
+        None, help="Component or plugin names (default: every installed divergence, sampler, model family, benchmark)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (one object per check)."),
 ) -> None:
-    """Property checks of installed divergences and samplers, one line per plugin and check.
+    """Property checks of installed divergences, samplers, model families and benchmarks, one line per plugin and
+    check.
 
     Divergences: finite, non-negative, zero at equal distributions, finite gradients, output shape, over the
     option values each plugin declares (`Params.check_values`) or derives, with -inf logits and probabilities
-    that underflow to 0. Samplers: the RolloutBatch contract on tiny models. Exit 4 when a check fails."""
+    that underflow to 0. Samplers: the RolloutBatch contract on tiny models. Model families: a tiny model built,
+    run, saved and loaded back; the prompt. Benchmarks: declarations, scorers, example_records parsed. Exit 4 when
+    a check fails."""
     from rich.console import Console
     from rich.text import Text
 
@@ -116,9 +119,11 @@ def check(
             continue
         line = Text.assemble(
             ("PASS" if r.passed else "FAIL", "green" if r.passed else "bold red"),
-            f"  {r.kind:<10} {r.name:<16} {r.check:<20} ",
+            f"  {r.kind:<12} {r.name:<16} {r.check:<20} ",
             (f"{r.cases} option set{'s' if r.cases != 1 else ''}" if r.passed else (r.failure or ""), "dim"),
         )
+        if r.notes:  # what the check could not look at
+            line.append(f"  ({'; '.join(r.notes)})", style="yellow")
         console.print(line)
     failed = sorted({f"{r.kind} {r.name}" for r in results if not r.passed})
     if as_json:

@@ -1,10 +1,12 @@
-"""``minillm plugins check``: property checks of installed divergences and samplers, shipped with minillm so
-that a plugin author needs no source checkout.
+"""``minillm plugins check``: property checks of installed divergences, samplers, model families and
+benchmarks, shipped with minillm so that a plugin author needs no source checkout.
 
 * token-level divergences: :mod:`minillm_distill.plugin_check.token`;
 * sequence-level divergences: :mod:`minillm_distill.plugin_check.sequence`;
 * samplers (the :class:`~minillm_distill.rollout.RolloutBatch` contract, on tiny models):
   :mod:`minillm_distill.plugin_check.sampler`;
+* model families (a tiny model built, saved and loaded back; the prompt): :mod:`minillm_distill.plugin_check.family`;
+* benchmarks (declarations, scorers, ``example_records`` parsed): :mod:`minillm_distill.plugin_check.benchmark`;
 * which option values are tried (``Params.check_values``, or derived from the fields):
   :mod:`minillm_distill.plugin_check.cases`.
 
@@ -58,8 +60,9 @@ def check_sampler(cls: type[Any], name: str | None = None) -> list[CheckResult]:
 
 
 def check_plan(cls: type[Any], name: str | None = None) -> CheckPlan:
-    """The checks of a divergence or sampler class and its option sets, not yet run: ``.run()`` gives what
-    :func:`check_divergence` / :func:`check_sampler` give, ``.run_one(check, case)`` one check on one option set."""
+    """The checks of a divergence, sampler, model family or benchmark class and its option sets, not yet run:
+    ``.run()`` gives every result (what ``minillm plugins check`` prints), ``.run_one(check, case)`` one check on
+    one option set."""
     from minillm_distill.divergence import SequenceDivergence, TokenDivergence
     from minillm_distill.sampler import Sampler
 
@@ -75,7 +78,18 @@ def check_plan(cls: type[Any], name: str | None = None) -> CheckPlan:
         from minillm_distill.plugin_check.sequence import plan_sequence_divergence
 
         return plan_sequence_divergence(cls, name)
-    raise TypeError(f"{cls!r} is not a TokenDivergence, SequenceDivergence or Sampler subclass")
+    from minillm_distill.benchmark import Benchmark
+    from minillm_distill.model_family import ModelFamily
+
+    if isinstance(cls, type) and issubclass(cls, ModelFamily):
+        from minillm_distill.plugin_check.family import plan_model_family
+
+        return plan_model_family(cls, name)
+    if isinstance(cls, type) and issubclass(cls, Benchmark):
+        from minillm_distill.plugin_check.benchmark import plan_benchmark
+
+        return plan_benchmark(cls, name)
+    raise TypeError(f"{cls!r} is not a divergence, sampler, model family or benchmark class")
 
 
 def tiny_models() -> Any:

@@ -11,7 +11,7 @@ from minillm_distill.plugin_check.result import CheckResult
 from minillm_distill.plugins import PluginSet
 from minillm_distill.registry import Entry
 
-CHECKED_KINDS = ("divergence", "sampler")
+CHECKED_KINDS = ("divergence", "sampler", "model_family", "benchmark")
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ def _targets(plugins: PluginSet) -> list[Target]:
 
 
 def select_targets(plugins: PluginSet, names: list[str]) -> list[Target]:
-    """Every divergence and sampler (no names), or those named: a divergence or sampler name, or a plugin's
-    (or its distribution's) name for everything it registers. An unknown name is a usage error."""
+    """Every divergence, sampler, model family and benchmark (no names), or those named: a component's name,
+    or a plugin's (or its distribution's) name for everything it registers. An unknown name is a usage error."""
     everything = _targets(plugins)
     if not names:
         return everything
@@ -44,12 +44,12 @@ def select_targets(plugins: PluginSet, names: list[str]) -> list[Target]:
         if not found:
             if plugins.info(name) is not None:
                 raise UsageError(
-                    f"plugin {name!r} registers no divergence or sampler to check",
+                    f"plugin {name!r} registers nothing to check",
                     hint="`minillm plugins` lists what each plugin registers",
                 )
             known = sorted({t.name for t in everything} | {t.entry.plugin for t in everything})
             raise UsageError(
-                f"no divergence, sampler or plugin named {name!r}",
+                f"no divergence, sampler, model family, benchmark or plugin named {name!r}",
                 details=[f"known: {', '.join(known)}"],
                 hint="`minillm plugins` lists the installed plugins and what they register",
             )
@@ -71,6 +71,16 @@ def check_target(target: Target, models_factory: Callable[[], Any]) -> list[Chec
         from minillm_distill.plugin_check.sampler import check_sampler
 
         results = check_sampler(cls, target.name, models_factory())
+    elif target.kind == "model_family":
+        from minillm_distill.plugin_check.family import plan_model_family
+
+        results = plan_model_family(cls, target.name).run()
+    elif target.kind == "benchmark":
+        from minillm_distill.plugin_check.benchmark import notes, plan_benchmark
+
+        results = plan_benchmark(cls, target.name).run()
+        for r in results:
+            r.notes += notes(cls) if r.check == "records" else []
     elif issubclass(cls, TokenDivergence):
         from minillm_distill.plugin_check.token import check_token_divergence
 

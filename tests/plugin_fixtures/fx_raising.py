@@ -182,6 +182,7 @@ class UndeclaredSampler(Sampler):
 class FixtureBench(Benchmark):
     name = "fixture_bench"
     data_format = "a JSONL file, one object a line with string fields 'question' and 'answer'"
+    example_records = ({"question": "Name a colour.", "answer": "Blue."},)
 
     def parse_record(self, record, where, *, index):
         mode = os.environ.get(FAIL_ENV)

@@ -23,6 +23,10 @@ class DollyBenchmark(Benchmark):
         "a JSONL file, one object a line with string fields 'instruction', 'response' and optionally 'context' "
         "and 'category' (databricks-dolly-15k.jsonl)"
     )
+    example_records = (
+        {"instruction": "Name a primary colour.", "context": "", "response": "Red.", "category": "open_qa"},
+        {"instruction": "Summarize the text.", "context": "The cat sat on the mat.", "response": "A cat sat."},
+    )
 
     def parse_record(self, record: Mapping[str, Any], where: str, *, index: int) -> list[EvalExample]:
         instruction = self.require(record, "instruction", where)

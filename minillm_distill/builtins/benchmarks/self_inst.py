@@ -27,6 +27,10 @@ class SelfInstBenchmark(Benchmark):
         "a JSONL file, one object a line with 'id', 'instruction' and 'instances': a list whose first item has "
         "string fields 'input' and 'output' (user_oriented_instructions.jsonl)"
     )
+    example_records = (
+        {"id": "t0", "instruction": "Turn the sentence into a question.",
+         "instances": [{"input": "The train leaves at noon.", "output": "Does the train leave at noon?"}]},
+    )  # fmt: skip
 
     def parse_record(self, record: Mapping[str, Any], where: str, *, index: int) -> list[EvalExample]:
         instruction = self.require(record, "instruction", where)

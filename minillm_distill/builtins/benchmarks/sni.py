@@ -46,6 +46,10 @@ class SNIBenchmark(Benchmark):
         "a JSONL file with 'definition', 'input' and 'output' (a list of strings) a line, an upstream task .json "
         "file ('Definition', 'Instances'), or a folder of task files"
     )
+    example_records = (
+        {"task": "task1_opposites", "definition": "Give the opposite of the word.", "input": "hot", "output": ["cold"]},
+        {"task": "task2_plurals", "definition": "Write the plural.", "input": "mouse", "output": ["mice", "mouses"]},
+    )
 
     @property
     def max_per_task(self) -> int | None:

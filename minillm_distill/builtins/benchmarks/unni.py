@@ -28,6 +28,11 @@ class UnNIBenchmark(Benchmark):
         "a JSONL file (core_data.jsonl), one object a line with 'instruction' and 'instances': a list of objects "
         "with 'input', 'output' and optionally 'constraints' and 'instruction_with_input'"
     )
+    example_records = (
+        {"instruction": "Decide whether the sentence is a question.",
+         "instances": [{"input": "Is it raining?", "constraints": "Answer Yes or No.", "output": "Yes"},
+                       {"input": "It is raining.", "constraints": "None.", "output": "No"}]},
+    )  # fmt: skip
 
     def parse_record(self, record: Mapping[str, Any], where: str, *, index: int) -> list[EvalExample]:
         instruction = self.require(record, "instruction", where)
