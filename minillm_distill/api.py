@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    # what this API promises (docs/plugins/reference.md)
+    "API_VERSION": "minillm_distill.api_version",
     # plugin base classes and their options
     "Registrable": "minillm_distill.registrable",
     "PluginParams": "minillm_distill.registrable",
@@ -136,6 +138,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see; tests/unit/test_api.py checks it matches _EXPORTS
+    from minillm_distill.api_version import API_VERSION
     from minillm_distill.benchmark import Benchmark, EvalExample, fetch_jsonl, load_hub_rows, read_records
     from minillm_distill.cli.state import command_line
     from minillm_distill.divergence import (

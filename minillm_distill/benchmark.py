@@ -36,6 +36,8 @@ from minillm_distill.registrable import Registrable
 
 @dataclass(frozen=True)
 class EvalExample:
+    """One prompt of a benchmark and the references its answer is scored against (Rouge-L, exact match)."""
+
     instruction: str
     input: str
     references: tuple[str, ...]
@@ -188,6 +190,7 @@ class Benchmark(Registrable):
         return {}
 
     def format_error(self, message: str, *, hint: str | None = None) -> BenchmarkDataError:
+        """The error for a data file in the wrong format (exit 2; the hint defaults to ``data_format``): raise it."""
         if hint is None and self.data_format:
             hint = f"benchmark {self.name!r} expects {self.data_format}"
         return BenchmarkDataError(message, hint=hint)

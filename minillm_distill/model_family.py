@@ -82,6 +82,8 @@ class ModelFamily(Registrable):
         raise NotImplementedError(f"model family {self.name!r} cannot build models from scratch")
 
     def load_tokenizer(self, source: str, *, revision: str | None = None, **kwargs: Any) -> PreTrainedTokenizerBase:
+        """The tokenizer of a hub id or local folder (``kwargs``: ``trust_remote_code`` and the like), through
+        :meth:`prepare_tokenizer`."""
         from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
         declared = _declared_tokenizer_config(source, revision)
@@ -109,6 +111,7 @@ class ModelFamily(Registrable):
     def load_model(
         self, source: str, *, revision: str | None = None, dtype: Any = None, **kwargs: Any
     ) -> PreTrainedModel:
+        """The causal LM of a hub id or local folder, in ``dtype`` (default ``AutoModelForCausalLM``)."""
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=dtype, **kwargs)

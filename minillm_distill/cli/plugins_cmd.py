@@ -4,6 +4,7 @@ the property checks of installed divergences and samplers (:mod:`minillm_distill
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -136,6 +137,23 @@ def check(
         console.print(Text(summary, style="red" if failed else "green"))
     if failed:
         raise typer.Exit(int(ExitCode.PLUGIN))
+
+
+@app.command("new")
+def new(
+    name: str = typer.Argument(..., help="The plugin's distribution name, e.g. minillm-my-divergence."),
+    directory: Path = typer.Argument(..., help="A new (or empty) folder to write the package into."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
+) -> None:
+    """Write a plugin package to start from: a token-level divergence with an option, registered through the
+    `minillm` entry-point group, and tests that use the test kit (every `plugins check` check, a value by hand, a
+    training step). `pip install -e 'DIR[dev]' && pytest DIR` runs them."""
+    from minillm_distill.plugin_template import write_plugin_template
+
+    written = write_plugin_template(name, directory, force=force)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"next: pip install -e '{directory}[dev]' && pytest {directory}")
 
 
 def register(root: typer.Typer) -> None:

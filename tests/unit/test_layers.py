@@ -25,14 +25,14 @@ PLUGIN_PACKAGES = ("minillm_distill.builtins", "minillm_demo")
 LAYERS: list[tuple[str, ...]] = [
     # ground floor: errors, files and folders, the rollout types, chat text, the plugin base
     (
-        "errors", "io_errors", "file_modes", "seeds", "json_rows", "provenance", "run_lock", "safe_load", "host_memory",
-        "run_layout", "tracker_names", "byte_tokenizer", "registry", "hookspecs", "rollout", "rollout_contract",
-        "registrable", "data.chat", "data.prompt_format", "data.records",
+        "errors", "api_version", "io_errors", "file_modes", "seeds", "json_rows", "provenance", "run_lock",
+        "safe_load", "host_memory", "run_layout", "tracker_names", "byte_tokenizer", "registry", "hookspecs",
+        "rollout", "rollout_contract", "registrable", "data.chat", "data.prompt_format", "data.records",
     ),
     # the contracts plugins implement, and scoring
     ("state_files", "model_facts", "scoring", "generation", "benchmark", "model_family", "divergence", "sampler"),
     # installed plugins, models, tokenized data
-    ("plugins", "plugin_blame", "gguf", "models", "lora", "data"),
+    ("plugins", "plugin_blame", "plugin_reference", "gguf", "models", "lora", "data"),
     # recipes (validation, pre-flight) and the pieces of evaluation that know no runner
     ("recipe", "eval.metrics", "eval.labels", "eval.prompts"),
     # what works on loaded models: evaluation, plugin checks, export, cutting and fetching models
