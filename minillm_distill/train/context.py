@@ -136,8 +136,23 @@ def backward_micro(ctx: StepContext, loss: torch.Tensor, fallback: torch.Tensor,
     if last and bad:
         for group in ctx.engine.optimizer.param_groups:
             group["lr"] = 0.0  # skip the update; the scheduler sets the next step's LR afterwards
+    skipped_before = getattr(ctx.engine, "skipped_steps", 0)
     ctx.engine.step()
+    if last and not bad and getattr(ctx.engine, "skipped_steps", 0) > skipped_before:
+        # ZeRO 1-3 check the reduced gradients themselves (ranks agree) and skipped this update: report it as
+        # skipped, and keep the LR schedule on the step count as at ZeRO 0 (DeepSpeed holds it back a step)
+        fp16 = bool(getattr(ctx.engine, "fp16_enabled", lambda: False)())
+        bad, ctx.grad_norm = True, None
+        ctx.skip_reason = FP16_OVERFLOW if fp16 else "non-finite gradient"
+        scheduler = getattr(ctx.engine, "lr_scheduler", None)
+        if scheduler is not None:
+            scheduler.step()
     return bad
+
+
+#: the skip reason of an fp16 step whose scaled gradients overflowed: routine while the loss scale settles, so
+#: it does not count towards ``train.max_bad_steps``
+FP16_OVERFLOW = "fp16 loss-scale overflow"
 
 
 def _local_grad_norm(engine: Any) -> float | None:

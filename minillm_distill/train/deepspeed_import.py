@@ -21,10 +21,14 @@ from types import ModuleType
 
 #: the start of DeepSpeed's message when it finds no GPU (deepspeed/accelerator/real_accelerator.py)
 CPU_FALLBACK = "Setting accelerator to CPU"
+#: DeepSpeed's line for an update its ZeRO optimizer skipped: minillm logs its own ("update skipped") and marks
+#: the step ``skipped`` in metrics.jsonl
+OVERFLOW = "OVERFLOW! Skipping step"
 
 
 def _not_cpu_fallback(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith(CPU_FALLBACK)
+    text = str(record.msg)
+    return not text.startswith(CPU_FALLBACK) and OVERFLOW not in text
 
 
 def quiet_deepspeed() -> None:

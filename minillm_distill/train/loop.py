@@ -24,6 +24,7 @@ from minillm_distill.plugins import get_plugins
 from minillm_distill.recipe.schema import Recipe
 from minillm_distill.train import checkpoint as ckpt
 from minillm_distill.train import distributed as dist_utils
+from minillm_distill.train.context import FP16_OVERFLOW
 from minillm_distill.train.final import save_hf_folder
 from minillm_distill.train.periodic_eval import PeriodicEval
 from minillm_distill.train.progress import StepProgress
@@ -161,10 +162,13 @@ def _run(recipe: Recipe, opts: RunOptions) -> RunResult:
                 trackers.log(row)
                 progress.update(step, row)
                 if row["skipped"]:
-                    bad_in_row += 1
                     skipped += 1
                     reason = ctx.skip_reason or "non-finite loss"
-                    progress.log(f"step {step}: {reason}, update skipped ({bad_in_row} in a row)")
+                    if reason == FP16_OVERFLOW:  # the loss scale settling: not counted towards max_bad_steps
+                        progress.log(f"step {step}: {reason}, update skipped")
+                    else:
+                        bad_in_row += 1
+                        progress.log(f"step {step}: {reason}, update skipped ({bad_in_row} in a row)")
                     if bad_in_row >= recipe.train.max_bad_steps:
                         save(step)
                         raise RuntimeFailure(

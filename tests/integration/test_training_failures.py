@@ -254,6 +254,33 @@ def test_a_nan_gradient_with_a_finite_loss_skips_the_update_and_the_run_goes_on(
     assert all(bool(torch.isfinite(w).all()) for w in weights.values())
 
 
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_zero_stages_report_the_update_they_skipped_and_keep_the_lr_schedule(plugin_env, tmp_path, stage):
+    """ZeRO 1-3 skip an update with non-finite gradients themselves (DeepSpeed's overflow check): the step is
+    reported ``skipped`` (it was not), DeepSpeed's own warning is not printed, the LR schedule stays on the step
+    count as at ZeRO 0 (DeepSpeed held it back a step), and the weights stay finite."""
+    import json
+
+    from safetensors.torch import load_file
+
+    common = (
+        "--set", "divergence.name=fixture_raising_kl", "--set", "sampler.name=fixture_raising",
+        "--set", "train.total_steps=5", "--set", "train.warmup_steps=1", "--set", f"engine.zero_stage={stage}",
+    )  # fmt: skip
+    res = _distill(plugin_env, "nan_grad_at_2", *common, "--output-dir", str(tmp_path / "nan"))
+    assert res.code == 0, res.output
+    assert "step 2: non-finite gradient, update skipped" in res.output and "OVERFLOW" not in res.output
+    clean = _distill(plugin_env, "", *common, "--output-dir", str(tmp_path / "clean"))
+    assert clean.code == 0, clean.output
+    rows = [json.loads(line) for line in (tmp_path / "nan" / "metrics.jsonl").read_text().splitlines()]
+    reference = [json.loads(line) for line in (tmp_path / "clean" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["skipped"] for r in rows] == [False, True, False, False, False]
+    assert rows[1]["grad_norm"] is None
+    assert [r["lr"] for r in rows] == pytest.approx([r["lr"] for r in reference])
+    weights = load_file(tmp_path / "nan" / "final" / "model.safetensors")
+    assert all(bool(torch.isfinite(w).all()) for w in weights.values())
+
+
 def test_a_run_whose_every_update_was_skipped_fails_and_saves_nothing(plugin_env, tmp_path):
     run = tmp_path / "run"
     common = ("--set", "divergence.name=fixture_raising_kl", "--set", "sampler.name=fixture_raising")
