@@ -24,7 +24,11 @@ gives:
 * the ``tiny_model_folder`` fixture: ``tiny_model_folder("llama")`` writes a tiny random model of any installed
   model family (1 layer, the byte-level tokenizer; options as in a recipe's ``scratch:``) as a Hugging Face
   folder and returns its path, for ``--model``, ``--teacher`` or a recipe's ``path:``; built offline in well under
-  a second.
+  a second;
+* the ``tiny_run_folder`` fixture: ``tiny_run_folder("tiny/kd", steps=2, save_every=1)`` trains a shipped (or
+  your) recipe for a few steps in a subprocess and returns the finished run folder (``recipe.yaml``,
+  ``metrics.jsonl``, ``checkpoints/step-N``, ``final/``), for tests of what reads runs (``export``, ``eval``,
+  ``--resume``, a command of your own); ``--set`` overrides as keyword ``sets=[...]``.
 
 * :func:`plugin_checks` and :func:`run_plugin_check`: every check ``minillm plugins check`` runs on a class, one
   pytest test per check and option set, narrowed to some checks or options when asked::
@@ -68,6 +72,7 @@ __all__ = [
     "run_minillm",
     "run_plugin_check",
     "tiny_model_folder",
+    "tiny_run_folder",
 ]
 
 
@@ -184,6 +189,30 @@ def tiny_model_folder(tmp_path_factory: pytest.TempPathFactory) -> Callable[...,
         return folder
 
     return build
+
+
+@pytest.fixture
+def tiny_run_folder(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``tiny_run_folder(recipe="tiny/kd", *, steps=2, save_every=1, sets=(), env=None) -> Path``: a finished run
+    of ``recipe`` (``steps`` optimizer steps, a checkpoint every ``save_every``), trained in a subprocess."""
+
+    def train(
+        recipe: str = "tiny/kd",
+        *,
+        steps: int = 2,
+        save_every: int = 1,
+        sets: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> Path:
+        run = tmp_path_factory.mktemp("run") / "run"
+        overrides = [f"train.total_steps={steps}", f"train.save_every={save_every}", *sets]
+        args = ["distill", recipe, "--output-dir", run, *(a for o in overrides for a in ("--set", o))]
+        result = run_minillm(*args, env={"OMP_NUM_THREADS": "1", **(env or {})}, timeout=600)
+        if result.code != 0:
+            pytest.fail(f"training the run folder failed (exit {result.code}):\n{result.output[-3000:]}", pytrace=False)
+        return run
+
+    return train
 
 
 def run_minillm(

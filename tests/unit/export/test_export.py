@@ -315,3 +315,14 @@ def test_read_run_takes_trust_from_the_caller_only(tmp_path):
     assert (run.student.trust_remote_code, run.teacher.trust_remote_code, run.trust_asked) == (True, True, False)
     recipe.write_text("name: r\nstudent: {path: ./s}\n", encoding="utf-8")
     assert read_run(recipe).trust_asked is False
+
+
+@pytest.mark.slow
+def test_the_kits_run_folder_fixture_gives_a_run_export_reads(tiny_run_folder, cli, tmp_path):
+    """The test kit's ``tiny_run_folder``: a finished run with every checkpoint, as a plugin's tests would use it."""
+    run = tiny_run_folder("tiny/kd", steps=2, save_every=1, sets=["train.micro_batch_size=2"])
+    assert [p.name for p in sorted((run / "checkpoints").glob("step-*"))] == ["step-1", "step-2"]
+    assert (run / "final" / "model.safetensors").exists() and len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    res = cli("export", run / "checkpoints" / "step-1", tmp_path / "out")
+    assert res.code == 0, res.output
+    assert "step 1" in (tmp_path / "out" / "README.md").read_text()
