@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:  # Ctrl-C while Python imports the CLI: no traceback
         sys.stderr.write("interrupted\n")
         _exit(INTERRUPTED)
+    _PROCESS["own"] = argv is None  # the command owns this process (not called from a test or a program)
     args = _strip_local_rank(list(sys.argv[1:] if argv is None else argv))
     state.argv = args
     if "--debug" in args:  # before the app exists, so errors while building it show tracebacks too
@@ -183,11 +184,29 @@ def _worker_rank() -> int:
     return int(os.environ.get("RANK", "0")) if _under_launcher() else 0
 
 
+_PROCESS: dict[str, bool] = {"own": False}
+
+
 def _exit(code: int) -> None:
-    """Exit, telling a ``--nproc`` launcher (if any) which code this worker chose."""
+    """Exit, telling a ``--nproc`` launcher (if any) which code this worker chose. A process that ran a process
+    group (training) shuts it down, flushes its output and ends without the interpreter's teardown, where gloo's
+    threads now and then abort a finished process (``terminate called without an active exception``, exit -6
+    after a successful run)."""
     from minillm_distill.train.launch import record_exit_code
 
     record_exit_code(code)
+    if _PROCESS["own"] and "torch.distributed" in sys.modules:
+        import os
+
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            from minillm_distill.train.distributed import shut_down
+
+            shut_down()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
     sys.exit(code)
 
 

@@ -65,6 +65,12 @@ def _destroy_process_group() -> None:
             dist.destroy_process_group()
 
 
+def shut_down() -> None:
+    """Shut the process group down now (what the exit handler would do), before a process ends itself with
+    ``os._exit``: the rest of the interpreter's teardown is where gloo aborts."""
+    _destroy_process_group()
+
+
 # what gloo (and NCCL) say when a collective's peer process has died
 _PEER_LOST = (
     "connection closed by peer",
