@@ -39,6 +39,7 @@ def build_app() -> typer.Typer:
         plugins_cmd,
         recipes_cmd,
         reproduce_cmd,
+        teacher_cmd,
     )
     from minillm_distill.cli.plugin_commands import RootGroup
     from minillm_distill.cli.state import state
@@ -71,6 +72,7 @@ def build_app() -> typer.Typer:
     plugins_cmd.register(app)
     models_cmd.register(app)
     reproduce_cmd.register(app)
+    teacher_cmd.register(app)
     app.add_typer(recipes_cmd.app, name="recipes")
     return app
 

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
     # recipes (validation, pre-flight) and the pieces of evaluation that know no runner
     ("recipe", "eval.metrics", "eval.labels", "eval.prompts"),
     # what works on loaded models: evaluation, plugin checks, export, cutting and fetching models
-    ("eval", "plugin_check", "export", "cut", "fetch"),
+    ("eval", "plugin_check", "export", "cut", "fetch", "teacher_cache"),
     ("train",),
     ("jobs", "reproduce"),
     # the surfaces: commands, the public API, the plugin test kit

@@ -1,0 +1,120 @@
+"""``minillm teacher capture``: run a recipe's teacher once over its training data and keep, per response token,
+its top-k log-probabilities (:mod:`minillm_distill.teacher_cache.cache_format`).
+
+The records are encoded exactly as ``minillm distill`` encodes them (prompt format, lengths, dropped long
+prompts), the teacher scores each prompt + gold response in one forward pass, and its logits over the rows the
+student shares are taken at the recipe's temperature, a chunk of tokens at a time (nothing vocabulary-sized is
+kept beyond a chunk). Shards are written every ``shard_records`` records; a capture that stops resumes after the
+last complete shard.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minillm_distill.data.batches import collate
+from minillm_distill.data.encode import EncodedData
+from minillm_distill.rollout import RolloutBatch
+from minillm_distill.teacher_cache.cache_format import CacheSettings, Manifest, read_manifest, record_hash
+from minillm_distill.teacher_cache.store import ShardRows, cache_bytes, remove_unlisted, write_shard
+
+
+@dataclass
+class CaptureResult:
+    records: int
+    tokens: int
+    bytes: int
+    seconds: float
+    resumed_from: int
+    tokens_this_run: int = 0
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.bytes / max(self.tokens, 1)
+
+
+def topk_rows(logits: torch.Tensor, temperature: float, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``[n, V]`` logits -> (top-k ids ``[n, k]``, their log-probs ``[n, k]``, log of the rest's mass ``[n]``), all
+    at ``temperature``, in float32 (the tail is a log-sum-exp over the other entries: exact, not 1 - sum)."""
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    values, ids = logp.topk(k, dim=-1)
+    rest = logp.scatter(-1, ids, float("-inf"))
+    return ids, values, torch.logsumexp(rest, dim=-1)
+
+
+def _score_batch(teacher: Any, batch: RolloutBatch, settings: CacheSettings, chunk_tokens: int) -> list[tuple]:
+    from minillm_distill.scoring.forward import score_responses
+
+    with torch.no_grad():
+        scores = score_responses(teacher, batch, chunk_tokens=chunk_tokens)
+        flat = scores.flat()
+        mask = batch.response_mask.bool()
+        index = mask.reshape(-1).nonzero().flatten()
+        parts = []
+        for start in range(0, index.numel(), chunk_tokens):
+            rows = scores.rows(flat, index[start : start + chunk_tokens])[:, : settings.vocab_size]
+            parts.append(topk_rows(rows, settings.temperature, settings.k))
+    ids = torch.cat([p[0] for p in parts]).cpu()
+    values = torch.cat([p[1] for p in parts]).cpu()
+    tail = torch.cat([p[2] for p in parts]).cpu()
+    out, at = [], 0
+    for n in mask.sum(1).tolist():
+        out.append((ids[at : at + n], values[at : at + n], tail[at : at + n]))
+        at += n
+    return out
+
+
+def capture(
+    teacher: Any,
+    data: EncodedData,
+    folder: Path,
+    settings: CacheSettings,
+    *,
+    pad_id: int,
+    batch_size: int = 8,
+    shard_records: int = 1024,
+    chunk_tokens: int = 256,
+    device: torch.device | str = "cpu",
+    on_shard: Callable[[Manifest], None] | None = None,
+) -> CaptureResult:
+    """Capture (or finish capturing) ``data`` into ``folder``. A folder holding a cache of other settings is an
+    error (``ValueError`` naming the fields); a complete one is left as it is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = None
+    if (folder / "manifest.json").exists():
+        manifest = read_manifest(folder)
+        if manifest.settings != settings or manifest.records != len(data):
+            differ = [k for k, v in vars(settings).items() if getattr(manifest.settings, k) != v]
+            if manifest.records != len(data):
+                differ.append("records")
+            raise ValueError(f"{folder} holds a cache of other settings ({', '.join(differ)})")
+    remove_unlisted(folder, manifest)
+    manifest = manifest or Manifest(settings, len(data), [])
+    resumed_from, tokens_before = manifest.records_done, manifest.tokens
+    start_time = time.perf_counter()
+    rows = ShardRows()
+    next_record = manifest.records_done
+    while next_record < len(data):
+        indices = list(range(next_record, min(next_record + batch_size, len(data))))
+        batch = collate(data, indices, pad_id)
+        rollout = RolloutBatch(*(t.to(device) for t in (batch.prompt_ids, batch.prompt_mask, batch.response_ids,
+                                                          batch.response_mask)))  # fmt: skip
+        for i, (ids, values, tail) in zip(indices, _score_batch(teacher, rollout, settings, chunk_tokens), strict=True):
+            rows.add(ids, values, tail, record_hash(data.prompts[i], data.responses[i]))
+        next_record = indices[-1] + 1
+        if len(rows) >= shard_records or next_record == len(data):
+            write_shard(folder, manifest, rows)
+            rows = ShardRows()
+            if on_shard is not None:
+                on_shard(manifest)
+    if manifest.records == 0:
+        write_shard(folder, manifest, rows)
+    seconds = time.perf_counter() - start_time
+    return CaptureResult(manifest.records, manifest.tokens, cache_bytes(folder), seconds, resumed_from,
+                         manifest.tokens - tokens_before)  # fmt: skip

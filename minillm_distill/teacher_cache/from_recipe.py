@@ -1,0 +1,84 @@
+"""A recipe's teacher cache: the settings it must have, and capturing it (``minillm teacher capture``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from minillm_distill.errors import RecipeError, ResourceError, UsageError
+from minillm_distill.teacher_cache.cache_format import CacheSettings
+from minillm_distill.teacher_cache.capture import CaptureResult, capture
+from minillm_distill.teacher_cache.fingerprints import data_fingerprint, teacher_fingerprint, tokenizer_fingerprint
+
+
+def encoded_data(recipe: Any, student: Any, plugins: Any) -> Any:
+    """The training data encoded exactly as ``minillm distill`` encodes it."""
+    from minillm_distill.data.encode import encode_records
+    from minillm_distill.data.prompt_format import PromptFormatter
+    from minillm_distill.data.records import load_records
+
+    sampler = plugins.samplers.get(recipe.sampler.name)
+    records = load_records(recipe.data.train, split=recipe.data.split,
+                           require_response=getattr(sampler, "needs_responses", True))  # fmt: skip
+    prompts = PromptFormatter(recipe.data.prompt_format, student.family, student.tokenizer)
+    return encode_records(records, student.tokenizer, prompts, max_prompt_length=recipe.data.max_prompt_length,
+                          max_response_length=recipe.data.max_response_length)  # fmt: skip
+
+
+def temperature_of(recipe: Any, plugins: Any) -> float:
+    divergence = plugins.divergences.get(recipe.divergence.name).from_options(recipe.divergence.options)
+    return float(getattr(divergence.params, "temperature", 1.0))
+
+
+def teacher_vocab_size(recipe: Any, student: Any, plugins: Any) -> int:
+    """The teacher's vocabulary rows from its config alone (no weights loaded)."""
+    from minillm_distill.models import model_config, spec_family
+
+    config = model_config(recipe.teacher, spec_family(recipe.teacher, plugins), student.tokenizer)
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    return int(config.vocab_size)
+
+
+def recipe_settings(recipe: Any, student: Any, k: int, plugins: Any) -> CacheSettings:
+    """The settings a cache for ``recipe`` has (what ``capture`` writes, what training checks)."""
+    from minillm_distill.model_facts import config_vocab_size
+
+    if recipe.teacher is None:
+        raise RecipeError("the recipe has no teacher to capture", hint="add a `teacher:` section")
+    student_vocab = config_vocab_size(student.model)
+    vocab = min(v for v in (student_vocab, teacher_vocab_size(recipe, student, plugins)) if v is not None)
+    return CacheSettings(
+        teacher=teacher_fingerprint(recipe.teacher, recipe.seed + 1),
+        tokenizer=tokenizer_fingerprint(student.tokenizer),
+        temperature=temperature_of(recipe, plugins),
+        k=k,
+        vocab_size=int(vocab),
+        data=data_fingerprint(recipe.data.train, recipe.data.split),
+        prompt_format=recipe.data.prompt_format,
+        max_prompt_length=recipe.data.max_prompt_length,
+        max_response_length=recipe.data.max_response_length,
+    )
+
+
+def capture_recipe(recipe: Any, folder: Path, *, k: int, batch_size: int, shard_records: int) -> CaptureResult:
+    import torch
+
+    from minillm_distill.models import load_model
+    from minillm_distill.plugins import get_plugins
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the weights' loading bars: the capture prints its own summary
+    plugins = get_plugins()
+    student = load_model(recipe.student, seed=recipe.seed)
+    settings = recipe_settings(recipe, student, k, plugins)
+    if k > settings.vocab_size:
+        raise UsageError(f"--k {k} is more than the vocabulary ({settings.vocab_size} tokens)")
+    data = encoded_data(recipe, student, plugins)
+    teacher = load_model(recipe.teacher, seed=recipe.seed + 1, dtype=torch.float32)
+    try:
+        return capture(teacher.model, data, folder, settings, pad_id=int(student.tokenizer.pad_token_id),
+                       batch_size=batch_size, shard_records=shard_records)  # fmt: skip
+    except ValueError as exc:
+        raise ResourceError(str(exc), hint="capture into a new folder, or remove that one") from exc
