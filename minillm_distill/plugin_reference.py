@@ -148,7 +148,14 @@ def _kinds() -> list[dict[str, Any]]:
             "title": "Samplers",
             "hook": "register_samplers",
             "base": Sampler,
-            "attributes": [*common, "needs_teacher", "needs_responses", "records_logprobs", "records_teacher_logprobs"],
+            "attributes": [
+                *common,
+                "needs_teacher",
+                "needs_responses",
+                "records_logprobs",
+                "records_teacher_logprobs",
+                "replays_data",
+            ],  # fmt: skip
             "methods": ["sample", "state_dict", "load_state_dict"],
         },
         {

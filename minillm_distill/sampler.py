@@ -75,6 +75,9 @@ class Sampler(Registrable):
     #: whether every rollout carries ``teacher_logprobs`` (the teacher decoded beside the student), which a
     #: divergence with ``needs_teacher_logprobs`` (MiniLLM's reward) requires; None: not declared
     records_teacher_logprobs: ClassVar[bool | None] = None
+    #: whether every rollout's responses are the data's gold responses, unchanged and in the batch's order: only
+    #: then can a teacher cache (``teacher_cache:``, captured over those responses) stand in for the teacher
+    replays_data: ClassVar[bool] = False
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
         """Return the rollout of one micro-batch of prompts.

@@ -199,6 +199,7 @@ def _resolve_data_paths(data: dict[str, Any], base: Path) -> None:
     for role in ("teacher", "student"):
         if isinstance(data.get(role), dict):
             slots += [(data[role], "path"), (data[role], "tokenizer")]
+    slots.append((data, "teacher_cache"))
     for holder, key in slots:
         value = holder.get(key)
         if not isinstance(value, str):
@@ -324,13 +325,32 @@ def _data_problems(data: dict[str, Any]) -> list[Problem]:
     ]
 
 
+def _teacher_cache_problems(recipe: Recipe, plugins: PluginSet) -> list[Problem]:
+    """A cache holds the teacher's view of the data's gold responses: only an off-policy sampler that replays them
+    and a token-level divergence can train from it."""
+    problems: list[Problem] = []
+    sampler, div = recipe.sampler.name, recipe.divergence.name
+    if sampler in plugins.samplers and not getattr(plugins.samplers.get(sampler), "replays_data", False):
+        problems.append(("teacher_cache", f"sampler {sampler!r} writes responses of its own (the student or the "
+                         "teacher samples them), which no cache holds: use sampler dataset, or a teacher instead of "
+                         "teacher_cache"))  # fmt: skip
+    if div in plugins.divergences and issubclass(plugins.divergences.get(div), SequenceDivergence):
+        problems.append(("teacher_cache", f"divergence {div!r} trains on the student's own samples (on-policy), "
+                         "which no cache holds: use a token-level divergence (fkl for word-level KD)"))  # fmt: skip
+    return problems
+
+
 def _cross_problems(recipe: Recipe, plugins: PluginSet) -> list[Problem]:
     problems: list[Problem] = []
     if recipe.teacher is None:
         for section, registry in (("divergence", plugins.divergences), ("sampler", plugins.samplers)):
             ref = getattr(recipe, section)
+            if recipe.teacher_cache is not None and section == "divergence":
+                continue  # the cache stands in for the teacher (checked below)
             if ref.name in registry and getattr(registry.get(ref.name), "needs_teacher", False):
                 problems.append(("teacher", f"{section} {ref.name!r} needs a teacher model; add a `teacher:` section"))
+    if recipe.teacher_cache is not None:
+        problems += _teacher_cache_problems(recipe, plugins)
     if recipe.teacher is not None and recipe.teacher.lora is not None:
         problems.append(("teacher.lora", "the teacher is frozen; LoRA adapters apply to the student only"))
     if recipe.student.lora is not None and recipe.engine.zero_stage == 3:

@@ -275,6 +275,61 @@ def _deepspeed(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Problem
 
 
 #: every check ``distill`` runs before training, in order; ``recipes validate`` runs the same list
+def _teacher_cache(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Problem]:
+    """The cache exists, is complete, and was captured with this recipe's teacher, tokenizer, data, prompt format,
+    lengths and temperature (each field that differs is named). Its records are compared with the encoded data
+    when training starts."""
+    if recipe.teacher_cache is None:
+        return []
+    from minillm_distill.teacher_cache.cache_format import CacheFormatError, read_manifest
+    from minillm_distill.teacher_cache.fingerprints import data_fingerprint, teacher_fingerprint, tokenizer_fingerprint
+
+    try:
+        manifest = read_manifest(Path(recipe.teacher_cache))
+    except CacheFormatError as exc:
+        return [("teacher_cache", str(exc))]
+    if not manifest.complete:
+        done = f"{manifest.records_done} of {manifest.records}"
+        return [("teacher_cache", f"the cache holds {done} records: its capture stopped before the end; run the "
+                 "same `minillm teacher capture` command again to finish it")]  # fmt: skip
+    cached = manifest.settings
+    wanted: dict[str, Any] = {
+        "prompt_format": recipe.data.prompt_format,
+        "max_prompt_length": recipe.data.max_prompt_length,
+        "max_response_length": recipe.data.max_response_length,
+        "data": data_fingerprint(recipe.data.train, recipe.data.split),
+    }
+    try:
+        divergence = plugins.divergences.get(recipe.divergence.name).from_options(recipe.divergence.options)
+        wanted["temperature"] = float(getattr(divergence.params, "temperature", 1.0))
+    except Exception:  # bad options: reported by validation
+        pass
+    if "student" in facts.tokenizers:
+        wanted["tokenizer"] = tokenizer_fingerprint(facts.tokenizers["student"])
+    if recipe.teacher is not None and "teacher" not in facts.failed:
+        wanted["teacher"] = teacher_fingerprint(recipe.teacher, recipe.seed + 1)
+    keys = {
+        "temperature": "divergence.temperature",
+        "data": "data.train",
+        "tokenizer": "student (its tokenizer)",
+        "teacher": "teacher",
+        "prompt_format": "data.prompt_format",
+        "max_prompt_length": "data.max_prompt_length",
+        "max_response_length": "data.max_response_length",
+    }
+    problems = [
+        ("teacher_cache", f"the cache was captured with another {field} ({getattr(cached, field)!r}) than the "
+         f"recipe's {keys[field]} ({value!r}): capture one for this recipe with `minillm teacher capture`")
+        for field, value in wanted.items()
+        if getattr(cached, field) != value
+    ]  # fmt: skip
+    student_vocab = getattr(facts.configs.get("student"), "vocab_size", None)
+    if isinstance(student_vocab, int) and cached.vocab_size > student_vocab:
+        problems.append(("teacher_cache", f"the cache covers {cached.vocab_size} vocabulary rows, the student has "
+                         f"{student_vocab}"))  # fmt: skip
+    return problems
+
+
 CHECKS: tuple[Check, ...] = (
     _models,
     _vocabulary,
@@ -283,6 +338,7 @@ CHECKS: tuple[Check, ...] = (
     _benchmarks,
     _evaluation,
     _sampler_logprobs,
+    _teacher_cache,
     _deepspeed,
 )
 

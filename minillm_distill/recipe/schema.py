@@ -249,6 +249,11 @@ class Recipe(Strict):
     description: str = ""
     seed: Int = Field(42, ge=0, le=MAX_SEED, description=f"seeds everything in the run, 0 to {MAX_SEED}")
     teacher: ModelSpec | None = None
+    teacher_cache: str | None = Field(
+        None,
+        description="a folder `minillm teacher capture` wrote: training reads the teacher's top-k from it and loads "
+        "no teacher (token-level divergences, the dataset sampler)",
+    )
     student: ModelSpec
     data: DataSpec
     sampler: PluginRef = PluginRef(name="dataset")

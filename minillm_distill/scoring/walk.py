@@ -199,8 +199,14 @@ def walk_tokens(
     *,
     temperature: float = 1.0,
     chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS,
+    teacher_rows: torch.Tensor | None = None,
+    vocab_limit: int | None = None,
 ) -> TokenWalk:
     """Run ``fn`` over the valid positions of ``mask`` (``[B, T]``), one chunk of tokens at a time.
+
+    ``teacher_rows`` (``[B, T, m]``, with ``teacher`` None): per-position rows ``fn`` gets in the teacher's place,
+    as they are (not cut, not divided by the temperature): a cached teacher's top-k. ``vocab_limit``: cut the
+    student's logits to this many rows (the rows the cache covers).
 
     ``fn`` gets float32 ``[n, V]`` student logits (with grad when the student's scores have it) and teacher
     logits (no grad; ``None`` without a teacher), both cut to the rows they share (``[:min(V_s, V_t)]``) and
@@ -224,6 +230,11 @@ def walk_tokens(
         if t_scores.shape != lead:
             raise ValueError(f"teacher scores {tuple(t_scores.source.shape)} do not match mask {tuple(lead)}")
         vocab = min(vocab, t_scores.vocab_size)
+    if vocab_limit is not None:
+        vocab = min(vocab, int(vocab_limit))
+    if teacher_rows is not None and (t_scores is not None or tuple(teacher_rows.shape[:2]) != tuple(lead)):
+        shape = tuple(teacher_rows.shape)
+        raise ValueError(f"teacher_rows {shape} go without teacher scores, with the mask's leading shape {tuple(lead)}")
     idx = mask.reshape(-1).nonzero(as_tuple=True)[0]
     count = int(idx.numel())
     asked = chunk_tokens if chunk_tokens is not None else s_scores.chunk_tokens
@@ -233,6 +244,7 @@ def walk_tokens(
         n_chunks = _synced_chunks(n_chunks, idx.device)
     s_flat = s_scores.flat()
     t_flat = t_scores.flat().detach() if t_scores is not None else None
+    packed = teacher_rows.reshape(-1, teacher_rows.size(-1)) if teacher_rows is not None else None
     flat_targets = targets.reshape(-1)
     inv_t = 1.0 / float(temperature)
 
@@ -245,6 +257,8 @@ def walk_tokens(
         if inv_t != 1.0:
             s = s * inv_t
             t = t * inv_t if t is not None else None
+        if packed is not None:
+            t = packed.index_select(0, rows)
         # the teacher's rows may be a view of logits a phase reads again in its next PPO epoch: a write into them
         # shows in the source's version counter (a write into a private copy does not, and is harmless)
         seen = t_src._version if t_src is not None else 0

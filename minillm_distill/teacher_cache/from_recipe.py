@@ -63,11 +63,10 @@ def recipe_settings(recipe: Any, student: Any, k: int, plugins: Any) -> CacheSet
 
 def capture_recipe(recipe: Any, folder: Path, *, k: int, batch_size: int, shard_records: int) -> CaptureResult:
     import torch
+    from transformers.utils import logging as hf_logging
 
     from minillm_distill.models import load_model
     from minillm_distill.plugins import get_plugins
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the weights' loading bars: the capture prints its own summary
     plugins = get_plugins()

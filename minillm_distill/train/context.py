@@ -24,6 +24,7 @@ from minillm_distill.scoring.forward import score_responses
 from minillm_distill.scoring.walk import ResponseScores
 from minillm_distill.seeds import derive_seed
 from minillm_distill.train import distributed as dist_utils
+from minillm_distill.train.cached_teacher import DATA_INDICES
 from minillm_distill.train.plugin_outputs import PluginOutputs
 
 
@@ -44,6 +45,7 @@ class StepContext:
     device: torch.device
     pretrain_blocks: torch.Tensor | None = None
     outputs: PluginOutputs = field(default_factory=lambda: PluginOutputs(None, None))
+    cache: Any | None = None  # a TeacherCache standing in for the teacher (``teacher_cache:``)
     buffer: PhaseBuffer | None = field(default=None)
     grad_norm: float | None = None  # the last step's, computed before the update (ZeRO 0)
     skip_reason: str | None = None  # why the last step's update was skipped (non-finite loss or gradient)
@@ -108,6 +110,8 @@ def sample_rollouts(
             teacher_logits_bytes=teacher_logits_bytes,
         )
         rollout = ctx.outputs.rollout(ctx.sampler, batch, ctx.sampler.sample(batch, sctx))
+        if ctx.cache is not None:  # the cache is read by record: which records these rows are
+            rollout.extras[DATA_INDICES] = [int(i) for i in idx]
         out.append(rollout.to(ctx.device))
     return out
 

@@ -104,7 +104,9 @@ def build_run(recipe: Recipe, opts: RunOptions) -> Run:
     student = load_model(recipe.student, seed=recipe.seed)
     if recipe.student.lora is not None:
         student.model = apply_lora(student.model, recipe.student.lora)
-    teacher = load_model(recipe.teacher, seed=recipe.seed + 1) if recipe.teacher is not None else None
+    # a teacher cache stands in for the teacher: none is loaded (pre-flight compared the cache with the recipe)
+    wants_teacher = recipe.teacher is not None and recipe.teacher_cache is None
+    teacher = load_model(recipe.teacher, seed=recipe.seed + 1) if wants_teacher else None
     if teacher is not None:
         check_vocab(teacher, student)
     prompts = PromptFormatter(recipe.data.prompt_format, student.family, student.tokenizer)
@@ -121,6 +123,17 @@ def build_run(recipe: Recipe, opts: RunOptions) -> Run:
         max_prompt_length=recipe.data.max_prompt_length,
         max_response_length=recipe.data.max_response_length,
     )
+    cache = None
+    if recipe.teacher_cache is not None:
+        from minillm_distill.teacher_cache.cache_format import CacheFormatError
+        from minillm_distill.teacher_cache.store import TeacherCache
+        from minillm_distill.train.cached_teacher import check_records
+
+        try:
+            cache = TeacherCache(recipe.teacher_cache)
+            check_records(cache, data.prompts, data.responses)
+        except CacheFormatError as exc:
+            raise ResourceError(str(exc), hint="capture the cache again (`minillm teacher capture`)") from exc
     if len(data) == 0:
         raise ResourceError(
             f"every prompt in {recipe.data.train} is longer than data.max_prompt_length "
@@ -164,6 +177,7 @@ def build_run(recipe: Recipe, opts: RunOptions) -> Run:
         device=device,
         pretrain_blocks=pretrain,
         outputs=PluginOutputs(plugins, shared_vocab_size(engine.module, teacher_model)),
+        cache=cache,
     )
     if resume_from is not None:
         payload = ckpt.load_rank_payload(resume_from)

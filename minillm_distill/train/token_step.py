@@ -12,6 +12,7 @@ from minillm_distill.divergence import Divergence, TokenDivergence, cross_entrop
 from minillm_distill.plugin_blame import plugin_origin
 from minillm_distill.scoring.walk import ResponseScores, walk_tokens
 from minillm_distill.train import distributed as dist_utils
+from minillm_distill.train.cached_teacher import cached_loss_sum, cached_rows
 from minillm_distill.train.context import (
     StepContext,
     backward_micro,
@@ -33,10 +34,19 @@ def token_step(ctx: StepContext, step: int) -> dict[str, Any]:
     loss_sum, bad = 0.0, False
     origin = plugin_origin(ctx.outputs.plugins, "divergence", ctx.divergence.name, ctx.divergence)
     for i, r in enumerate(rollouts):
-        student, teacher = score_rollout(ctx, r, ctx.divergence.needs_teacher)
-        total = token_loss_sum(
-            ctx.divergence, student, teacher, r.response_ids, r.response_mask.bool(), kd_ratio, origin=origin
-        )
+        if ctx.cache is not None:  # the teacher's top-k from its cache: no teacher forward
+            student, _ = score_rollout(ctx, r, False)
+            settings = ctx.cache.settings
+            packed = cached_rows(ctx.cache, r, ctx.device)
+            total = cached_loss_sum(
+                ctx.divergence, student, packed, settings.k, settings.vocab_size, r.response_ids,
+                r.response_mask.bool(), kd_ratio, origin=origin,
+            )  # fmt: skip
+        else:
+            student, teacher = score_rollout(ctx, r, ctx.divergence.needs_teacher)
+            total = token_loss_sum(
+                ctx.divergence, student, teacher, r.response_ids, r.response_mask.bool(), kd_ratio, origin=origin
+            )
         loss = total / global_tokens
         bad = backward_micro(ctx, loss, empty_loss(student), i == len(rollouts) - 1, bad)
         if not bad or ctx.skip_reason == "non-finite gradient":  # that loss was finite: report it

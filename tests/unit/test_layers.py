@@ -32,7 +32,10 @@ LAYERS: list[tuple[str, ...]] = [
     # the contracts plugins implement, and scoring
     ("state_files", "model_facts", "scoring", "generation", "benchmark", "model_family", "divergence", "sampler"),
     # installed plugins, models, tokenized data
-    ("plugins", "plugin_blame", "plugin_reference", "gguf", "models", "lora", "data"),
+    (
+        "plugins", "plugin_blame", "plugin_reference", "gguf", "models", "lora", "data", "teacher_cache.cache_format",
+        "teacher_cache.fingerprints",
+    ),
     # recipes (validation, pre-flight) and the pieces of evaluation that know no runner
     ("recipe", "eval.metrics", "eval.labels", "eval.prompts"),
     # what works on loaded models: evaluation, plugin checks, export, cutting and fetching models

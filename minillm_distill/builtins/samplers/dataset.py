@@ -8,6 +8,7 @@ from minillm_distill.api import PromptBatch, RolloutBatch, Sampler, SamplerConte
 class DatasetSampler(Sampler):
     name = "dataset"
     records_logprobs = False
+    replays_data = True  # the gold responses as they are: a teacher cache can stand in for the teacher
     description = "gold responses from the training data (off-policy)"
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
