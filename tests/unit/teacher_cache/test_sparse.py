@@ -78,3 +78,34 @@ def test_gradients_are_finite_with_ruled_out_tokens_and_flow_to_the_student():
 def test_targets_map_to_their_bucket_or_the_tail():
     ids = torch.tensor([[5, 2, 9], [1, 0, 3]])
     assert bucket_targets(torch.tensor([9, 7]), ids).tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("kd_ratio", [1.0, 0.5])
+def test_the_cached_loss_in_the_walk_equals_the_dense_one_with_a_one_token_tail(kd_ratio):
+    """Through the chunked walk (several chunks, padding in the batch, cross entropy mixed in): the cached path
+    (packed top-k rows) against the dense path with the teacher's logits, at k = V - 1."""
+    from minillm_distill.scoring.walk import ResponseScores
+    from minillm_distill.train.cached_teacher import cached_loss_sum
+    from minillm_distill.train.token_step import token_loss_sum
+
+    g = torch.Generator().manual_seed(11)
+    b, t, v = 2, 5, 12
+    student = torch.randn(b, t, v, generator=g)
+    teacher = torch.randn(b, t, v, generator=g) * 2
+    targets = torch.randint(0, v, (b, t), generator=g)
+    mask = torch.ones(b, t, dtype=torch.bool)
+    mask[1, 3:] = False
+    k = v - 1
+    ids, values, tail = topk_rows(teacher.reshape(-1, v), 2.0, k)
+    packed = torch.cat([values, tail[:, None], ids.float()], dim=-1).reshape(b, t, 2 * k + 1)
+    div = load_plugins().divergences.get("fkl").from_options({"temperature": 2.0})
+    s_dense = student.clone().requires_grad_()
+    dense = token_loss_sum(div, ResponseScores(logits=s_dense, chunk_tokens=3), ResponseScores(logits=teacher),
+                           targets, mask, kd_ratio)  # fmt: skip
+    dense.backward()
+    s_cached = student.clone().requires_grad_()
+    cached = cached_loss_sum(div, ResponseScores(logits=s_cached, chunk_tokens=3), packed, k, v, targets, mask,
+                             kd_ratio)  # fmt: skip
+    cached.backward()
+    torch.testing.assert_close(cached, dense, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s_cached.grad, s_dense.grad, rtol=1e-4, atol=1e-6)
