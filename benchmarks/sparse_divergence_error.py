@@ -64,8 +64,8 @@ def response_logits(model: object, tokenizer: object, data: Path, records: int) 
 
 def errors(name: str, student: torch.Tensor, teacher: torch.Tensor, k: int) -> tuple[float, float]:
     from minillm_distill.plugins import get_plugins
-    from minillm_distill.teacher_cache.capture import topk_rows
     from minillm_distill.teacher_cache.sparse import sparse_per_token
+    from minillm_distill.teacher_cache.topk_teacher import topk_rows
 
     div = get_plugins().divergences.get(name)()
     targets = teacher.argmax(-1)

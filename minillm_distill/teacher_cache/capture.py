@@ -23,6 +23,7 @@ from minillm_distill.data.encode import EncodedData
 from minillm_distill.rollout import RolloutBatch
 from minillm_distill.teacher_cache.cache_format import CacheSettings, Manifest, read_manifest, record_hash
 from minillm_distill.teacher_cache.store import ShardRows, cache_bytes, remove_unlisted, write_shard
+from minillm_distill.teacher_cache.topk_teacher import InProcessTeacher
 
 
 @dataclass
@@ -39,37 +40,6 @@ class CaptureResult:
         return self.bytes / max(self.tokens, 1)
 
 
-def topk_rows(logits: torch.Tensor, temperature: float, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``[n, V]`` logits -> (top-k ids ``[n, k]``, their log-probs ``[n, k]``, log of the rest's mass ``[n]``), all
-    at ``temperature``, in float32 (the tail is a log-sum-exp over the other entries: exact, not 1 - sum)."""
-    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    values, ids = logp.topk(k, dim=-1)
-    rest = logp.scatter(-1, ids, float("-inf"))
-    return ids, values, torch.logsumexp(rest, dim=-1)
-
-
-def _score_batch(teacher: Any, batch: RolloutBatch, settings: CacheSettings, chunk_tokens: int) -> list[tuple]:
-    from minillm_distill.scoring.forward import score_responses
-
-    with torch.no_grad():
-        scores = score_responses(teacher, batch, chunk_tokens=chunk_tokens)
-        flat = scores.flat()
-        mask = batch.response_mask.bool()
-        index = mask.reshape(-1).nonzero().flatten()
-        parts = []
-        for start in range(0, index.numel(), chunk_tokens):
-            rows = scores.rows(flat, index[start : start + chunk_tokens])[:, : settings.vocab_size]
-            parts.append(topk_rows(rows, settings.temperature, settings.k))
-    ids = torch.cat([p[0] for p in parts]).cpu()
-    values = torch.cat([p[1] for p in parts]).cpu()
-    tail = torch.cat([p[2] for p in parts]).cpu()
-    out, at = [], 0
-    for n in mask.sum(1).tolist():
-        out.append((ids[at : at + n], values[at : at + n], tail[at : at + n]))
-        at += n
-    return out
-
-
 def capture(
     teacher: Any,
     data: EncodedData,
@@ -83,8 +53,10 @@ def capture(
     device: torch.device | str = "cpu",
     on_shard: Callable[[Manifest], None] | None = None,
 ) -> CaptureResult:
-    """Capture (or finish capturing) ``data`` into ``folder``. A folder holding a cache of other settings is an
-    error (``ValueError`` naming the fields); a complete one is left as it is."""
+    """Capture (or finish capturing) ``data`` into ``folder``. ``teacher``: a model (scored in this process) or any
+    :class:`~minillm_distill.teacher_cache.topk_teacher.TopKTeacher`. A folder holding a cache of other settings
+    is an error (``ValueError`` naming the fields); a complete one is left as it is."""
+    source = teacher if hasattr(teacher, "topk") else InProcessTeacher(teacher, chunk_tokens=chunk_tokens)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = None
     if (folder / "manifest.json").exists():
@@ -105,7 +77,8 @@ def capture(
         batch = collate(data, indices, pad_id)
         rollout = RolloutBatch(*(t.to(device) for t in (batch.prompt_ids, batch.prompt_mask, batch.response_ids,
                                                           batch.response_mask)))  # fmt: skip
-        for i, (ids, values, tail) in zip(indices, _score_batch(teacher, rollout, settings, chunk_tokens), strict=True):
+        answer = source.topk(rollout, k=settings.k, temperature=settings.temperature, vocab_size=settings.vocab_size)
+        for i, (ids, values, tail) in zip(indices, answer.rows(), strict=True):
             rows.add(ids, values, tail, record_hash(data.prompts[i], data.responses[i]))
         next_record = indices[-1] + 1
         if len(rows) >= shard_records or next_record == len(data):

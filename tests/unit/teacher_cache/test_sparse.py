@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from minillm_distill.plugins import load_plugins
-from minillm_distill.teacher_cache.capture import topk_rows
 from minillm_distill.teacher_cache.sparse import bucket_targets, sparse_per_token
+from minillm_distill.teacher_cache.topk_teacher import topk_rows
 
 PERMUTATION_INVARIANT = ("fkl", "rkl", "jsd", "tvd", "sfkl", "srkl", "akl")
 F_DIVERGENCES = ("fkl", "rkl", "jsd", "tvd")

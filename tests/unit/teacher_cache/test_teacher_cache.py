@@ -12,9 +12,10 @@ import torch
 from minillm_distill.recipe.loader import load_recipe
 from minillm_distill.recipe.shipped import resolve_recipe_path
 from minillm_distill.teacher_cache.cache_format import CacheFormatError, read_manifest
-from minillm_distill.teacher_cache.capture import capture, topk_rows
+from minillm_distill.teacher_cache.capture import capture
 from minillm_distill.teacher_cache.from_recipe import encoded_data, recipe_settings
 from minillm_distill.teacher_cache.store import TeacherCache
+from minillm_distill.teacher_cache.topk_teacher import TeacherTopK, topk_rows
 
 
 def test_topk_rows_against_float64():
@@ -158,3 +159,26 @@ def test_the_capture_command(cli, tmp_path):
     assert again.code == 0 and "nothing left to capture" in " ".join(again.stderr.split())
     other = cli("teacher", "capture", "tiny/kd", "--output", tmp_path / "cache", "--k", "9")
     assert other.code == 5 and "other settings (k)" in " ".join(other.stderr.replace("│", " ").split())
+
+
+def test_any_top_k_teacher_can_stand_behind_a_capture(tiny, tmp_path):
+    """The seam for a teacher outside the process: capture asks ``topk(batch, k=, temperature=, vocab_size=)`` and
+    stores what it answers (here a teacher that answers ids 0..k-1 with uniform log-probs)."""
+    recipe, student, teacher, data, settings = tiny
+    asked = []
+
+    class Uniform:
+        def topk(self, batch, *, k, temperature, vocab_size):
+            asked.append((k, temperature, vocab_size))
+            lengths = batch.response_mask.sum(1).tolist()
+            n = sum(lengths)
+            ids = torch.arange(k).repeat(n, 1)
+            logprobs = torch.full((n, k), -math.log(vocab_size))
+            tail = torch.full((n,), math.log((vocab_size - k) / vocab_size))
+            return TeacherTopK(ids, logprobs, tail, lengths)
+
+    capture(Uniform(), data, tmp_path / "u", settings, pad_id=int(student.tokenizer.pad_token_id), batch_size=4)
+    assert asked and set(asked) == {(16, 2.0, 257)}
+    rows = TeacherCache(tmp_path / "u").rows(3)
+    assert rows.ids.tolist() == [list(range(16))] * len(data.responses[3])
+    torch.testing.assert_close(rows.logprobs, torch.full_like(rows.logprobs, -math.log(257)), rtol=1e-3, atol=1e-3)
