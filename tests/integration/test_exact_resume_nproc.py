@@ -5,18 +5,13 @@ very losses of an uninterrupted run (they differed when every rank got rank 0's 
 from __future__ import annotations
 
 import json
-import os
 
 from helpers import PLUGIN_FIXTURES, run_minillm
 
 
-def _env(tmp_path) -> dict[str, str]:
-    info = tmp_path / "site" / "fx_stateful-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fx-stateful\nVersion: 0.1\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text("[minillm]\nstateful = fx_stateful\n", encoding="utf-8")
-    path = os.pathsep.join([str(info.parent), str(PLUGIN_FIXTURES), os.environ.get("PYTHONPATH", "")])
-    return {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+def _env(install_plugin) -> dict[str, str]:
+    env = install_plugin("fx_stateful", distribution="fx-stateful", name="stateful", path=PLUGIN_FIXTURES)
+    return {**env, "OMP_NUM_THREADS": "1"}
 
 
 def _losses(run) -> dict[int, float]:
@@ -24,8 +19,8 @@ def _losses(run) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in rows}
 
 
-def test_resume_restores_each_ranks_sampler_state(tmp_path):
-    env = _env(tmp_path)
+def test_resume_restores_each_ranks_sampler_state(tmp_path, install_plugin):
+    env = _env(install_plugin)
     common = (
         "distill", "recipes/tiny/kd.yaml", "--nproc", "2", "--set", "sampler.name=fixture_stateful",
         "--set", "train.total_steps=4", "--set", "train.save_every=2", "--set", "train.micro_batch_size=2",

@@ -28,13 +28,9 @@ TINY = ("recipes/tiny/kd.yaml", "--set", "train.micro_batch_size=2")
 
 
 @pytest.fixture
-def plugin_env(tmp_path) -> dict[str, str]:
-    info = tmp_path / "site" / "fx_raising-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fx-raising\nVersion: 0.1\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text("[minillm]\nraising = fx_raising\n", encoding="utf-8")
-    path = os.pathsep.join([str(info.parent), str(FIXTURES), os.environ.get("PYTHONPATH", "")])
-    return {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+def plugin_env(install_plugin) -> dict[str, str]:
+    env = install_plugin("fx_raising", distribution="fx-raising", name="raising", path=FIXTURES)
+    return {**env, "OMP_NUM_THREADS": "1"}
 
 
 def _distill(env: dict[str, str], fail: str, *args: str):
