@@ -155,6 +155,7 @@ def _kinds() -> list[dict[str, Any]]:
                 "records_logprobs",
                 "records_teacher_logprobs",
                 "replays_data",
+                "teacher_writes",
             ],  # fmt: skip
             "methods": ["sample", "state_dict", "load_state_dict"],
         },

@@ -78,6 +78,10 @@ class Sampler(Registrable):
     #: whether every rollout's responses are the data's gold responses, unchanged and in the batch's order: only
     #: then can a teacher cache (``teacher_cache:``, captured over those responses) stand in for the teacher
     replays_data: ClassVar[bool] = False
+    #: whether every rollout's responses are written by the teacher alone (the student never decodes; SeqKD):
+    #: then ``minillm teacher capture`` can call the sampler once per prompt and keep its responses, and a run
+    #: with ``teacher_cache:`` replays them instead of calling the sampler
+    teacher_writes: ClassVar[bool] = False
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
         """Return the rollout of one micro-batch of prompts.

@@ -326,13 +326,15 @@ def _data_problems(data: dict[str, Any]) -> list[Problem]:
 
 
 def _teacher_cache_problems(recipe: Recipe, plugins: PluginSet) -> list[Problem]:
-    """A cache holds the teacher's view of the data's gold responses: only an off-policy sampler that replays them
-    and a token-level divergence can train from it."""
+    """A cache holds the teacher's view of the data's gold responses (or of the responses it wrote itself): only
+    an off-policy sampler that replays them, or one that writes with the teacher alone (SeqKD), and a token-level
+    divergence can train from it."""
     problems: list[Problem] = []
     sampler, div = recipe.sampler.name, recipe.divergence.name
-    if sampler in plugins.samplers and not getattr(plugins.samplers.get(sampler), "replays_data", False):
-        problems.append(("teacher_cache", f"sampler {sampler!r} writes responses of its own (the student or the "
-                         "teacher samples them), which no cache holds: use sampler dataset, or a teacher instead of "
+    cls = plugins.samplers.get(sampler) if sampler in plugins.samplers else None
+    if cls is not None and not (getattr(cls, "replays_data", False) or getattr(cls, "teacher_writes", False)):
+        problems.append(("teacher_cache", f"sampler {sampler!r} writes responses with the student, which no cache "
+                         "holds: use sampler dataset (word-level KD) or teacher (SeqKD), or a teacher instead of "
                          "teacher_cache"))  # fmt: skip
     if div in plugins.divergences and issubclass(plugins.divergences.get(div), SequenceDivergence):
         problems.append(("teacher_cache", f"divergence {div!r} trains on the student's own samples (on-policy), "
@@ -345,7 +347,8 @@ def _cross_problems(recipe: Recipe, plugins: PluginSet) -> list[Problem]:
     if recipe.teacher is None:
         for section, registry in (("divergence", plugins.divergences), ("sampler", plugins.samplers)):
             ref = getattr(recipe, section)
-            if recipe.teacher_cache is not None and section == "divergence":
+            cached = section == "divergence" or getattr(registry.get(ref.name), "teacher_writes", False)
+            if recipe.teacher_cache is not None and ref.name in registry and cached:
                 continue  # the cache stands in for the teacher (checked below)
             if ref.name in registry and getattr(registry.get(ref.name), "needs_teacher", False):
                 problems.append(("teacher", f"{section} {ref.name!r} needs a teacher model; add a `teacher:` section"))

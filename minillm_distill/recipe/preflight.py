@@ -282,7 +282,12 @@ def _teacher_cache(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Pro
     if recipe.teacher_cache is None:
         return []
     from minillm_distill.teacher_cache.cache_format import CacheFormatError, read_manifest
-    from minillm_distill.teacher_cache.fingerprints import data_fingerprint, teacher_fingerprint, tokenizer_fingerprint
+    from minillm_distill.teacher_cache.fingerprints import (
+        data_fingerprint,
+        responses_setting,
+        teacher_fingerprint,
+        tokenizer_fingerprint,
+    )
 
     try:
         manifest = read_manifest(Path(recipe.teacher_cache))
@@ -304,6 +309,13 @@ def _teacher_cache(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Pro
         wanted["temperature"] = float(getattr(divergence.params, "temperature", 1.0))
     except Exception:  # bad options: reported by validation
         pass
+    try:
+        responses = responses_setting(recipe, plugins)
+    except Exception:  # an unknown sampler or bad options: reported by validation
+        responses = cached.responses
+    if responses != cached.responses:
+        return [("teacher_cache", f"{_responses_differ(cached.responses, responses)}: capture one for this recipe "
+                 "with `minillm teacher capture`")]  # fmt: skip
     if "student" in facts.tokenizers:
         wanted["tokenizer"] = tokenizer_fingerprint(facts.tokenizers["student"])
     if recipe.teacher is not None and "teacher" not in facts.failed:
@@ -328,6 +340,28 @@ def _teacher_cache(recipe: Recipe, plugins: PluginSet, facts: Facts) -> list[Pro
         problems.append(("teacher_cache", f"the cache covers {cached.vocab_size} vocabulary rows, the student has "
                          f"{student_vocab}"))  # fmt: skip
     return problems
+
+
+def _responses_differ(cached: str, wanted: str) -> str:
+    """How a cache's responses differ from what the recipe's sampler would train on, in words."""
+    import json
+
+    def body(responses: str) -> dict[str, Any] | None:
+        return json.loads(responses.removeprefix("teacher:")) if responses.startswith("teacher:") else None
+
+    have, want = body(cached), body(wanted)
+    if have is None:
+        name = want["sampler"] if want else None
+        return f"the cache follows the data's responses; the recipe's sampler {name!r} has the teacher write its own"
+    if want is None:
+        return f"the cache holds the teacher's responses (sampler {have['sampler']!r}); the recipe trains on the data's"
+    if have["sampler"] != want["sampler"]:
+        return f"the cache's responses were written by sampler {have['sampler']!r}, the recipe's is {want['sampler']!r}"
+    old, new = have["options"], want["options"]
+    changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+    return "the cache's responses were written with other sampler options: " + ", ".join(
+        f"sampler.{k} {old.get(k)!r} (the recipe: {new.get(k)!r})" for k in changed
+    )
 
 
 CHECKS: tuple[Check, ...] = (

@@ -7,6 +7,9 @@ log of the probability mass outside them (``tail``, ``float16``, computed as a l
 entries, so it is exact to float16 rounding however close the top ``k`` come to 1). At ``k = 64`` and a
 vocabulary up to 65,536 that is 64 * 2 + 64 * 2 + 2 = 258 bytes a token.
 
+A cache of the teacher's own responses (SeqKD: the recipe's sampler writes with the teacher alone) also keeps
+them, ``responses`` (the ids, in the id type, one per row), and its rows are the teacher's top-k over them.
+
 Each shard also holds ``offsets`` (``int64`` ``[n + 1]``: record ``i``'s tokens are rows ``offsets[i]`` to
 ``offsets[i + 1]``) and ``record_hash`` (``uint8`` ``[n, 16]``: the first 16 bytes of the sha256 of the record's
 prompt and response token ids): a recipe whose data, tokenizer, prompt format or lengths encode any record
@@ -31,6 +34,7 @@ FORMAT = "minillm-teacher-topk"
 VERSION = 1
 MANIFEST = "manifest.json"
 HASH_BYTES = 16
+DATA_RESPONSES = "data"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,14 @@ class CacheSettings:
     prompt_format: str
     max_prompt_length: int
     max_response_length: int
+    responses: str = DATA_RESPONSES
+    """Whose responses the rows follow: ``"data"`` (the data's gold responses, word-level KD) or ``"teacher:"``
+    and the generating sampler's name, options and seed as JSON (SeqKD: the teacher wrote one response per
+    prompt, kept in the shards as ``responses``)."""
+
+    @property
+    def teacher_wrote(self) -> bool:
+        return self.responses != DATA_RESPONSES
 
 
 def id_dtype(vocab_size: int) -> torch.dtype:

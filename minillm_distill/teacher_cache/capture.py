@@ -2,7 +2,8 @@
 its top-k log-probabilities (:mod:`minillm_distill.teacher_cache.cache_format`).
 
 The records are encoded exactly as ``minillm distill`` encodes them (prompt format, lengths, dropped long
-prompts), the teacher scores each prompt + gold response in one forward pass, and its logits over the rows the
+prompts), the teacher scores each prompt + gold response (or, for SeqKD, + the response it wrote itself with the
+recipe's sampler) in one forward pass, and its logits over the rows the
 student shares are taken at the recipe's temperature, a chunk of tokens at a time (nothing vocabulary-sized is
 kept beyond a chunk). Shards are written every ``shard_records`` records; a capture that stops resumes after the
 last complete shard.
@@ -20,7 +21,7 @@ import torch
 
 from minillm_distill.data.batches import collate
 from minillm_distill.data.encode import EncodedData
-from minillm_distill.rollout import RolloutBatch
+from minillm_distill.rollout import PromptBatch, RolloutBatch
 from minillm_distill.teacher_cache.cache_format import CacheSettings, Manifest, read_manifest, record_hash
 from minillm_distill.teacher_cache.store import ShardRows, cache_bytes, remove_unlisted, write_shard
 from minillm_distill.teacher_cache.topk_teacher import InProcessTeacher
@@ -52,10 +53,17 @@ def capture(
     chunk_tokens: int = 256,
     device: torch.device | str = "cpu",
     on_shard: Callable[[Manifest], None] | None = None,
+    write: Callable[[PromptBatch, int], RolloutBatch] | None = None,
 ) -> CaptureResult:
     """Capture (or finish capturing) ``data`` into ``folder``. ``teacher``: a model (scored in this process) or any
     :class:`~minillm_distill.teacher_cache.topk_teacher.TopKTeacher`. A folder holding a cache of other settings
-    is an error (``ValueError`` naming the fields); a complete one is left as it is."""
+    is an error (``ValueError`` naming the fields); a complete one is left as it is.
+
+    ``write(batch, first)``: when ``settings.teacher_wrote``, the teacher's responses to a batch of prompts whose
+    first record is ``first`` (the recipe's sampler, seeded by ``first`` so a resumed capture writes what an
+    unbroken one would); the rows are then the teacher's top-k over those responses, which are kept too."""
+    if settings.teacher_wrote and write is None:
+        raise ValueError("a cache of the teacher's own responses needs `write` (the sampler that writes them)")
     source = teacher if hasattr(teacher, "topk") else InProcessTeacher(teacher, chunk_tokens=chunk_tokens)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = None
@@ -75,11 +83,20 @@ def capture(
     while next_record < len(data):
         indices = list(range(next_record, min(next_record + batch_size, len(data))))
         batch = collate(data, indices, pad_id)
+        if write is not None and settings.teacher_wrote:
+            written = write(batch, indices[0])
+            batch = PromptBatch(batch.prompt_ids, batch.prompt_mask, written.response_ids.cpu(),
+                                written.response_mask.cpu())  # fmt: skip
         rollout = RolloutBatch(*(t.to(device) for t in (batch.prompt_ids, batch.prompt_mask, batch.response_ids,
                                                           batch.response_mask)))  # fmt: skip
         answer = source.topk(rollout, k=settings.k, temperature=settings.temperature, vocab_size=settings.vocab_size)
-        for i, (ids, values, tail) in zip(indices, answer.rows(), strict=True):
-            rows.add(ids, values, tail, record_hash(data.prompts[i], data.responses[i]))
+        assert batch.response_ids is not None and batch.response_mask is not None
+        for row, (i, (ids, values, tail)) in enumerate(zip(indices, answer.rows(), strict=True)):
+            if settings.teacher_wrote:
+                response = batch.response_ids[row][batch.response_mask[row].bool()]
+                rows.add(ids, values, tail, record_hash(data.prompts[i], response.tolist()), response)
+            else:
+                rows.add(ids, values, tail, record_hash(data.prompts[i], data.responses[i]))
         next_record = indices[-1] + 1
         if len(rows) >= shard_records or next_record == len(data):
             write_shard(folder, manifest, rows)

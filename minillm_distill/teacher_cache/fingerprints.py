@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from minillm_distill.teacher_cache.cache_format import file_sha256
+from minillm_distill.teacher_cache.cache_format import DATA_RESPONSES, file_sha256
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
@@ -43,3 +43,16 @@ def data_fingerprint(source: str, split: str) -> str:
     if path.is_file():
         return "file:" + file_sha256(path)
     return "hub:" + hashlib.sha256(f"{source}:{split}".encode()).hexdigest()
+
+
+def responses_setting(recipe: Any, plugins: Any) -> str:
+    """Whose responses a cache for ``recipe`` follows (:attr:`CacheSettings.responses`): ``"data"``, or for a
+    sampler that writes with the teacher alone, ``"teacher:"`` and its name and options. Not the seed: students
+    of any seed train from one capture (which drew its responses with its recipe's seed)."""
+    cls = plugins.samplers.get(recipe.sampler.name)
+    if not getattr(cls, "teacher_writes", False):
+        return DATA_RESPONSES
+    params = cls.from_options(recipe.sampler.options).params
+    options = params.model_dump(mode="json") if hasattr(params, "model_dump") else {}
+    body = {"sampler": recipe.sampler.name, "options": options}
+    return "teacher:" + json.dumps(body, sort_keys=True)

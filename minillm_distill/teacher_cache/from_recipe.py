@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from minillm_distill.errors import RecipeError, ResourceError, UsageError
+from minillm_distill.model_facts import shared_vocab_size
+from minillm_distill.rollout import PromptBatch
 from minillm_distill.teacher_cache.cache_format import CacheSettings
 from minillm_distill.teacher_cache.capture import CaptureResult, capture
-from minillm_distill.teacher_cache.fingerprints import data_fingerprint, teacher_fingerprint, tokenizer_fingerprint
+from minillm_distill.teacher_cache.fingerprints import (
+    data_fingerprint,
+    responses_setting,
+    teacher_fingerprint,
+    tokenizer_fingerprint,
+)
 
 
 def encoded_data(recipe: Any, student: Any, plugins: Any) -> Any:
@@ -40,6 +48,10 @@ def teacher_vocab_size(recipe: Any, student: Any, plugins: Any) -> int:
     return int(config.vocab_size)
 
 
+#: the stream of the seeds a capture's sampler draws the teacher's responses with
+WRITE_STREAM = 0x534551
+
+
 def recipe_settings(recipe: Any, student: Any, k: int, plugins: Any) -> CacheSettings:
     """The settings a cache for ``recipe`` has (what ``capture`` writes, what training checks)."""
     from minillm_distill.model_facts import config_vocab_size
@@ -58,7 +70,30 @@ def recipe_settings(recipe: Any, student: Any, k: int, plugins: Any) -> CacheSet
         prompt_format=recipe.data.prompt_format,
         max_prompt_length=recipe.data.max_prompt_length,
         max_response_length=recipe.data.max_response_length,
+        responses=responses_setting(recipe, plugins),
     )
+
+
+def teacher_writer(recipe: Any, student: Any, teacher: Any, plugins: Any) -> Callable[[PromptBatch, int], Any]:
+    """The recipe's sampler as a capture calls it: the teacher writes the responses to a batch of prompts, with
+    draws seeded from the recipe seed and the batch's first record; each rollout is checked against the sampler
+    contract as in training (a broken one is a plugin error naming the sampler)."""
+    import torch
+
+    from minillm_distill.plugin_outputs import PluginOutputs
+    from minillm_distill.sampler import SamplerContext
+    from minillm_distill.seeds import derive_seed
+
+    sampler = plugins.samplers.get(recipe.sampler.name).from_options(recipe.sampler.options)
+    outputs = PluginOutputs(plugins, shared_vocab_size(student.model, teacher.model))
+
+    def write(batch: PromptBatch, first: int) -> Any:
+        generator = torch.Generator().manual_seed(derive_seed(recipe.seed, first, WRITE_STREAM))
+        ctx = SamplerContext(student=student.model, teacher=teacher.model, tokenizer=student.tokenizer, step=0,
+                             generator=generator, seed=recipe.seed)  # fmt: skip
+        return outputs.rollout(sampler, batch, sampler.sample(batch, ctx))
+
+    return write
 
 
 def capture_recipe(recipe: Any, folder: Path, *, k: int, batch_size: int, shard_records: int) -> CaptureResult:
@@ -76,8 +111,9 @@ def capture_recipe(recipe: Any, folder: Path, *, k: int, batch_size: int, shard_
         raise UsageError(f"--k {k} is more than the vocabulary ({settings.vocab_size} tokens)")
     data = encoded_data(recipe, student, plugins)
     teacher = load_model(recipe.teacher, seed=recipe.seed + 1, dtype=torch.float32)
+    write = teacher_writer(recipe, student, teacher, plugins) if settings.teacher_wrote else None
     try:
         return capture(teacher.model, data, folder, settings, pad_id=int(student.tokenizer.pad_token_id),
-                       batch_size=batch_size, shard_records=shard_records)  # fmt: skip
+                       batch_size=batch_size, shard_records=shard_records, write=write)  # fmt: skip
     except ValueError as exc:
         raise ResourceError(str(exc), hint="capture into a new folder, or remove that one") from exc

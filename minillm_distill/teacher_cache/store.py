@@ -30,12 +30,23 @@ class ShardRows:
     logprobs: list[torch.Tensor] = field(default_factory=list)
     tail: list[torch.Tensor] = field(default_factory=list)
     hashes: list[bytes] = field(default_factory=list)
+    responses: list[torch.Tensor] = field(default_factory=list)
+    """The response token ids of each record, kept when the teacher wrote them (empty otherwise)."""
 
-    def add(self, ids: torch.Tensor, logprobs: torch.Tensor, tail: torch.Tensor, digest: bytes) -> None:
+    def add(
+        self,
+        ids: torch.Tensor,
+        logprobs: torch.Tensor,
+        tail: torch.Tensor,
+        digest: bytes,
+        response: torch.Tensor | None = None,
+    ) -> None:
         self.ids.append(ids)
         self.logprobs.append(logprobs)
         self.tail.append(tail)
         self.hashes.append(digest)
+        if response is not None:
+            self.responses.append(response)
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -55,6 +66,11 @@ def write_shard(folder: Path, manifest: Manifest, rows: ShardRows) -> None:
         "offsets": offsets,
         "record_hash": torch.frombuffer(bytearray(b"".join(rows.hashes)), dtype=torch.uint8).reshape(len(rows), -1),
     }
+    if settings.teacher_wrote:
+        if len(rows.responses) != len(rows):
+            raise ValueError("a cache of the teacher's responses needs every record's response ids")
+        joined = torch.cat(rows.responses) if rows.responses else torch.zeros(0, dtype=torch.int64)
+        tensors["responses"] = joined.to(torch.int64).to(id_dtype(settings.vocab_size)).contiguous()
     name = shard_name(len(manifest.shards))
     path = folder / name
     write_atomic(path, save(tensors))
@@ -135,6 +151,19 @@ class TeacherCache:
         for i in range(len(self.manifest.shards)):
             handle, _ = self._shard(i)
             out += [bytes(row.tolist()) for row in handle.get_tensor("record_hash")]
+        return out
+
+    def responses(self) -> list[list[int]]:
+        """Every record's response token ids, in order: what the teacher wrote (a cache whose
+        :attr:`~minillm_distill.teacher_cache.cache_format.CacheSettings.teacher_wrote`)."""
+        if not self.settings.teacher_wrote:
+            raise ValueError(f"the cache {self.folder} holds no responses of its own (it follows the data's)")
+        out: list[list[int]] = []
+        for i in range(len(self.manifest.shards)):
+            handle, offsets = self._shard(i)
+            ids = handle.get_tensor("responses").to(torch.int64)
+            bounds = offsets.tolist()
+            out += [ids[bounds[j] : bounds[j + 1]].tolist() for j in range(len(bounds) - 1)]
         return out
 
     def rows(self, record: int) -> TeacherRows:

@@ -14,7 +14,8 @@ import torch
 
 from minillm_distill.divergence import TokenDivergence, cross_entropy_per_token, divergence_fn
 from minillm_distill.errors import RecipeError, ResourceError
-from minillm_distill.rollout import RolloutBatch
+from minillm_distill.rollout import PromptBatch, RolloutBatch
+from minillm_distill.sampler import Sampler, SamplerContext
 from minillm_distill.scoring.walk import ResponseScores, walk_tokens
 from minillm_distill.teacher_cache.cache_format import CacheFormatError
 from minillm_distill.teacher_cache.sparse import sparse_per_token
@@ -43,6 +44,25 @@ def check_records(cache: TeacherCache, prompts: list[list[int]], responses: list
                 why="the data file, the tokenizer or the prompt format changed since the capture",
                 hint="capture the cache again for this recipe (`minillm teacher capture RECIPE --output DIR`)",
             )
+
+
+class CachedResponses(Sampler):
+    """Stands in for a sampler that writes with the teacher alone (SeqKD) when its responses come from a teacher
+    cache: the run's data then holds the cached responses, replayed as they are (no teacher, no decoding)."""
+
+    records_logprobs = False
+    replays_data = True
+
+    def __init__(self, sampler: Sampler) -> None:
+        super().__init__(sampler.params)
+        self.name = sampler.name
+        self.description = f"{sampler.name}, its responses read from the teacher cache"
+
+    def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
+        del ctx
+        assert batch.response_ids is not None and batch.response_mask is not None
+        return RolloutBatch(batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask,
+                            source=f"{self.name} (cache)")  # fmt: skip
 
 
 def cached_rows(cache: TeacherCache, rollout: RolloutBatch, device: torch.device) -> torch.Tensor:

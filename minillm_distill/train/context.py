@@ -17,6 +17,7 @@ import torch
 from minillm_distill.data.batches import collate, micro_batch_indices
 from minillm_distill.data.encode import EncodedData
 from minillm_distill.divergence import Divergence, Reducer
+from minillm_distill.plugin_outputs import PluginOutputs
 from minillm_distill.recipe.schema import TrainSpec
 from minillm_distill.rollout import PhaseBuffer, PromptBatch, RolloutBatch
 from minillm_distill.sampler import Sampler, SamplerContext
@@ -25,7 +26,6 @@ from minillm_distill.scoring.walk import ResponseScores
 from minillm_distill.seeds import derive_seed
 from minillm_distill.train import distributed as dist_utils
 from minillm_distill.train.cached_teacher import DATA_INDICES
-from minillm_distill.train.plugin_outputs import PluginOutputs
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from minillm_distill import run_layout
-from minillm_distill.data.encode import encode_records
+from minillm_distill.data.encode import EncodedData, encode_records
 from minillm_distill.data.pretrain import load_texts, pack_blocks
 from minillm_distill.data.prompt_format import PromptFormatter, check_same_chat_template
 from minillm_distill.data.records import load_records
@@ -20,6 +20,7 @@ from minillm_distill.errors import ResourceError, UsageError
 from minillm_distill.lora import apply_lora
 from minillm_distill.model_facts import shared_vocab_size
 from minillm_distill.models import LoadedModel, check_vocab, load_model
+from minillm_distill.plugin_outputs import PluginOutputs
 from minillm_distill.plugins import PluginSet, get_plugins
 from minillm_distill.recipe.loader import resolved_recipe_dict
 from minillm_distill.recipe.schema import Recipe
@@ -28,7 +29,6 @@ from minillm_distill.train import checkpoint as ckpt
 from minillm_distill.train import distributed as dist_utils
 from minillm_distill.train.engine import DTYPES, init_student, init_teacher
 from minillm_distill.train.metrics import MetricsWriter
-from minillm_distill.train.plugin_outputs import PluginOutputs
 from minillm_distill.train.step import StepContext
 
 
@@ -127,10 +127,13 @@ def build_run(recipe: Recipe, opts: RunOptions) -> Run:
     if recipe.teacher_cache is not None:
         from minillm_distill.teacher_cache.cache_format import CacheFormatError
         from minillm_distill.teacher_cache.store import TeacherCache
-        from minillm_distill.train.cached_teacher import check_records
+        from minillm_distill.train.cached_teacher import CachedResponses, check_records
 
         try:
             cache = TeacherCache(recipe.teacher_cache)
+            if cache.settings.teacher_wrote:  # SeqKD: the responses the teacher wrote at capture, replayed
+                data = EncodedData(data.prompts, cache.responses(), data.dropped_long_prompts)
+                sampler = CachedResponses(sampler)
             check_records(cache, data.prompts, data.responses)
         except CacheFormatError as exc:
             raise ResourceError(str(exc), hint="capture the cache again (`minillm teacher capture`)") from exc

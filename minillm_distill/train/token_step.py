@@ -34,7 +34,7 @@ def token_step(ctx: StepContext, step: int) -> dict[str, Any]:
     loss_sum, bad = 0.0, False
     origin = plugin_origin(ctx.outputs.plugins, "divergence", ctx.divergence.name, ctx.divergence)
     for i, r in enumerate(rollouts):
-        if ctx.cache is not None:  # the teacher's top-k from its cache: no teacher forward
+        if ctx.cache is not None and ctx.divergence.needs_teacher:  # the teacher's top-k from its cache
             student, _ = score_rollout(ctx, r, False)
             settings = ctx.cache.settings
             packed = cached_rows(ctx.cache, r, ctx.device)

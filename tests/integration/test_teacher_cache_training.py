@@ -44,7 +44,7 @@ def test_training_from_the_cache_loads_no_teacher_and_matches_the_live_one(cache
     [
         (("divergence.temperature=2.0",), "another temperature (1.0) than the recipe's divergence.temperature (2.0)"),
         (("data.max_response_length=32",), "another max_response_length (64)"),
-        (("sampler={name: student, max_new_tokens: 8}",), "sampler 'student' writes responses of its own"),
+        (("sampler={name: student, max_new_tokens: 8}",), "sampler 'student' writes responses with the student"),
         (("divergence={name: minillm}", "sampler={name: teacher_mixed, max_new_tokens: 8}"),
          "divergence 'minillm' trains on the student's own samples"),
     ],

@@ -33,8 +33,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("state_files", "model_facts", "scoring", "generation", "benchmark", "model_family", "divergence", "sampler"),
     # installed plugins, models, tokenized data
     (
-        "plugins", "plugin_blame", "plugin_reference", "gguf", "models", "lora", "data", "teacher_cache.cache_format",
-        "teacher_cache.fingerprints",
+        "plugins", "plugin_blame", "plugin_outputs", "plugin_reference", "gguf", "models", "lora", "data",
+        "teacher_cache.cache_format", "teacher_cache.fingerprints",
     ),
     # recipes (validation, pre-flight) and the pieces of evaluation that know no runner
     ("recipe", "eval.metrics", "eval.labels", "eval.prompts"),

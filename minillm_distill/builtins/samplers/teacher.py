@@ -24,6 +24,7 @@ class TeacherSampler(Sampler):
     description = "SeqKD: the teacher generates the responses"
     needs_teacher = True
     needs_responses = False
+    teacher_writes = True  # a teacher cache can keep one response per prompt (``minillm teacher capture``)
     Params = GenerationParams
 
     def sample(self, batch: PromptBatch, ctx: SamplerContext) -> RolloutBatch:
