@@ -8,6 +8,7 @@ import their heavy dependencies inside the commands.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     state.argv = args
     if "--debug" in args:  # before the app exists, so errors while building it show tracebacks too
         state.debug = True
+    if not sys.stderr.isatty():  # a log file or a pipe: the libraries' progress bars ("Loading weights") are noise
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before any import reads it
     from minillm_distill.train.deepspeed_import import quiet_deepspeed
 
     quiet_deepspeed()  # no "Setting accelerator to CPU" in every command's output on a machine without a GPU

@@ -39,6 +39,20 @@ def test_training_from_the_cache_loads_no_teacher_and_matches_the_live_one(cache
     assert (tmp_path / "cached" / "final" / "model.safetensors").exists()
 
 
+@pytest.mark.parametrize("stage", [0, 3])
+def test_two_processes_from_the_cache_match_two_with_the_live_teacher(cache, tmp_path, stage):
+    """Under --nproc 2 each rank reads the rows of its own records (ZeRO-3: the student sharded, no teacher to
+    shard); the losses are the live teacher's on the same two ranks."""
+    two = (*KD, "--nproc", "2", "--set", f"engine.zero_stage={stage}")
+    cached = run_minillm("distill", *two, "--set", f"teacher_cache={cache}", "--set", "teacher=null",
+                         "--output-dir", tmp_path / "cached", env=ENV)  # fmt: skip
+    assert cached.code == 0, cached.output
+    live = run_minillm("distill", *two, "--output-dir", tmp_path / "live", env=ENV)
+    assert live.code == 0, live.output
+    assert len(_losses(tmp_path / "cached")) == 4
+    assert _losses(tmp_path / "cached") == pytest.approx(_losses(tmp_path / "live"), rel=2e-3)
+
+
 @pytest.mark.parametrize(
     ("sets", "words"),
     [

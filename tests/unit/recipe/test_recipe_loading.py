@@ -3,6 +3,7 @@ resolved defaults, and the ``recipes list|show|validate`` commands."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -33,9 +34,13 @@ def test_the_tiny_recipes_are_shipped():
 
 
 @pytest.mark.parametrize("name", sorted(shipped_recipes()))
-def test_shipped_recipe_validates(cli, name):
+def test_shipped_recipe_validates(cli, name, tmp_path, monkeypatch):
     path = shipped_recipes()[name]
     assert path.read_text(encoding="utf-8").startswith("#"), "a shipped recipe begins with a comment header"
+    if name.startswith("smollm2/"):  # its data file is one the README writes in the working directory
+        monkeypatch.chdir(tmp_path)
+        record = {"instruction": "Name a colour.", "context": "", "response": "Blue.", "category": "open_qa"}
+        (tmp_path / "dolly-train.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
     # the full-size recipes name models (hub ids, earlier runs' outputs) that the tests do not have
     res = cli("recipes", "validate", path, *([] if name.startswith("tiny/") else ["--schema-only"]))
     assert res.code == 0, res.output
