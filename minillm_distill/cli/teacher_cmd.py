@@ -18,6 +18,15 @@ def capture_command(
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key, as for distill."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Records the teacher scores together."),
     shard_records: int = typer.Option(1024, "--shard-records", min=1, help="Records per shard file."),
+    teacher_url: str | None = typer.Option(
+        None,
+        "--teacher-url",
+        help="Ask a served teacher instead of loading it: an OpenAI-compatible /v1 address "
+        "that returns prompt log-probs (vLLM).",
+    ),  # fmt: skip
+    teacher_model: str | None = typer.Option(
+        None, "--teacher-model", help="The served model's name (default: the only one the server lists)."
+    ),
 ) -> None:
     """Run the recipe's teacher once over its training data (prompt + gold response, encoded as `distill` does)
     and write, per response token, its top-k token ids and log-probabilities at the recipe's temperature and the
@@ -29,7 +38,8 @@ def capture_command(
     from minillm_distill.teacher_cache.from_recipe import capture_recipe
 
     loaded = load_recipe(resolve_recipe_path(recipe), overrides)
-    result = capture_recipe(loaded, output, k=k, batch_size=batch_size, shard_records=shard_records)
+    result = capture_recipe(loaded, output, k=k, batch_size=batch_size, shard_records=shard_records,
+                            teacher_url=teacher_url, teacher_model=teacher_model)  # fmt: skip
     done = result.records - result.resumed_from
     rate = result.tokens_this_run / max(result.seconds, 1e-9)
     Console(stderr=True, highlight=False).print(

@@ -96,7 +96,19 @@ def teacher_writer(recipe: Any, student: Any, teacher: Any, plugins: Any) -> Cal
     return write
 
 
-def capture_recipe(recipe: Any, folder: Path, *, k: int, batch_size: int, shard_records: int) -> CaptureResult:
+def capture_recipe(
+    recipe: Any,
+    folder: Path,
+    *,
+    k: int,
+    batch_size: int,
+    shard_records: int,
+    teacher_url: str | None = None,
+    teacher_model: str | None = None,
+) -> CaptureResult:
+    """Capture ``recipe``'s cache into ``folder``: with its teacher loaded here, or (``teacher_url``) asked of an
+    OpenAI-compatible server (:class:`~minillm_distill.teacher_cache.served_teacher.ServedTeacher`), which leaves
+    only the student's tokenizer and config in this process."""
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -110,10 +122,20 @@ def capture_recipe(recipe: Any, folder: Path, *, k: int, batch_size: int, shard_
     if k > settings.vocab_size:
         raise UsageError(f"--k {k} is more than the vocabulary ({settings.vocab_size} tokens)")
     data = encoded_data(recipe, student, plugins)
-    teacher = load_model(recipe.teacher, seed=recipe.seed + 1, dtype=torch.float32)
-    write = teacher_writer(recipe, student, teacher, plugins) if settings.teacher_wrote else None
+    if teacher_url is not None:
+        from minillm_distill.teacher_cache.served_teacher import ServedTeacher
+
+        if settings.teacher_wrote:
+            raise UsageError(f"sampler {recipe.sampler.name!r} has the teacher write responses, which a served "
+                             "teacher does not do here", hint="capture SeqKD without --teacher-url")  # fmt: skip
+        source: Any = ServedTeacher(teacher_url, teacher_model)
+        write = None
+    else:
+        teacher = load_model(recipe.teacher, seed=recipe.seed + 1, dtype=torch.float32)
+        source = teacher.model
+        write = teacher_writer(recipe, student, teacher, plugins) if settings.teacher_wrote else None
     try:
-        return capture(teacher.model, data, folder, settings, pad_id=int(student.tokenizer.pad_token_id),
+        return capture(source, data, folder, settings, pad_id=int(student.tokenizer.pad_token_id),
                        batch_size=batch_size, shard_records=shard_records, write=write)  # fmt: skip
     except ValueError as exc:
         raise ResourceError(str(exc), hint="capture into a new folder, or remove that one") from exc

@@ -2,11 +2,11 @@
 
 A :class:`TopKTeacher` answers, for a batch of prompts and responses, each response token's top-k token ids and
 log-probabilities at a temperature and the log of the rest of its mass (:class:`TeacherTopK`). The capture uses
-it (:mod:`minillm_distill.teacher_cache.capture`), and it is the seam where a teacher outside the training process
-can plug in: an OpenAI-compatible server's prompt log-probs (vLLM's ``prompt_logprobs=k`` returns the top-k of
-every prompt token, from which the tail follows as log(1 - their mass)) would implement the same method for the
-on-policy samplers, whose text does not exist before training. :class:`InProcessTeacher` is the one there is
-today: a loaded model, scored a chunk of tokens at a time.
+it (:mod:`minillm_distill.teacher_cache.capture`), and it is the seam where a teacher outside the capturing
+process plugs in: :class:`InProcessTeacher` is a loaded model, scored a chunk of tokens at a time;
+:class:`~minillm_distill.teacher_cache.served_teacher.ServedTeacher` asks an OpenAI-compatible server's prompt
+log-probs (vLLM's ``prompt_logprobs=k``). The same method is what the on-policy samplers, whose text does not exist
+before training, would need to keep the teacher out of training memory.
 """
 
 from __future__ import annotations
