@@ -347,10 +347,12 @@ def _cross_problems(recipe: Recipe, plugins: PluginSet) -> list[Problem]:
     if recipe.teacher is None:
         for section, registry in (("divergence", plugins.divergences), ("sampler", plugins.samplers)):
             ref = getattr(recipe, section)
+            if ref.name not in registry:  # an unknown name: reported by validation
+                continue
             cached = section == "divergence" or getattr(registry.get(ref.name), "teacher_writes", False)
-            if recipe.teacher_cache is not None and ref.name in registry and cached:
+            if recipe.teacher_cache is not None and cached:
                 continue  # the cache stands in for the teacher (checked below)
-            if ref.name in registry and getattr(registry.get(ref.name), "needs_teacher", False):
+            if getattr(registry.get(ref.name), "needs_teacher", False):
                 problems.append(("teacher", f"{section} {ref.name!r} needs a teacher model; add a `teacher:` section"))
     if recipe.teacher_cache is not None:
         problems += _teacher_cache_problems(recipe, plugins)

@@ -55,8 +55,9 @@ class CacheSettings:
     max_response_length: int
     responses: str = DATA_RESPONSES
     """Whose responses the rows follow: ``"data"`` (the data's gold responses, word-level KD) or ``"teacher:"``
-    and the generating sampler's name, options and seed as JSON (SeqKD: the teacher wrote one response per
-    prompt, kept in the shards as ``responses``)."""
+    and the generating sampler's name and options as JSON (SeqKD: the teacher wrote one response per prompt, kept
+    in the shards as ``responses``). Not the seed the capture drew them with (:attr:`Manifest.writer`): students of
+    any seed train from one capture."""
 
     @property
     def teacher_wrote(self) -> bool:
@@ -96,6 +97,9 @@ class Manifest:
     """Records in the data (all of them: a complete cache has every one)."""
     shards: list[dict[str, Any]]
     """Complete shards in order: ``{"file", "first", "count", "tokens", "sha256"}``."""
+    writer: dict[str, Any] | None = None
+    """How the teacher's responses were drawn (``{"seed", "batch_size"}``; a SeqKD capture only): a capture resumes
+    only with the same, so that it writes what an unbroken one would. Training does not compare it."""
 
     @property
     def records_done(self) -> int:
@@ -112,6 +116,8 @@ class Manifest:
     def to_json(self) -> str:
         body = {"format": FORMAT, "version": VERSION, "settings": asdict(self.settings), "records": self.records,
                 "complete": self.complete, "shards": self.shards}  # fmt: skip
+        if self.writer is not None:
+            body["writer"] = self.writer
         return json.dumps(body, indent=2) + "\n"
 
 
@@ -148,6 +154,7 @@ def read_manifest(folder: Path) -> Manifest:
         settings = CacheSettings(**body["settings"])
         shards = [dict(s) for s in body["shards"]]
         records = int(body["records"])
+        writer = dict(body["writer"]) if body.get("writer") is not None else None
     except (KeyError, TypeError, ValueError) as exc:
         raise CacheFormatError(f"{path} is damaged: {exc}") from exc
-    return Manifest(settings, records, shards)
+    return Manifest(settings, records, shards, writer)

@@ -54,6 +54,7 @@ def capture(
     device: torch.device | str = "cpu",
     on_shard: Callable[[Manifest], None] | None = None,
     write: Callable[[PromptBatch, int], RolloutBatch] | None = None,
+    writer: dict[str, Any] | None = None,
 ) -> CaptureResult:
     """Capture (or finish capturing) ``data`` into ``folder``. ``teacher``: a model (scored in this process) or any
     :class:`~minillm_distill.teacher_cache.topk_teacher.TopKTeacher`. A folder holding a cache of other settings
@@ -61,7 +62,9 @@ def capture(
 
     ``write(batch, first)``: when ``settings.teacher_wrote``, the teacher's responses to a batch of prompts whose
     first record is ``first`` (the recipe's sampler, seeded by ``first`` so a resumed capture writes what an
-    unbroken one would); the rows are then the teacher's top-k over those responses, which are kept too."""
+    unbroken one would); the rows are then the teacher's top-k over those responses, which are kept too.
+    ``writer`` says how they are drawn (the seed ``write`` uses): it and ``batch_size`` must be the same to resume
+    such a capture (a ``ValueError`` naming what changed)."""
     if settings.teacher_wrote and write is None:
         raise ValueError("a cache of the teacher's own responses needs `write` (the sampler that writes them)")
     source = teacher if hasattr(teacher, "topk") else InProcessTeacher(teacher, chunk_tokens=chunk_tokens)
@@ -74,8 +77,17 @@ def capture(
             if manifest.records != len(data):
                 differ.append("records")
             raise ValueError(f"{folder} holds a cache of other settings ({', '.join(differ)})")
+    drawn = {**(writer or {}), "batch_size": batch_size} if settings.teacher_wrote else None
+    if manifest is not None and manifest.writer != drawn:
+        old, new = manifest.writer or {}, drawn or {}
+        changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+        raise ValueError(
+            f"{folder} holds responses the teacher wrote with another "
+            + ", ".join(f"{k} ({old.get(k)!r}, now {new.get(k)!r})" for k in changed)
+            + ": resuming would mix two draws"
+        )
     remove_unlisted(folder, manifest)
-    manifest = manifest or Manifest(settings, len(data), [])
+    manifest = manifest or Manifest(settings, len(data), [], drawn)
     resumed_from, tokens_before = manifest.records_done, manifest.tokens
     start_time = time.perf_counter()
     rows = ShardRows()

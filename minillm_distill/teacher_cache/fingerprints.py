@@ -14,7 +14,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
 def teacher_fingerprint(spec: Any, seed: int) -> str:
     """A model folder: sha256 over its config and weight files (names and contents); a from-scratch model: over
-    its spec and the seed it is built with."""
+    its spec and the seed it is built with; a hub id: over its name and revision."""
     from minillm_distill.models import spec_source
 
     digest = hashlib.sha256()
@@ -22,6 +22,9 @@ def teacher_fingerprint(spec: Any, seed: int) -> str:
         digest.update(json.dumps({"spec": spec.model_dump(mode="json"), "seed": seed}, sort_keys=True).encode())
         return "scratch:" + digest.hexdigest()
     folder = Path(spec_source(spec))
+    if not folder.is_dir():  # a hub id: its name and revision (the files are not here to hash)
+        digest.update(f"{spec.path}@{spec.revision}".encode())
+        return "hub:" + digest.hexdigest()
     files = sorted(p for p in folder.iterdir() if p.name == "config.json" or p.suffix in WEIGHT_SUFFIXES)
     for path in files:
         digest.update(path.name.encode() + b"\0" + file_sha256(path).encode())

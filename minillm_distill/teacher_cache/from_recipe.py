@@ -107,8 +107,8 @@ def capture_recipe(
     teacher_model: str | None = None,
 ) -> CaptureResult:
     """Capture ``recipe``'s cache into ``folder``: with its teacher loaded here, or (``teacher_url``) asked of an
-    OpenAI-compatible server (:class:`~minillm_distill.teacher_cache.served_teacher.ServedTeacher`), which leaves
-    only the student's tokenizer and config in this process."""
+    OpenAI-compatible server (:class:`~minillm_distill.teacher_cache.served_teacher.ServedTeacher`): the teacher's
+    weights are then not loaded here, though its config (vocabulary size) and files (fingerprint) are read."""
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -128,6 +128,13 @@ def capture_recipe(
         if settings.teacher_wrote:
             raise UsageError(f"sampler {recipe.sampler.name!r} has the teacher write responses, which a served "
                              "teacher does not do here", hint="capture SeqKD without --teacher-url")  # fmt: skip
+        rows = teacher_vocab_size(recipe, student, plugins)
+        if rows > settings.vocab_size:  # in-process, the shared rows are renormalised; a server's are not
+            raise UsageError(
+                f"the teacher's vocabulary has {rows} rows, the student shares {settings.vocab_size}: a served "
+                "teacher's log-probs are over all of them",
+                hint="capture with the teacher in this process (no --teacher-url)",
+            )
         source: Any = ServedTeacher(teacher_url, teacher_model)
         write = None
     else:
@@ -136,6 +143,7 @@ def capture_recipe(
         write = teacher_writer(recipe, student, teacher, plugins) if settings.teacher_wrote else None
     try:
         return capture(source, data, folder, settings, pad_id=int(student.tokenizer.pad_token_id),
-                       batch_size=batch_size, shard_records=shard_records, write=write)  # fmt: skip
+                       batch_size=batch_size, shard_records=shard_records, write=write,
+                       writer={"seed": recipe.seed})  # fmt: skip
     except ValueError as exc:
         raise ResourceError(str(exc), hint="capture into a new folder, or remove that one") from exc

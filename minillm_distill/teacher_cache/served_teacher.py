@@ -78,7 +78,17 @@ class ServedTeacher:
         body = {"model": self.model, "prompt": [p + r for p, r in prompts], "max_tokens": 1, "temperature": 1.0,
                 "prompt_logprobs": k}  # fmt: skip
         answer = self._call("/completions", body)
-        choices = sorted(answer.get("choices", []), key=lambda c: c.get("index", 0))
+        try:
+            return self._rows(answer, prompts, lengths, k, vocab_size)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ResourceError(
+                f"the served teacher's answer is not in the format minillm reads ({type(exc).__name__}: {exc})",
+                hint="use a server that returns vLLM's `prompt_logprobs` (token id -> logprob and rank per position)",
+            ) from exc
+
+    def _rows(self, answer: Any, prompts: list[tuple[list[int], list[int]]], lengths: list[int], k: int,
+              vocab_size: int) -> TeacherTopK:  # fmt: skip
+        choices = sorted(answer["choices"], key=lambda c: c.get("index", 0))
         if len(choices) != len(prompts):
             raise ResourceError(f"the served teacher answered {len(choices)} rows for {len(prompts)}")
         ids, values, tails = [], [], []

@@ -42,7 +42,7 @@ def block_lines() -> list[str]:
     return [line for line in block.group(1).splitlines() if shlex.split(line, comments=True)]
 
 
-def test_the_block_captures_trains_from_the_cache_and_evaluates():
+def test_the_block_holds_fetch_cut_capture_train_eval_of_one_recipe():
     commands = [shlex.split(line, comments=True) for line in block_lines()]
     minillm = [c[1] for c in commands if c[0] == "minillm"]
     assert minillm == ["models", "models", "teacher", "distill", "eval"], minillm

@@ -5,6 +5,7 @@ without a teacher; a cache of other responses is refused before training, naming
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -86,8 +87,14 @@ def test_a_resumed_capture_writes_the_same_responses_and_other_options_write_oth
     folder = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         capture(teacher.model, data, folder, settings, pad_id=pad, batch_size=3, shard_records=3, write=write,
-                on_shard=stop_after_first)  # fmt: skip
-    result = capture(teacher.model, data, folder, settings, pad_id=pad, batch_size=3, shard_records=3, write=write)
+                on_shard=stop_after_first, writer={"seed": 1})  # fmt: skip
+    # the draws depend on the seed and on which records share a batch: resuming with either changed is refused
+    for changed, words in (({"batch_size": 2}, "batch_size (3, now 2)"), ({"writer": {"seed": 2}}, "seed (1, now 2)")):
+        args = {"batch_size": 3, "writer": {"seed": 1}, **changed}
+        with pytest.raises(ValueError, match=re.escape(words)):
+            capture(teacher.model, data, folder, settings, pad_id=pad, shard_records=3, write=write, **args)
+    result = capture(teacher.model, data, folder, settings, pad_id=pad, batch_size=3, shard_records=3, write=write,
+                     writer={"seed": 1})  # fmt: skip
     assert result.resumed_from == 3
     assert TeacherCache(folder).responses() == TeacherCache(cache).responses()
     for name in ("shard-00001.safetensors", "shard-00002.safetensors"):
@@ -131,8 +138,33 @@ def test_training_replays_the_cached_responses_without_a_teacher(cache, tmp_path
     rows = [json.loads(line) for line in (tmp_path / "kd" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["loss"] > 0 for r in rows)
 
+    # SeqKD proper (sft: no teacher rows read): what the sampler is handed are the cached responses
+    import minillm_distill.train.context as context
+
+    real_collate, handed = context.collate, []
+
+    def collate(data, indices, pad_id):
+        batch = real_collate(data, indices, pad_id)
+        for row, record in enumerate(indices):
+            assert batch.response_ids[row][batch.response_mask[row].bool()].tolist() == cached[record]
+            handed.append(record)
+        return batch
+
+    monkeypatch.setattr(context, "collate", collate)
     sft = cli("distill", *SEQKD, "--set", f"teacher_cache={cache}", "--output-dir", tmp_path / "sft", env=ENV)
     assert sft.code == 0, sft.output  # the recipe's teacher section kept: it is still not loaded
+    assert len(handed) == 3 * 2
+    # a student of another seed trains from the same capture (the scratch teacher's weights follow the seed, so
+    # this recipe drops it)
+    other = cli("distill", *SEQKD, "--set", f"teacher_cache={cache}", "--set", "teacher=null", "--set", "seed=7",
+                "--output-dir", tmp_path / "seed7", env=ENV)  # fmt: skip
+    assert other.code == 0, other.output
+
+
+def test_a_misspelt_sampler_without_a_teacher_is_listed_with_the_other_problems(cli):
+    res = cli("recipes", "validate", "tiny/kd", "--set", "teacher=null", "--set", "sampler.name=datset")
+    assert res.code == 3, res.output
+    assert "datset" in res.stderr
 
 
 @pytest.mark.parametrize(

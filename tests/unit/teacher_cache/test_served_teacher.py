@@ -167,6 +167,10 @@ def test_what_goes_wrong_with_a_server_is_said(tiny, served, cli, tmp_path):
     assert hot.code == 2 and "gives its log-probs at temperature 1, the recipe asks for 2.0" in _flat(hot.stderr)
     seqkd = cli("teacher", "capture", "tiny/seqkd", "--output", tmp_path / "s", "--teacher-url", fake.url)
     assert seqkd.code == 2 and "a served teacher does not do here" in _flat(seqkd.stderr), seqkd.output
+    garbled = served()
+    garbled.positions = lambda ids, k: [None] + [{"5": {"logprob": -1.0}}] * (len(ids) - 1)  # no "rank"
+    with pytest.raises(ResourceError, match="(?s)not in the format minillm reads.*vLLM's `prompt_logprobs`"):
+        capture(ServedTeacher(garbled.url), data, tmp_path / "garbled", settings, **batch_args)
     with pytest.raises(UsageError, match="name one with --teacher-model"):
         ServedTeacher._only_model(_Lister(["a", "b"]))
 
@@ -181,3 +185,15 @@ class _Lister:
 
     def _call(self, path):
         return {"data": [{"id": n} for n in self.names]}
+
+
+def test_a_teacher_with_more_vocabulary_rows_than_the_student_is_not_served(served, cli, tmp_path, monkeypatch):
+    """In-process, the rows the student shares are renormalised; a server's log-probs cover all the teacher's."""
+    import minillm_distill.teacher_cache.from_recipe as from_recipe
+
+    monkeypatch.setattr(from_recipe, "teacher_vocab_size", lambda *args: 300)
+    fake = served()
+    res = cli("teacher", "capture", "tiny/kd", "--output", tmp_path / "c", "--teacher-url", fake.url)
+    assert res.code == 2, res.output
+    assert "the teacher's vocabulary has 300 rows, the student shares 257" in _flat(res.stderr)
+    assert not fake.requests
