@@ -140,6 +140,21 @@ def score_responses(
     return score_positions(model, sequence_inputs(batch), slice(-(tr + 1), -1), chunk_tokens=chunk_tokens, full=full)
 
 
+def teacher_scores(teacher: Any, r: RolloutBatch, *, chunk_tokens: int | None = None) -> ResponseScores:
+    """The teacher's scores of a rollout, without a forward pass when the rollout carries the teacher's
+    logits (``RolloutBatch.teacher_logits``) or hidden states (``RolloutBatch.teacher_hidden``) from decoding."""
+    if r.teacher_logits is not None:
+        return ResponseScores(
+            logits=r.teacher_logits, chunk_tokens=chunk_tokens, normalised=bool(r.teacher_logits_normalised)
+        )
+    if r.teacher_hidden is not None:
+        head = output_head(teacher)
+        if head is not None:
+            return ResponseScores(hidden=r.teacher_hidden, head=head, chunk_tokens=chunk_tokens)
+    with torch.no_grad():
+        return score_responses(teacher, r, chunk_tokens=chunk_tokens)
+
+
 def score_blocks(model: Any, ids: torch.Tensor, *, chunk_tokens: int | None = None) -> ResponseScores:
     """Scores of a corpus block ``[B, L]``: row t predicts ``ids[:, t + 1]`` (``L - 1`` rows)."""
     return score_positions(model, {"input_ids": ids}, slice(0, -1), chunk_tokens=chunk_tokens)

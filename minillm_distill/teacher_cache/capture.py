@@ -96,11 +96,13 @@ def capture(
         indices = list(range(next_record, min(next_record + batch_size, len(data))))
         batch = collate(data, indices, pad_id)
         if write is not None and settings.teacher_wrote:
-            written = write(batch, indices[0])
-            batch = PromptBatch(batch.prompt_ids, batch.prompt_mask, written.response_ids.cpu(),
-                                written.response_mask.cpu())  # fmt: skip
-        rollout = RolloutBatch(*(t.to(device) for t in (batch.prompt_ids, batch.prompt_mask, batch.response_ids,
-                                                          batch.response_mask)))  # fmt: skip
+            # the teacher wrote them: its rollout carries its hidden states from decoding, so no second forward
+            rollout = write(batch, indices[0])
+            batch = PromptBatch(batch.prompt_ids, batch.prompt_mask, rollout.response_ids.cpu(),
+                                rollout.response_mask.cpu())  # fmt: skip
+        else:
+            rollout = RolloutBatch(*(t.to(device) for t in (batch.prompt_ids, batch.prompt_mask, batch.response_ids,
+                                                              batch.response_mask)))  # fmt: skip
         answer = source.topk(rollout, k=settings.k, temperature=settings.temperature, vocab_size=settings.vocab_size)
         assert batch.response_ids is not None and batch.response_mask is not None
         for row, (i, (ids, values, tail)) in enumerate(zip(indices, answer.rows(), strict=True)):

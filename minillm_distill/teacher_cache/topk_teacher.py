@@ -54,17 +54,18 @@ def topk_rows(logits: torch.Tensor, temperature: float, k: int) -> tuple[torch.T
 
 
 class InProcessTeacher:
-    """A loaded teacher model: one forward pass over prompt + response, the logits of the first ``vocab_size``
+    """A loaded teacher model: one forward pass over prompt + response (none when the batch carries the teacher's
+    hidden states or logits from decoding it, as a SeqKD capture's do), the logits of the first ``vocab_size``
     rows taken ``chunk_tokens`` tokens at a time (nothing vocabulary-sized outlives a chunk)."""
 
     def __init__(self, model: Any, *, chunk_tokens: int = 256) -> None:
         self.model, self.chunk_tokens = model, chunk_tokens
 
     def topk(self, batch: RolloutBatch, *, k: int, temperature: float, vocab_size: int) -> TeacherTopK:
-        from minillm_distill.scoring.forward import score_responses
+        from minillm_distill.scoring.forward import teacher_scores
 
         with torch.no_grad():
-            scores = score_responses(self.model, batch, chunk_tokens=self.chunk_tokens)
+            scores = teacher_scores(self.model, batch, chunk_tokens=self.chunk_tokens)
             flat = scores.flat()
             mask = batch.response_mask.bool()
             index = mask.reshape(-1).nonzero().flatten()

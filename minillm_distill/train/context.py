@@ -21,7 +21,7 @@ from minillm_distill.plugin_outputs import PluginOutputs
 from minillm_distill.recipe.schema import TrainSpec
 from minillm_distill.rollout import PhaseBuffer, PromptBatch, RolloutBatch
 from minillm_distill.sampler import Sampler, SamplerContext
-from minillm_distill.scoring.forward import score_responses
+from minillm_distill.scoring.forward import score_responses, teacher_scores
 from minillm_distill.scoring.walk import ResponseScores
 from minillm_distill.seeds import derive_seed
 from minillm_distill.train import distributed as dist_utils
@@ -226,20 +226,3 @@ def score_rollout(
     if with_teacher and ctx.teacher is not None:
         teacher = teacher_scores(ctx.teacher, r, chunk_tokens=chunk)
     return student, teacher
-
-
-def teacher_scores(teacher: Any, r: RolloutBatch, *, chunk_tokens: int | None = None) -> ResponseScores:
-    """The teacher's scores of a rollout, without a forward pass when the rollout carries the teacher's
-    logits (``RolloutBatch.teacher_logits``) or hidden states (``RolloutBatch.teacher_hidden``) from decoding."""
-    from minillm_distill.scoring.forward import output_head
-
-    if r.teacher_logits is not None:
-        return ResponseScores(
-            logits=r.teacher_logits, chunk_tokens=chunk_tokens, normalised=bool(r.teacher_logits_normalised)
-        )
-    if r.teacher_hidden is not None:
-        head = output_head(teacher)
-        if head is not None:
-            return ResponseScores(hidden=r.teacher_hidden, head=head, chunk_tokens=chunk_tokens)
-    with torch.no_grad():
-        return score_responses(teacher, r, chunk_tokens=chunk_tokens)

@@ -14,9 +14,10 @@ import torch
 
 from minillm_distill.divergence import SequenceDivergence
 from minillm_distill.rollout import PhaseBuffer
+from minillm_distill.scoring.forward import teacher_scores
 from minillm_distill.seeds import derive_seed
 from minillm_distill.train import distributed as dist_utils
-from minillm_distill.train.context import StepContext, teacher_scores
+from minillm_distill.train.context import StepContext
 from minillm_distill.train.phase_step import phase_layout, phase_logits_share, phase_step
 from minillm_distill.train.token_step import token_loss_sum, token_step
 

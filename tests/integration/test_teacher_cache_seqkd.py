@@ -108,6 +108,31 @@ def test_a_resumed_capture_writes_the_same_responses_and_other_options_write_oth
     assert TeacherCache(tmp_path / "hot").responses() != TeacherCache(cache).responses()
 
 
+def test_the_capture_scores_the_written_responses_from_decoding_without_a_second_forward(tmp_path):
+    """The rollout the teacher wrote carries its hidden states: the top-k comes from them (the output layer only),
+    so the teacher's forward passes are the decoding's own (a prefill of the prompts, then one token at a time)."""
+    from minillm_distill.plugins import get_plugins
+    from minillm_distill.teacher_cache.capture import capture
+    from minillm_distill.teacher_cache.from_recipe import recipe_settings, teacher_writer
+
+    recipe, student, teacher, data = _recipe_parts()
+    plugins = get_plugins()
+    settings = recipe_settings(recipe, student, 256, plugins)
+    lengths: list[int] = []
+    hook = teacher.model.register_forward_pre_hook(
+        lambda module, args, kwargs: lengths.append(int(kwargs["input_ids"].shape[1])), with_kwargs=True
+    )
+    try:
+        capture(teacher.model, data, tmp_path / "c", settings, pad_id=int(student.tokenizer.pad_token_id),
+                batch_size=8, write=teacher_writer(recipe, student, teacher, plugins))  # fmt: skip
+    finally:
+        hook.remove()
+    longest_prompt = max(len(p) for p in data.prompts)
+    assert lengths and lengths[0] == longest_prompt  # the prefill
+    assert all(n == 1 for n in lengths[1:]), lengths  # then one token at a time, and no forward over prompt + response
+    assert TeacherCache(tmp_path / "c").manifest.complete
+
+
 def test_training_replays_the_cached_responses_without_a_teacher(cache, tmp_path, cli, monkeypatch):
     import minillm_distill.train.setup as setup
     import minillm_distill.train.token_step as token_step
